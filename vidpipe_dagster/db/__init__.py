@@ -1,0 +1,5 @@
+"""The pipeline database: models, engine/session factory, Alembic migrations."""
+
+from vidpipe_dagster.db.models import ApiToken, Base, Node, Pipeline
+
+__all__ = ["ApiToken", "Base", "Node", "Pipeline"]

@@ -1,0 +1,1 @@
+"""Pure rules of video-production pipelines: node types, validation, graphs, lifecycle."""

@@ -1,0 +1,73 @@
+"""Node types and their input schemas, exactly as the editor and the seed system define them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class InputSlot:
+    """One named input of a node type: an array of node UUIDs."""
+
+    name: str
+    required: bool
+    min_items: int | None = None
+
+
+INPUT_SCHEMAS: Final[dict[str, tuple[InputSlot, ...]]] = {
+    "asset": (),
+    "merge-videos": (InputSlot("segments", required=True, min_items=2),),
+    "mix-audio": (InputSlot("video", required=True), InputSlot("audio", required=True)),
+    "compose-video": (
+        InputSlot("background", required=True),
+        InputSlot("overlay", required=True),
+    ),
+    "talking-head": (InputSlot("script", required=False),),
+    "generate-animation": (
+        InputSlot("prompt", required=False),
+        InputSlot("referenceImage", required=False),
+    ),
+    "generate-voiceover": (InputSlot("script", required=False),),
+    "render-code": (InputSlot("config", required=False),),
+}
+
+NODE_TYPES: Final[tuple[str, ...]] = tuple(INPUT_SCHEMAS)
+
+STATUSES: Final[tuple[str, ...]] = ("pending", "in_progress", "completed", "failed")
+
+FFMPEG_TYPES: Final[frozenset[str]] = frozenset({"merge-videos", "mix-audio", "compose-video"})
+AI_TYPES: Final[frozenset[str]] = frozenset(
+    {"talking-head", "generate-animation", "generate-voiceover", "render-code"}
+)
+
+DEFAULT_PROVIDERS: Final[dict[str, str]] = {
+    "asset": "storage",
+    "merge-videos": "ffmpeg",
+    "mix-audio": "ffmpeg",
+    "compose-video": "ffmpeg",
+    "talking-head": "heygen",
+    "generate-animation": "veo3",
+    "generate-voiceover": "elevenlabs",
+    "render-code": "remotion",
+}
+
+
+def is_known_type(node_type: str) -> bool:
+    """True when ``node_type`` is one of the eight node types."""
+    return node_type in INPUT_SCHEMAS
+
+
+def referenced_uuids(inputs: dict | None) -> list[str]:
+    """Every node UUID named by ``inputs``, in slot then item order, without duplicates.
+
+    A slot's value may be an array of UUIDs (what the editor's API writes) or a single UUID
+    string (what rows written straight into the shared database sometimes hold).
+    """
+    seen: dict[str, None] = {}
+    for value in (inputs or {}).values():
+        items = value if isinstance(value, list) else [value]
+        for item in items:
+            if isinstance(item, str):
+                seen.setdefault(item, None)
+    return list(seen)
