@@ -1,0 +1,108 @@
+"""Request dependencies: the database session, the admin token, and wrapped JSON bodies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
+
+import pydantic
+from fastapi import Depends, Request
+from sqlalchemy.orm import Session
+
+from api.errors import ApiError, _describe
+from vidpipe_dagster.db.models import ApiToken
+from vidpipe_dagster.domain.tokens import authenticate
+
+Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """A session for this request; handlers commit what they write, the rest rolls back."""
+    session = request.app.state.sessions()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def require_admin(request: Request, session: SessionDep) -> ApiToken:
+    """The caller's admin token: 401 when missing or unknown, 403 when not admin."""
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise ApiError(401, "Missing bearer token")
+    record = authenticate(session, token.strip())
+    if record is None:
+        raise ApiError(401, "Invalid or revoked token")
+    if not record.admin:
+        raise ApiError(403, "Admin access required")
+    session.expunge(record)
+    session.rollback()
+    return record
+
+
+AdminToken = Annotated[ApiToken, Depends(require_admin)]
+
+
+class Wrapped:
+    """A parsed body: the model, and which of its fields the client actually sent."""
+
+    def __init__(self, model: pydantic.BaseModel, sent: dict[str, Any]) -> None:
+        self.model = model
+        self.sent = sent
+
+
+async def _read_limited(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise ApiError(413, f"Request body is larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"Request body is larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def wrapped_body(key: str, model: type[Model], *, required: bool = True) -> Callable:
+    """A dependency parsing ``{"<key>": {...}}`` into ``model`` (400 / 413 / 422 on misuse)."""
+
+    async def parse(request: Request, _admin: AdminToken) -> Wrapped:
+        raw = await _read_limited(request, request.app.state.settings.max_body_bytes)
+        if not raw.strip():
+            if not required:
+                return Wrapped(model(), {})
+            raise ApiError(400, f"Request body must be a JSON object with a '{key}' object")
+        try:
+            data = json.loads(raw)
+        except (ValueError, UnicodeDecodeError) as error:
+            raise ApiError(400, "Request body is not valid JSON") from error
+        if not required and isinstance(data, dict) and key not in data:
+            inner: Any = data
+        elif not isinstance(data, dict) or not isinstance(data.get(key), dict):
+            raise ApiError(400, f"Request body must be a JSON object with a '{key}' object")
+        else:
+            inner = data[key]
+        try:
+            parsed = model.model_validate(inner)
+        except pydantic.ValidationError as error:
+            raise ApiError(422, _describe(error.errors(include_url=False))) from error
+        return Wrapped(parsed, parsed.model_dump(exclude_unset=True))
+
+    return parse
+
+
+def body_doc(key: str, model: type[pydantic.BaseModel]) -> dict[str, Any]:
+    """OpenAPI text for a wrapped body, since bodies are parsed after authentication."""
+    schema = {
+        "type": "object",
+        "required": [key],
+        "properties": {key: model.model_json_schema()},
+    }
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}

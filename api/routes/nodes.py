@@ -1,0 +1,77 @@
+"""``/v1/admin/video_production/pipelines/{p}/nodes``: node CRUD."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+
+from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
+from api.schemas import NodeCreate, NodeUpdate, node_public
+from vidpipe_dagster.domain import nodes as commands
+from vidpipe_dagster.domain.pipelines import get_pipeline
+
+router = APIRouter(
+    prefix="/v1/admin/video_production/pipelines/{pipeline_uuid}/nodes", tags=["nodes"]
+)
+
+
+@router.get("")
+def list_nodes(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> dict:
+    """The pipeline's nodes in creation order."""
+    pipeline = get_pipeline(session, pipeline_uuid)
+    return {"nodes": [node_public(n) for n in commands.list_nodes(session, pipeline)]}
+
+
+@router.post("", status_code=201, openapi_extra=body_doc("node", NodeCreate))
+def create_node(
+    request: Request,
+    pipeline_uuid: str,
+    _admin: AdminToken,
+    body: Annotated[Wrapped, Depends(wrapped_body("node", NodeCreate))],
+    session: SessionDep,
+) -> dict:
+    """Create a node; its inputs are validated."""
+    pipeline = get_pipeline(session, pipeline_uuid, lock=True)
+    node = commands.create_node(session, pipeline, **body.sent)
+    session.commit()
+    request.app.state.notify_change()
+    return {"node": node_public(node)}
+
+
+@router.get("/{node_uuid}")
+def show_node(pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep) -> dict:
+    """One node."""
+    pipeline = get_pipeline(session, pipeline_uuid)
+    return {"node": node_public(commands.get_node(session, pipeline, node_uuid))}
+
+
+@router.patch("/{node_uuid}", openapi_extra=body_doc("node", NodeUpdate))
+def update_node(
+    request: Request,
+    pipeline_uuid: str,
+    node_uuid: str,
+    _admin: AdminToken,
+    body: Annotated[Wrapped, Depends(wrapped_body("node", NodeUpdate))],
+    session: SessionDep,
+) -> dict:
+    """Update a node; a structure change resets it to pending."""
+    pipeline = get_pipeline(session, pipeline_uuid, lock=True)
+    node = commands.get_node(session, pipeline, node_uuid, lock=True)
+    commands.update_node(session, node, **body.sent)
+    session.commit()
+    request.app.state.notify_change()
+    return {"node": node_public(node)}
+
+
+@router.delete("/{node_uuid}", status_code=204)
+def destroy_node(
+    request: Request, pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
+) -> Response:
+    """Delete a node and remove it from other nodes' inputs."""
+    pipeline = get_pipeline(session, pipeline_uuid, lock=True)
+    node = commands.get_node(session, pipeline, node_uuid)
+    commands.destroy_node(session, node)
+    session.commit()
+    request.app.state.notify_change()
+    return Response(status_code=204)

@@ -1,0 +1,108 @@
+"""``/v1/admin/video_production/pipelines``: pipeline CRUD."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from sqlalchemy import func, select
+
+from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
+from api.errors import ApiError
+from api.schemas import PipelineCreate, PipelineUpdate, pipeline_public
+from vidpipe_dagster.db.models import Pipeline
+from vidpipe_dagster.domain import pipelines as commands
+from vidpipe_dagster.domain.nodes import list_nodes
+
+router = APIRouter(prefix="/v1/admin/video_production/pipelines", tags=["pipelines"])
+
+MAX_PER = 100
+
+
+def _positive(name: str, value: str | None, default: int) -> int:
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError as error:
+        raise ApiError(422, f"{name} must be a positive integer") from error
+    if number < 1:
+        raise ApiError(422, f"{name} must be a positive integer")
+    return number
+
+
+@router.get("")
+def list_pipelines(
+    _admin: AdminToken,
+    session: SessionDep,
+    page: Annotated[str | None, Query()] = None,
+    per: Annotated[str | None, Query()] = None,
+) -> dict:
+    """Pipelines, newest ``updated_at`` first, ``per`` (default 25, max 100) a page."""
+    page_number = _positive("page", page, 1)
+    per_page = min(_positive("per", per, 25), MAX_PER)
+    total = session.scalar(select(func.count(Pipeline.id))) or 0
+    rows = session.scalars(
+        select(Pipeline)
+        .order_by(Pipeline.updated_at.desc(), Pipeline.id)
+        .offset((page_number - 1) * per_page)
+        .limit(per_page)
+    ).all()
+    return {
+        "results": [pipeline_public(p) for p in rows],
+        "meta": {
+            "current_page": page_number,
+            "total_count": total,
+            "total_pages": math.ceil(total / per_page),
+        },
+    }
+
+
+@router.post("", status_code=201, openapi_extra=body_doc("pipeline", PipelineCreate))
+def create_pipeline(
+    request: Request,
+    _admin: AdminToken,
+    body: Annotated[Wrapped, Depends(wrapped_body("pipeline", PipelineCreate))],
+    session: SessionDep,
+) -> dict:
+    """Create a pipeline."""
+    pipeline = commands.create_pipeline(session, **body.sent)
+    session.commit()
+    request.app.state.notify_change()
+    return {"pipeline": pipeline_public(pipeline)}
+
+
+@router.get("/{pipeline_uuid}")
+def show_pipeline(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> dict:
+    """A pipeline with its nodes in creation order."""
+    pipeline = commands.get_pipeline(session, pipeline_uuid)
+    return {"pipeline": pipeline_public(pipeline, nodes=list_nodes(session, pipeline))}
+
+
+@router.patch("/{pipeline_uuid}", openapi_extra=body_doc("pipeline", PipelineUpdate))
+def update_pipeline(
+    request: Request,
+    pipeline_uuid: str,
+    _admin: AdminToken,
+    body: Annotated[Wrapped, Depends(wrapped_body("pipeline", PipelineUpdate))],
+    session: SessionDep,
+) -> dict:
+    """Change a pipeline's title, version, config or metadata."""
+    pipeline = commands.get_pipeline(session, pipeline_uuid, lock=True)
+    commands.update_pipeline(session, pipeline, **body.sent)
+    session.commit()
+    request.app.state.notify_change()
+    return {"pipeline": pipeline_public(pipeline)}
+
+
+@router.delete("/{pipeline_uuid}", status_code=204)
+def destroy_pipeline(
+    request: Request, pipeline_uuid: str, _admin: AdminToken, session: SessionDep
+) -> Response:
+    """Delete a pipeline and its nodes."""
+    pipeline = commands.get_pipeline(session, pipeline_uuid)
+    commands.destroy_pipeline(session, pipeline)
+    session.commit()
+    request.app.state.notify_change()
+    return Response(status_code=204)

@@ -1,0 +1,103 @@
+"""Request and response shapes of the editor's REST contract."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
+
+from vidpipe_dagster.db.models import Node, Pipeline
+
+JsonObject = dict[str, Any]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+
+class PipelineCreate(_Strict):
+    """Body of ``POST /pipelines`` (inside ``{"pipeline": ...}``)."""
+
+    title: StrictStr
+    version: StrictStr | None = None
+    config: JsonObject | None = None
+    metadata: JsonObject | None = None
+
+
+class PipelineUpdate(_Strict):
+    """Body of ``PATCH /pipelines/{uuid}``; only the keys sent change."""
+
+    title: StrictStr | None = None
+    version: StrictStr | None = None
+    config: JsonObject | None = None
+    metadata: JsonObject | None = None
+
+
+class NodeCreate(_Strict):
+    """Body of ``POST /pipelines/{p}/nodes`` (inside ``{"node": ...}``)."""
+
+    title: StrictStr
+    type: StrictStr
+    inputs: JsonObject | None = None
+    config: JsonObject | None = None
+    asset: JsonObject | None = None
+
+
+class NodeUpdate(_Strict):
+    """Body of ``PATCH /pipelines/{p}/nodes/{uuid}``; ``type`` and engine columns are ignored."""
+
+    title: StrictStr | None = None
+    inputs: JsonObject | None = None
+    config: JsonObject | None = None
+    asset: JsonObject | None = None
+
+
+class ExecuteRequest(_Strict):
+    """Body of ``POST /pipelines/{p}/execute``: which nodes to run."""
+
+    node_uuids: list[StrictStr] | None = None
+    only: StrictStr | None = Field(default=None, description="stale | failed | pending | all")
+
+
+def iso(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z`` (naive values, as SQLite returns them, are UTC)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def node_public(node: Node) -> JsonObject:
+    """A node as the editor reads it."""
+    return {
+        "uuid": node.uuid,
+        "pipeline_uuid": node.pipeline_uuid,
+        "title": node.title,
+        "type": node.type,
+        "status": node.status,
+        "inputs": node.inputs if node.inputs is not None else {},
+        "config": node.config if node.config is not None else {},
+        "asset": node.asset,
+        "metadata": node.metadata_,
+        "output": node.output,
+        "created_at": iso(node.created_at),
+        "updated_at": iso(node.updated_at),
+    }
+
+
+def pipeline_public(pipeline: Pipeline, *, nodes: list[Node] | None = None) -> JsonObject:
+    """A pipeline as the editor reads it, with its nodes when given."""
+    body = {
+        "uuid": pipeline.uuid,
+        "title": pipeline.title,
+        "version": pipeline.version,
+        "config": pipeline.config if pipeline.config is not None else {},
+        "metadata": pipeline.metadata_ if pipeline.metadata_ is not None else {},
+        "created_at": iso(pipeline.created_at),
+        "updated_at": iso(pipeline.updated_at),
+    }
+    if nodes is not None:
+        body["nodes"] = [node_public(node) for node in nodes]
+    return body

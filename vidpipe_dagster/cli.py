@@ -1,0 +1,68 @@
+"""The ``vidpipe`` command line."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group()
+def main() -> None:
+    """vidpipe: AI video-production pipelines on Dagster."""
+
+
+@main.group()
+def db() -> None:
+    """The pipeline database."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Bring the database (VIDPIPE_DATABASE_URL, or the embedded SQLite) to REVISION."""
+    from vidpipe_dagster.db import migrate
+
+    migrate.upgrade(revision=revision)
+    click.echo(f"database at {migrate.current_revision()}")
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the database's migration revision."""
+    from vidpipe_dagster.db import migrate
+
+    click.echo(migrate.current_revision() or "empty")
+
+
+@main.group()
+def tokens() -> None:
+    """API tokens."""
+
+
+@tokens.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Give the token admin rights (every route needs them).")
+def tokens_create(name: str, admin: bool) -> None:
+    """Create a token named NAME and print it once, alone on the last line."""
+    from vidpipe_dagster.db.session import session_scope
+    from vidpipe_dagster.domain.tokens import create_token
+
+    with session_scope() as session:
+        token = create_token(session, name=name, admin=admin)
+    kind = "admin token" if admin else "token (not admin: every API route will answer 403)"
+    click.echo(f"Created {kind} '{name}'. Store it now; it is not shown again:")
+    click.echo(token)
+
+
+@main.command("api")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def api(host: str, port: int) -> None:
+    """Serve the REST API with uvicorn (run `vidpipe db upgrade` first)."""
+    import uvicorn
+
+    click.echo(f"vidpipe API on http://{host}:{port} (docs at /docs)")
+    uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

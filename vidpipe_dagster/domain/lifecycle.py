@@ -1,0 +1,147 @@
+"""The execution lifecycle: the only way a node's ``status`` changes while it runs.
+
+``started`` -> ``updated``* -> ``succeeded`` | ``failed``. Each call is one transaction that
+reads, checks and writes the node under a row lock (``SELECT ... FOR UPDATE``; SQLite
+serialises writers with ``BEGIN IMMEDIATE``). A call carrying a ``process_uuid`` that is not
+the node's current one, or for a node no longer ``in_progress``, changes nothing and raises
+nothing: it belongs to a superseded execution whose late results must be dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid as uuid_lib
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidpipe_dagster.db.models import Node, utcnow
+from vidpipe_dagster.domain.errors import NotFoundError
+from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
+
+log = logging.getLogger(__name__)
+
+
+def _node_id(node_uuid: str | uuid_lib.UUID) -> uuid_lib.UUID:
+    try:
+        return node_uuid if isinstance(node_uuid, uuid_lib.UUID) else uuid_lib.UUID(node_uuid)
+    except ValueError as error:
+        raise NotFoundError("Node not found") from error
+
+
+def _lock(session: Session, node_uuid: str | uuid_lib.UUID):
+    return session.execute(
+        select(Node.id, Node.pipeline_id, Node.status, Node.metadata_)
+        .where(Node.id == _node_id(node_uuid))
+        .with_for_update()
+    ).one_or_none()
+
+
+def _write(session: Session, node_id: uuid_lib.UUID, **values: Any) -> None:
+    session.execute(
+        update(Node).where(Node.id == node_id).values(updated_at=Node.updated_at, **values)
+    )
+
+
+def _is_current(row, process_uuid: str | None) -> bool:
+    if row is None or row.status != "in_progress":
+        return False
+    return (row.metadata_ or {}).get("process_uuid") == process_uuid
+
+
+def _cost(value: Any) -> float:
+    try:
+        return float(value or 0.0)
+    except (TypeError, ValueError):
+        return 0.0
+
+
+class Lifecycle:
+    """Lifecycle transitions over a session factory; each method is its own transaction."""
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self.sessions = sessions
+
+    def started(self, node_uuid: str, metadata: dict[str, Any] | None = None) -> str:
+        """Mark the node ``in_progress`` for a new execution and return its ``process_uuid``.
+
+        Any execution already running is superseded: its ``process_uuid`` stops matching.
+        Previous ``error`` and ``completed_at`` are cleared; other metadata is kept.
+        """
+        process_uuid = str(uuid_lib.uuid4())
+        with self.sessions() as session, session.begin():
+            row = _lock(session, node_uuid)
+            if row is None:
+                raise NotFoundError("Node not found")
+            merged = dict(row.metadata_ or {})
+            merged.pop("error", None)
+            merged.pop("completed_at", None)
+            merged.update(metadata or {})
+            merged["process_uuid"] = process_uuid
+            merged["started_at"] = utcnow().isoformat()
+            _write(session, row.id, status="in_progress", metadata_=merged)
+            refresh_pipeline_metadata(session, row.pipeline_id)
+        return process_uuid
+
+    def updated(self, node_uuid: str, metadata: dict[str, Any], process_uuid: str) -> bool:
+        """Merge ``metadata`` into the running execution's metadata; False when stale."""
+        with self.sessions() as session, session.begin():
+            row = _lock(session, node_uuid)
+            if not _is_current(row, process_uuid):
+                return False
+            merged = {**(row.metadata_ or {}), **(metadata or {})}
+            merged["process_uuid"] = process_uuid
+            _write(session, row.id, metadata_=merged)
+        return True
+
+    def succeeded(self, node_uuid: str, output: dict[str, Any], process_uuid: str) -> bool:
+        """Complete the execution with ``output``; False (and no change) when stale."""
+        with self.sessions() as session, session.begin():
+            row = _lock(session, node_uuid)
+            if not _is_current(row, process_uuid):
+                log.info("dropping late success of %s for node %s", process_uuid, node_uuid)
+                return False
+            merged = dict(row.metadata_ or {})
+            merged["completed_at"] = utcnow().isoformat()
+            merged.pop("error", None)
+            cost = _cost(output.get("cost")) if isinstance(output, dict) else 0.0
+            if cost:
+                merged["cost"] = cost
+            _write(session, row.id, status="completed", metadata_=merged, output=output)
+            refresh_pipeline_metadata(session, row.pipeline_id, add_cost=cost)
+        return True
+
+    def failed(self, node_uuid: str, error: str, process_uuid: str | None) -> bool:
+        """Fail the execution with ``error``; False (and no change) when stale.
+
+        ``process_uuid=None`` fails a node whose execution never started (e.g. a missing
+        API key found before submission); it applies unless the node is ``in_progress``
+        under some execution.
+        """
+        with self.sessions() as session, session.begin():
+            row = _lock(session, node_uuid)
+            if row is None:
+                return False
+            current = (row.metadata_ or {}).get("process_uuid")
+            if process_uuid is None:
+                if row.status == "in_progress" and current:
+                    return False
+            elif not _is_current(row, process_uuid):
+                return False
+            merged = dict(row.metadata_ or {})
+            merged["error"] = str(error)
+            merged["completed_at"] = utcnow().isoformat()
+            _write(session, row.id, status="failed", metadata_=merged)
+            refresh_pipeline_metadata(session, row.pipeline_id)
+        return True
+
+    def current_process_uuid(self, node_uuid: str) -> str | None:
+        """The process_uuid of the node's running execution, or None when it is not running."""
+        with self.sessions() as session:
+            row = session.execute(
+                select(Node.status, Node.metadata_).where(Node.id == _node_id(node_uuid))
+            ).one_or_none()
+        if row is None or row.status != "in_progress":
+            return None
+        return (row.metadata_ or {}).get("process_uuid")

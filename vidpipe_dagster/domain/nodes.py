@@ -1,0 +1,159 @@
+"""Node commands: create, update (with status reset), destroy (with reference clean-up)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain.errors import NotFoundError, ValidationError
+from vidpipe_dagster.domain.node_types import is_known_type
+from vidpipe_dagster.domain.pipelines import parse_uuid
+from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
+from vidpipe_dagster.domain.validation import check_acyclic, validate_inputs
+
+STRUCTURE_FIELDS = ("inputs", "config", "asset")
+
+
+def get_node(session: Session, pipeline: Pipeline, node_uuid: str, *, lock: bool = False) -> Node:
+    """The node of ``pipeline`` with ``node_uuid``; ``NotFoundError`` for any other pipeline's."""
+    query = select(Node).where(
+        Node.id == parse_uuid(node_uuid, what="Node"), Node.pipeline_id == pipeline.id
+    )
+    if lock:
+        query = query.with_for_update()
+    node = session.scalars(query).one_or_none()
+    if node is None:
+        raise NotFoundError("Node not found")
+    return node
+
+
+def list_nodes(session: Session, pipeline: Pipeline) -> list[Node]:
+    """The pipeline's nodes in creation order, in one query."""
+    return list(
+        session.scalars(
+            select(Node).where(Node.pipeline_id == pipeline.id).order_by(Node.created_at, Node.id)
+        )
+    )
+
+
+def _check_shapes(fields: dict[str, Any]) -> None:
+    if "title" in fields and (not isinstance(fields["title"], str) or not fields["title"].strip()):
+        raise ValidationError("Title can't be blank")
+    if "inputs" in fields and not isinstance(fields["inputs"], dict):
+        raise ValidationError("Inputs must be an object")
+    if "config" in fields and not isinstance(fields["config"], dict):
+        raise ValidationError("Config must be an object")
+    if fields.get("asset") is not None and not isinstance(fields["asset"], dict):
+        raise ValidationError("Asset must be an object or null")
+
+
+def create_node(session: Session, pipeline: Pipeline, **fields: Any) -> Node:
+    """Create a node; inputs are validated when present and non-empty (as the seed does)."""
+    node_type = fields.get("type")
+    if not isinstance(node_type, str) or not node_type:
+        raise ValidationError("Type can't be blank")
+    if not fields.get("title"):
+        raise ValidationError("Title can't be blank")
+    inputs = fields.get("inputs")
+    config = fields.get("config")
+    _check_shapes({k: v for k, v in fields.items() if v is not None})
+    if inputs:
+        validate_inputs(session, node_type=node_type, inputs=inputs, pipeline_id=pipeline.id)
+    elif not is_known_type(node_type):
+        raise ValidationError(f"Unknown node type: {node_type}")
+    node = Node(
+        pipeline_id=pipeline.id,
+        title=fields["title"],
+        type=node_type,
+        inputs=inputs or {},
+        config=config or {},
+        asset=fields.get("asset"),
+    )
+    session.add(node)
+    session.flush()
+    refresh_pipeline_metadata(session, pipeline.id)
+    return node
+
+
+def update_node(session: Session, node: Node, **fields: Any) -> Node:
+    """Update ``title`` and structure fields of ``node`` (``type`` can't change).
+
+    Structure fields are replaced, not merged. When one actually changes, the node goes
+    back to ``pending`` and any running execution is superseded: its ``process_uuid`` is
+    retired so its late results are dropped by the lifecycle. A title change alone keeps
+    the status.
+    """
+    fields = {k: v for k, v in fields.items() if k in ("title", *STRUCTURE_FIELDS)}
+    for name in ("title", "inputs", "config"):
+        if name in fields and fields[name] is None:
+            raise ValidationError(f"{name.capitalize()} can't be null")
+    _check_shapes(fields)
+    if "inputs" in fields:
+        validate_inputs(
+            session, node_type=node.type, inputs=fields["inputs"], pipeline_id=node.pipeline_id
+        )
+        check_acyclic(
+            session, pipeline_id=node.pipeline_id, node_uuid=node.uuid, inputs=fields["inputs"]
+        )
+    changed = [
+        name for name in STRUCTURE_FIELDS if name in fields and fields[name] != getattr(node, name)
+    ]
+    if "title" in fields:
+        node.title = fields["title"]
+    for name in STRUCTURE_FIELDS:
+        if name in fields:
+            setattr(node, name, fields[name])
+    if changed:
+        metadata = dict(node.metadata_ or {})
+        if node.status == "in_progress" and metadata.get("process_uuid"):
+            metadata["superseded_process_uuid"] = metadata.pop("process_uuid")
+        else:
+            metadata.pop("process_uuid", None)
+        metadata.pop("stage", None)
+        node.metadata_ = metadata
+        node.status = "pending"
+    session.flush()
+    if changed:
+        refresh_pipeline_metadata(session, node.pipeline_id)
+    return node
+
+
+def _without(value: Any, uuid: str) -> tuple[Any, bool]:
+    """``value`` with ``uuid`` removed; second item says whether the slot disappears."""
+    if isinstance(value, list):
+        return [item for item in value if item != uuid], False
+    return value, value == uuid
+
+
+def destroy_node(session: Session, node: Node) -> None:
+    """Delete ``node`` and remove it from the inputs of the pipeline's other nodes.
+
+    Arrays lose the UUID (and may become ``[]``); a slot holding the UUID as a plain string
+    is dropped. Cleaned nodes keep their status. All in the caller's transaction.
+    """
+    uuid = node.uuid
+    others = session.scalars(
+        select(Node)
+        .where(Node.pipeline_id == node.pipeline_id, Node.id != node.id)
+        .order_by(Node.id)
+        .with_for_update()
+    ).all()
+    for other in others:
+        inputs = other.inputs or {}
+        cleaned: dict[str, Any] = {}
+        touched = False
+        for slot, value in inputs.items():
+            new_value, drop = _without(value, uuid)
+            if drop or new_value != value:
+                touched = True
+            if not drop:
+                cleaned[slot] = new_value
+        if touched:
+            session.execute(update(Node).where(Node.id == other.id).values(inputs=cleaned))
+    pipeline_id = node.pipeline_id
+    session.delete(node)
+    session.flush()
+    refresh_pipeline_metadata(session, pipeline_id)

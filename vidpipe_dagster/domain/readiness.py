@@ -1,0 +1,62 @@
+"""Readiness: may a node be executed now, and if not, why not."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.node_types import referenced_uuids
+from vidpipe_dagster.domain.validation import input_errors
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """Whether a node can run, with every reason it can't."""
+
+    node_uuid: str
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def ready(self) -> bool:
+        """True when nothing stands in the way."""
+        return not self.reasons
+
+
+def check_readiness(
+    session: Session, nodes: list[Node], *, also_running: set[str] | None = None
+) -> list[Readiness]:
+    """Readiness of each of ``nodes`` (all of one pipeline), in two queries at most.
+
+    A node is ready when it is ``pending`` or ``failed``, its inputs validate, and each of
+    its input nodes is ``completed`` or is itself in ``also_running`` (nodes launched in
+    the same run, which Dagster orders before it).
+    """
+    if not nodes:
+        return []
+    also_running = also_running or set()
+    pipeline_id = nodes[0].pipeline_id
+    rows = session.execute(
+        select(Node.id, Node.title, Node.status).where(Node.pipeline_id == pipeline_id)
+    ).all()
+    by_uuid = {str(row.id): row for row in rows}
+    results: list[Readiness] = []
+    for node in nodes:
+        reasons: list[str] = []
+        if node.status not in ("pending", "failed") and node.uuid not in also_running:
+            reasons.append(f"Node '{node.title}' is {node.status}")
+        reasons.extend(
+            input_errors(node.type, node.inputs, exists=lambda refs: set(refs) & set(by_uuid))
+        )
+        for uuid in referenced_uuids(node.inputs):
+            upstream = by_uuid.get(uuid)
+            if upstream is None or uuid in also_running:
+                continue
+            if upstream.status != "completed":
+                reasons.append(
+                    f"Input node '{upstream.title}' ({uuid}) is {upstream.status}, not completed"
+                )
+        results.append(Readiness(node_uuid=node.uuid, reasons=reasons))
+    return results
