@@ -1,0 +1,83 @@
+"""audio_mixer Lambda: put an audio track on a video.
+
+Event::
+
+    {"video": "s3://b/v.mp4", "audio": "s3://b/a.mp3",
+     "output_bucket": "b", "output_key": "pipelines/.../x.mp4",
+     "mode": "replace" | "overlay", "volume": 1.0}
+
+``replace`` (the default) swaps the video's audio for the new track at ``volume``: a shorter
+track is padded with silence, a longer one is cut. ``overlay`` mixes the new track at
+``volume`` over the original audio (or over silence when the video has none). The video
+stream is copied and the output always lasts as long as the video.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from lambdas.ffmpeg import probe, run_ffmpeg
+from lambdas.runtime import (
+    BadEvent,
+    MediaError,
+    Produced,
+    number,
+    require_destination,
+    require_uri,
+    run_handler,
+)
+from lambdas.uris import readable_path, suffix_of
+
+MODES = ("replace", "overlay")
+MAX_VOLUME = 10.0
+
+
+def handler(event: Any, context: Any = None) -> dict[str, Any]:
+    """Lambda entry point: mix ``event["audio"]`` into ``event["video"]``."""
+    return run_handler("audio-mixer", event, mix)
+
+
+def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
+    """Check the event, fetch both inputs and write the mixed video."""
+    if not event.get("video") or not event.get("audio"):
+        raise BadEvent("video and audio are required")
+    video_uri = require_uri(event, "video")
+    audio_uri = require_uri(event, "audio")
+    bucket, key = require_destination(event)
+    mode = event.get("mode") or "replace"
+    if mode not in MODES:
+        raise BadEvent(f"mode must be 'replace' or 'overlay', got {mode!r}")
+    volume = number(event, "volume", default=1.0, minimum=0.0, maximum=MAX_VOLUME)
+
+    video_path = readable_path(video_uri, workdir / f"video{suffix_of(video_uri, '.mp4')}")
+    audio_path = readable_path(audio_uri, workdir / f"audio{suffix_of(audio_uri, '.m4a')}")
+    video_info, audio_info = probe(video_path), probe(audio_path)
+    if video_info.video is None or video_info.is_still_image:
+        raise MediaError(f"video ({video_uri}) has no video stream")
+    if audio_info.audio is None:
+        raise MediaError(f"audio ({audio_uri}) has no audio stream")
+    duration = video_info.duration or 0.0
+
+    new_track = f"[1:a:0]aresample=48000,volume={volume:g},apad"
+    if mode == "overlay" and video_info.audio is not None:
+        graph = (
+            f"{new_track}[new];[0:a:0]aresample=48000[old];"
+            "[old][new]amix=inputs=2:duration=first:dropout_transition=0:normalize=0[a]"
+        )
+    else:
+        graph = f"{new_track}[a]"
+
+    output = workdir / "mixed.mp4"
+    run_ffmpeg(
+        [
+            "-i", str(video_path), "-i", str(audio_path),
+            "-filter_complex", graph,
+            "-map", "0:v:0", "-map", "[a]",
+            "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
+            "-t", f"{duration:.3f}", "-movflags", "+faststart",
+            str(output),
+        ]
+    )  # fmt: skip
+    return Produced(path=output, bucket=bucket, key=key, content_type="video/mp4")
