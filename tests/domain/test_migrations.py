@@ -8,10 +8,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
+from tests.fixtures.database import ADMIN_URL
 from vidpipe_dagster.db import migrate
 from vidpipe_dagster.db.models import Base
 from vidpipe_dagster.db.session import make_engine
-from tests.fixtures.database import ADMIN_URL
 
 
 @pytest.fixture

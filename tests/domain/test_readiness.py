@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from sqlalchemy import update
 
+from tests.domain.helpers import make_node, make_pipeline
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.readiness import check_readiness
-from tests.domain.helpers import make_node, make_pipeline
 
 
 def _set_status(sessions, node, status):

@@ -7,11 +7,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from tests.domain.helpers import make_node, make_pipeline, reload
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.domain.nodes import destroy_node
-from tests.domain.helpers import make_node, make_pipeline, reload
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import uuid
 
 import pytest
 
+from tests.domain.helpers import make_node, make_pipeline
 from vidpipe_dagster.domain.errors import ValidationError
 from vidpipe_dagster.domain.node_types import INPUT_SCHEMAS, NODE_TYPES
 from vidpipe_dagster.domain.validation import input_errors, validate_inputs
-from tests.domain.helpers import make_node, make_pipeline
 
 A, B, C = (str(uuid.UUID(int=i)) for i in (1, 2, 3))
 
