@@ -1,0 +1,264 @@
+"""Pipeline rows -> Dagster definitions.
+
+The input is the JSON snapshot of ``db.snapshot.take_snapshot``; nothing here touches the
+database. Each pipeline becomes one ``multi_asset`` whose specs are its nodes (one asset per
+node, ``can_subset=True``) in a group of its own; the body runs the selected nodes in
+topological order through ``vidpipe_dagster.materialize``. Every name derives from the UUIDs:
+
+- asset key ``["pipeline_<pipeline uuid>", "node_<node uuid>"]`` (hyphens become underscores,
+  since Dagster names match ``^[A-Za-z0-9_]+$``);
+- group and op name ``pipeline_<pipeline uuid>``;
+- schedule ``pipeline_<pipeline uuid>_schedule`` for a pipeline with ``config.schedule``.
+
+A pipeline that cannot compile (unknown type, dangling reference, cycle, bad provider name or
+cron) is left out and reported in ``CompileResult.errors``, never breaking the others.
+"""
+
+
+import logging
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+from croniter import croniter
+
+from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
+from vidpipe_dagster.domain.node_types import DEFAULT_PROVIDERS, is_known_type, referenced_uuids
+from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
+
+log = logging.getLogger(__name__)
+
+PIPELINE_PREFIX = "pipeline_"
+NODE_PREFIX = "node_"
+PROVIDER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
+NODE_AUTOMATION = dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_changed()
+
+
+def _stem(prefix: str, uuid: str) -> str:
+    return prefix + str(uuid).replace("-", "_")
+
+
+def _unstem(prefix: str, name: str) -> str | None:
+    if not name.startswith(prefix):
+        return None
+    return name[len(prefix) :].replace("_", "-")
+
+
+def pipeline_name(pipeline_uuid: str) -> str:
+    """The group, op and key-prefix name of a pipeline: ``pipeline_<uuid with underscores>``."""
+    return _stem(PIPELINE_PREFIX, pipeline_uuid)
+
+
+def node_asset_key(*, pipeline_uuid: str, node_uuid: str) -> dg.AssetKey:
+    """The asset key of a node, derived from its pipeline's and its own UUID."""
+    return dg.AssetKey([pipeline_name(pipeline_uuid), _stem(NODE_PREFIX, node_uuid)])
+
+
+def uuids_from_asset_key(key: dg.AssetKey) -> tuple[str, str] | None:
+    """``(pipeline_uuid, node_uuid)`` for a node's asset key, None for any other key."""
+    if len(key.path) != 2:
+        return None
+    pipeline_uuid = _unstem(PIPELINE_PREFIX, key.path[0])
+    node_uuid = _unstem(NODE_PREFIX, key.path[1])
+    if pipeline_uuid is None or node_uuid is None:
+        return None
+    return pipeline_uuid, node_uuid
+
+
+def schedule_name(pipeline_uuid: str) -> str:
+    """The name of the schedule built from a pipeline's ``config.schedule``."""
+    return f"{pipeline_name(pipeline_uuid)}_schedule"
+
+
+def node_provider(node: Mapping[str, Any]) -> str:
+    """The provider named by the node's ``config.provider``, else its type's default."""
+    config = node.get("config") or {}
+    provider = config.get("provider") if isinstance(config, dict) else None
+    return provider if provider is not None else DEFAULT_PROVIDERS.get(node.get("type"), "")
+
+
+def node_code_version(node: Mapping[str, Any]) -> str:
+    """The sha256 of the node's structure (type, inputs, config, asset)."""
+    return structure_hash(
+        node_type=node["type"],
+        inputs=node.get("inputs"),
+        config=node.get("config"),
+        asset=node.get("asset"),
+    )
+
+
+def node_dependencies(pipeline: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Map each node UUID of ``pipeline`` to the UUIDs its ``inputs`` reference."""
+    return {node["uuid"]: referenced_uuids(node.get("inputs")) for node in pipeline["nodes"]}
+
+
+def _valid_cron(cron: Any) -> bool:
+    return isinstance(cron, str) and len(cron.split()) == 5 and croniter.is_valid(cron)
+
+
+def pipeline_problems(pipeline: Mapping[str, Any]) -> list[str]:
+    """Every reason ``pipeline`` cannot compile; empty when it can.
+
+    Checks the things that would make the compiled graph wrong or make Dagster reject it:
+    unknown node types, inputs naming nodes that are not in the pipeline, cycles, provider
+    names that are not plain identifiers and an invalid ``config.schedule`` cron string.
+    """
+    problems: list[str] = []
+    nodes = pipeline["nodes"]
+    known = {node["uuid"] for node in nodes}
+    for node in nodes:
+        label = f"node '{node.get('title')}' ({node['uuid']})"
+        if not is_known_type(node.get("type")):
+            problems.append(f"{label}: unknown node type {node.get('type')!r}")
+            continue
+        if not isinstance(node.get("inputs") or {}, dict):
+            problems.append(f"{label}: inputs must be an object")
+            continue
+        dangling = [uuid for uuid in referenced_uuids(node.get("inputs")) if uuid not in known]
+        if dangling:
+            problems.append(f"{label}: inputs reference unknown nodes {', '.join(dangling)}")
+        provider = node_provider(node)
+        if not isinstance(provider, str) or not PROVIDER_NAME.match(provider):
+            problems.append(f"{label}: config.provider {provider!r} is not a provider name")
+    if not problems:
+        cycle = find_cycle(node_dependencies(pipeline))
+        if cycle:
+            problems.append(f"inputs form a cycle: {' -> '.join(cycle)}")
+    cron = (pipeline.get("config") or {}).get("schedule")
+    if cron is not None and not _valid_cron(cron):
+        problems.append(f"config.schedule {cron!r} is not a valid cron string")
+    return problems
+
+
+def _node_spec(pipeline_uuid: str, node: Mapping[str, Any]) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        key=node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node["uuid"]),
+        deps=[
+            node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=uuid)
+            for uuid in referenced_uuids(node.get("inputs"))
+        ],
+        description=node.get("title") or None,
+        group_name=pipeline_name(pipeline_uuid),
+        kinds={node_provider(node)},
+        code_version=node_code_version(node),
+        skippable=True,
+        automation_condition=NODE_AUTOMATION,
+        metadata={
+            "pipeline_uuid": pipeline_uuid,
+            "node_uuid": node["uuid"],
+            "node_type": node["type"],
+        },
+    )
+
+
+def compile_pipeline(pipeline: Mapping[str, Any]) -> dg.AssetsDefinition:
+    """One ``multi_asset`` for ``pipeline``: a spec per node, executed subset by subset.
+
+    The pipeline must be free of ``pipeline_problems``.
+    """
+    pipeline_uuid = pipeline["uuid"]
+    order = topological_order(node_dependencies(pipeline))
+    nodes_by_uuid = {node["uuid"]: node for node in pipeline["nodes"]}
+    specs = [_node_spec(pipeline_uuid, nodes_by_uuid[uuid]) for uuid in order]
+    plan = PipelinePlan(
+        pipeline_uuid=pipeline_uuid,
+        order=tuple(order),
+        nodes={uuid: dict(nodes_by_uuid[uuid]) for uuid in order},
+    )
+
+    @dg.multi_asset(
+        name=pipeline_name(pipeline_uuid),
+        specs=specs,
+        can_subset=True,
+        required_resource_keys={RESOURCE_KEY},
+        description=pipeline.get("title") or None,
+    )
+    def _pipeline(context: dg.AssetExecutionContext):
+        yield from execute_pipeline_selection(context, plan=plan)
+
+    return _pipeline
+
+
+@dataclass(frozen=True)
+class PipelinePlan:
+    """What a pipeline's multi-asset body needs: its nodes in topological order."""
+
+    pipeline_uuid: str
+    order: tuple[str, ...]
+    nodes: dict[str, dict[str, Any]]
+
+    def key(self, node_uuid: str) -> dg.AssetKey:
+        """The asset key of one of this pipeline's nodes."""
+        return node_asset_key(pipeline_uuid=self.pipeline_uuid, node_uuid=node_uuid)
+
+
+def compile_schedule(pipeline: Mapping[str, Any]) -> dg.ScheduleDefinition | None:
+    """A schedule re-materializing the pipeline's stale nodes on ``config.schedule``."""
+    cron = (pipeline.get("config") or {}).get("schedule")
+    if not cron:
+        return None
+    pipeline_uuid = pipeline["uuid"]
+
+    @dg.schedule(
+        name=schedule_name(pipeline_uuid),
+        cron_schedule=cron,
+        target=dg.AssetSelection.groups(pipeline_name(pipeline_uuid)),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Re-materializes the stale nodes of pipeline '{pipeline.get('title')}'.",
+    )
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        return dg.RunRequest(stale_assets_only=True)
+
+    return _schedule
+
+
+@dataclass
+class CompileResult:
+    """The compiled definitions plus, per pipeline UUID left out, why."""
+
+    assets: list[dg.AssetsDefinition] = field(default_factory=list)
+    schedules: list[dg.ScheduleDefinition] = field(default_factory=list)
+    errors: dict[str, str] = field(default_factory=dict)
+
+    def definitions(self) -> dg.Definitions:
+        """The compiled pipelines as a ``Definitions`` (no resources, sensors or executor)."""
+        return dg.Definitions(assets=self.assets, schedules=self.schedules)
+
+
+def compile_errors(snapshot: Mapping[str, Any]) -> dict[str, str]:
+    """Pipeline UUID -> compile error for each pipeline in ``snapshot`` that cannot compile."""
+    errors: dict[str, str] = {}
+    for pipeline in snapshot.get("pipelines", []):
+        problems = pipeline_problems(pipeline)
+        if problems:
+            errors[pipeline["uuid"]] = "; ".join(problems)
+    return errors
+
+
+def compile_snapshot(
+    snapshot: Mapping[str, Any], *, only: Iterable[str] | None = None
+) -> CompileResult:
+    """Compile every pipeline of ``snapshot`` (or only the UUIDs in ``only``)."""
+    wanted = set(only) if only is not None else None
+    result = CompileResult()
+    for pipeline in snapshot.get("pipelines", []):
+        if wanted is not None and pipeline["uuid"] not in wanted:
+            continue
+        if not pipeline["nodes"]:
+            continue
+        problems = pipeline_problems(pipeline)
+        try:
+            if problems:
+                raise ValueError("; ".join(problems))
+            assets = compile_pipeline(pipeline)
+            schedule = compile_schedule(pipeline)
+        except Exception as error:
+            result.errors[pipeline["uuid"]] = str(error)
+            log.warning("pipeline %s left out: %s", pipeline["uuid"], error)
+            continue
+        result.assets.append(assets)
+        if schedule is not None:
+            result.schedules.append(schedule)
+    return result

@@ -1,0 +1,1 @@
+"""Dagster components of vidpipe: the state-backed component compiling the pipeline tables."""

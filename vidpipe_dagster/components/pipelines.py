@@ -1,0 +1,118 @@
+"""The state-backed component whose state is a snapshot of the pipeline tables.
+
+``write_state_to_path`` is the only place the code location reads the pipeline tables: it
+runs when the code server loads or reloads (``LEGACY_CODE_SERVER_SNAPSHOTS``), records each
+pipeline's compile error in its row's ``metadata.compileError`` and writes the snapshot.
+``build_defs_from_state`` compiles that snapshot without touching the database, so a run
+worker rebuilds exactly the graph its run was planned with, whatever the rows say by then.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid as uuid_lib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import dagster as dg
+from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from vidpipe_dagster.compiler import compile_errors, compile_snapshot
+from vidpipe_dagster.db.models import Pipeline
+from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+from vidpipe_dagster.db.snapshot import take_snapshot
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "vidpipe_pipelines"
+COMPILE_ERROR = "compileError"
+
+
+def record_compile_errors(session: Session, errors: Mapping[str, str]) -> int:
+    """Set ``metadata.compileError`` on failing pipelines and clear it on the others.
+
+    Only rows whose value changes are written, under the pipeline's row lock, leaving
+    ``updated_at`` alone (it tracks the editor's changes). Returns how many rows changed.
+    """
+    rows = session.execute(
+        select(Pipeline.id, Pipeline.metadata_).where(
+            Pipeline.id.in_([uuid_lib.UUID(u) for u in errors])
+            | Pipeline.metadata_[COMPILE_ERROR].as_string().isnot(None)
+        )
+    ).all()
+    changed = 0
+    for pipeline_id, _ in rows:
+        metadata = session.execute(
+            select(Pipeline.metadata_).where(Pipeline.id == pipeline_id).with_for_update()
+        ).scalar_one_or_none()
+        metadata = dict(metadata or {})
+        wanted = errors.get(str(pipeline_id))
+        if metadata.get(COMPILE_ERROR) == wanted:
+            continue
+        if wanted is None:
+            metadata.pop(COMPILE_ERROR, None)
+        else:
+            metadata[COMPILE_ERROR] = wanted
+        session.execute(
+            update(Pipeline)
+            .where(Pipeline.id == pipeline_id)
+            .values(metadata_=metadata, updated_at=Pipeline.updated_at)
+        )
+        changed += 1
+    return changed
+
+
+def read_state(database_url: str) -> dict:
+    """Snapshot the pipeline tables at ``database_url`` and record compile errors there."""
+    engine = make_engine(database_url)
+    try:
+        sessions = make_sessionmaker(engine)
+        with sessions() as session, session.begin():
+            snapshot = take_snapshot(session)
+        errors = compile_errors(snapshot)
+        for pipeline_uuid, error in errors.items():
+            log.warning("pipeline %s cannot compile: %s", pipeline_uuid, error)
+        with sessions() as session, session.begin():
+            record_compile_errors(session, errors)
+        return snapshot
+    finally:
+        engine.dispose()
+
+
+@dataclass
+class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
+    """Compiles every pipeline in the database into assets, one multi-asset per pipeline.
+
+    ``database_url`` defaults to ``VIDPIPE_DATABASE_URL`` (or the embedded SQLite file).
+    """
+
+    database_url: str | None = None
+    defs_state: ResolvedDefsStateConfig = field(
+        default_factory=DefsStateConfigArgs.legacy_code_server_snapshots
+    )
+
+    @property
+    def defs_state_config(self) -> DefsStateConfig:
+        """State is keyed ``vidpipe_pipelines`` unless configured otherwise."""
+        return DefsStateConfig.from_args(self.defs_state, default_key=STATE_KEY)
+
+    def _database_url(self) -> str:
+        from vidpipe_dagster.settings import get_settings
+
+        return self.database_url or get_settings().resolved_database_url
+
+    def write_state_to_path(self, state_path: Path) -> None:
+        """Write the snapshot of the pipeline tables as JSON."""
+        state_path.write_text(json.dumps(read_state(self._database_url())))
+
+    def build_defs_from_state(
+        self, context: dg.ComponentLoadContext, state_path: Path | None
+    ) -> dg.Definitions:
+        """Compile the snapshot at ``state_path``; no pipelines when there is none yet."""
+        if state_path is None:
+            return dg.Definitions()
+        return compile_snapshot(json.loads(state_path.read_text())).definitions()

@@ -1,0 +1,232 @@
+"""The bridge between a Dagster step and a node's executor.
+
+For each selected node of a pipeline, in topological order: lifecycle ``started`` (recording
+the Dagster run id), the node type's executor with its upstream nodes' outputs read from
+their rows, lifecycle ``succeeded`` with the output, and a ``MaterializeResult`` carrying a
+link to the media, its duration, size, cost and the process_uuid. Any exception calls
+``failed`` and is raised again once the nodes that do not depend on the failed one have run.
+
+Async providers answer with an ``AsyncSubmission`` instead of an output: the job id is
+recorded with ``updated``, an ``AssetObservation`` is yielded and the node stays
+``in_progress`` until the provider polling sensor completes it (the node's spec is
+``skippable``, so its downstream nodes in the same run are skipped).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import dagster as dg
+from sqlalchemy import select
+
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.node_types import referenced_uuids
+
+if TYPE_CHECKING:
+    from vidpipe_dagster.compiler import PipelinePlan
+    from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+
+RESOURCE_KEY = "vidpipe"
+
+
+class NodeNotReadyError(RuntimeError):
+    """An input node of the node being materialized has no output to read."""
+
+
+@dataclass(frozen=True)
+class AsyncSubmission:
+    """What an executor returns after submitting a job to an asynchronous provider."""
+
+    provider: str
+    job_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def _upstream_rows(resource: VidpipeResource, uuids: list[str]) -> dict[str, Node]:
+    if not uuids:
+        return {}
+    import uuid as uuid_lib
+
+    with resource.sessions()() as session:
+        rows = session.scalars(select(Node).where(Node.id.in_([uuid_lib.UUID(u) for u in uuids])))
+        return {row.uuid: row for row in rows}
+
+
+def _media_link(output: Mapping[str, Any]) -> dg.MetadataValue | None:
+    location = output.get("uri") or output.get("url") or output.get("s3_key")
+    if not isinstance(location, str):
+        return None
+    if location.startswith(("http://", "https://", "file://", "s3://")):
+        return dg.MetadataValue.url(location)
+    return dg.MetadataValue.text(location)
+
+
+def result_metadata(
+    output: Mapping[str, Any], *, process_uuid: str, node: Mapping[str, Any], seconds: float
+) -> dict[str, Any]:
+    """What a person wants to see on a node's materialization."""
+    metadata: dict[str, Any] = {
+        "process_uuid": process_uuid,
+        "node_uuid": node["uuid"],
+        "node_type": node["type"],
+        "execution_seconds": round(seconds, 3),
+    }
+    link = _media_link(output)
+    if link is not None:
+        metadata["link"] = link
+    for name in ("type", "s3_key"):
+        if isinstance(output.get(name), str):
+            metadata[name] = output[name]
+    for name in ("duration", "cost"):
+        if isinstance(output.get(name), int | float):
+            metadata[name] = float(output[name])
+    if isinstance(output.get("size"), int):
+        metadata["size"] = dg.MetadataValue.int(output["size"])
+    for name in ("provider", "provider_job_id"):
+        if isinstance(output.get(name), str):
+            metadata[name] = output[name]
+    return metadata
+
+
+def _run_executor(
+    *,
+    node: Mapping[str, Any],
+    pipeline_uuid: str,
+    upstream: dict[str, Node],
+    resource: VidpipeResource,
+    process_uuid: str,
+    log: Any,
+) -> Any:
+    from vidpipe_dagster.assets import EXECUTORS
+    from vidpipe_dagster.assets.base import ExecutionContext, NodeSpec, UpstreamNode
+
+    executor = EXECUTORS.get(node["type"])
+    if executor is None:
+        raise NodeNotReadyError(f"No executor for node type {node['type']!r}")
+    spec = NodeSpec(
+        uuid=node["uuid"],
+        pipeline_uuid=pipeline_uuid,
+        title=node.get("title") or "",
+        type=node["type"],
+        inputs=node.get("inputs") or {},
+        config=node.get("config") or {},
+        asset=node.get("asset"),
+    )
+    upstream_nodes = {
+        uuid: UpstreamNode(uuid=uuid, title=row.title, type=row.type, output=row.output or {})
+        for uuid, row in upstream.items()
+    }
+    with tempfile.TemporaryDirectory(prefix="vidpipe-") as workdir:
+        context = ExecutionContext(
+            storage=resource.storage(),
+            invoker=resource.invoker(),
+            settings=resource.settings(),
+            process_uuid=process_uuid,
+            workdir=Path(workdir),
+            log=log,
+        )
+        return executor(spec, upstream_nodes, context)
+
+
+def materialize_node(
+    context: dg.AssetExecutionContext,
+    *,
+    plan: PipelinePlan,
+    node_uuid: str,
+    resource: VidpipeResource,
+) -> dg.MaterializeResult | dg.AssetObservation | None:
+    """Run one node through the lifecycle; None when its result was superseded meanwhile.
+
+    Raises whatever the executor raised, after recording it with lifecycle ``failed``.
+    """
+    node = plan.nodes[node_uuid]
+    key = plan.key(node_uuid)
+    lifecycle = resource.lifecycle()
+    process_uuid = lifecycle.started(
+        node_uuid, {"dagster_run_id": context.run.run_id, "dagster_asset_key": key.to_user_string()}
+    )
+    begun = time.monotonic()
+    try:
+        input_uuids = referenced_uuids(node.get("inputs"))
+        upstream = _upstream_rows(resource, input_uuids)
+        missing = [u for u in input_uuids if u not in upstream or not upstream[u].output]
+        if missing:
+            titles = ", ".join(
+                f"'{upstream[u].title}' ({u})" if u in upstream else u for u in missing
+            )
+            raise NodeNotReadyError(
+                f"Input node(s) {titles} have no output yet; materialize them first."
+            )
+        outcome = _run_executor(
+            node=node,
+            pipeline_uuid=plan.pipeline_uuid,
+            upstream=upstream,
+            resource=resource,
+            process_uuid=process_uuid,
+            log=context.log,
+        )
+    except BaseException as error:
+        lifecycle.failed(node_uuid, f"{type(error).__name__}: {error}", process_uuid)
+        raise
+    if isinstance(outcome, AsyncSubmission):
+        submitted = {"provider": outcome.provider, "provider_job_id": outcome.job_id}
+        lifecycle.updated(node_uuid, {**outcome.metadata, **submitted}, process_uuid)
+        return dg.AssetObservation(
+            asset_key=key, metadata={**submitted, "process_uuid": process_uuid}
+        )
+    output = dict(outcome)
+    if not lifecycle.succeeded(node_uuid, output, process_uuid):
+        context.log.warning(
+            f"Node {node_uuid} was changed or restarted while running; its output is dropped."
+        )
+        return None
+    return dg.MaterializeResult(
+        asset_key=key,
+        metadata=result_metadata(
+            output, process_uuid=process_uuid, node=node, seconds=time.monotonic() - begun
+        ),
+    )
+
+
+def execute_pipeline_selection(
+    context: dg.AssetExecutionContext, *, plan: PipelinePlan
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
+    """The body of a pipeline's multi-asset: materialize the selected nodes in order.
+
+    A node whose input failed, is waiting on a provider or was superseded in this run is not
+    attempted (it stays as it was). The first failure is raised after the rest have run.
+    """
+    resource: VidpipeResource = getattr(context.resources, RESOURCE_KEY)
+    selected = context.selected_asset_keys
+    blocked: set[str] = set()
+    failures: list[BaseException] = []
+    for node_uuid in plan.order:
+        if plan.key(node_uuid) not in selected:
+            continue
+        waiting_on = [
+            u for u in referenced_uuids(plan.nodes[node_uuid].get("inputs")) if u in blocked
+        ]
+        if waiting_on:
+            context.log.info(
+                f"Node {node_uuid} not attempted: its inputs {waiting_on} did not complete."
+            )
+            blocked.add(node_uuid)
+            continue
+        try:
+            event = materialize_node(context, plan=plan, node_uuid=node_uuid, resource=resource)
+        except Exception as error:
+            context.log.error(f"Node {node_uuid} failed: {type(error).__name__}: {error}")
+            failures.append(error)
+            blocked.add(node_uuid)
+            continue
+        if not isinstance(event, dg.MaterializeResult):
+            blocked.add(node_uuid)
+        if event is not None:
+            yield event
+    if failures:
+        raise failures[0]

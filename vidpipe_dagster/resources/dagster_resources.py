@@ -1,0 +1,74 @@
+"""The Dagster resource that gives assets and sensors vidpipe's settings, database and media.
+
+One resource, ``vidpipe``, so a compiled pipeline needs a single resource key. Its fields
+override settings (tests point it at their own database and storage); anything unset comes
+from ``VIDPIPE_*`` environment variables, read when the resource is used, never at import.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, ClassVar
+
+import dagster as dg
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.settings import Settings, get_settings
+
+
+class VidpipeResource(dg.ConfigurableResource):
+    """Settings, pipeline database, lifecycle, storage and Lambda invoker for Dagster code."""
+
+    database_url: str | None = None
+    storage_url: str | None = None
+    home: str | None = None
+
+    _engines: ClassVar[dict[str, Engine]] = {}
+    _engines_lock: ClassVar[threading.Lock] = threading.Lock()
+
+    def settings(self) -> Settings:
+        """The process settings with this resource's overrides applied."""
+        base = get_settings()
+        overrides: dict[str, Any] = {
+            name: value
+            for name, value in (
+                ("database_url", self.database_url),
+                ("storage_url", self.storage_url),
+                ("home", self.home),
+            )
+            if value is not None
+        }
+        return base.model_copy(update=overrides) if overrides else base
+
+    def engine(self) -> Engine:
+        """One engine per database URL and process, shared by every use of the resource."""
+        url = self.settings().resolved_database_url
+        with self._engines_lock:
+            engine = self._engines.get(url)
+            if engine is None:
+                engine = make_engine(url, **({} if url.startswith("sqlite") else {"pool_size": 4}))
+                self._engines[url] = engine
+        return engine
+
+    def sessions(self) -> sessionmaker[Session]:
+        """A session factory on the pipeline database."""
+        return make_sessionmaker(self.engine())
+
+    def lifecycle(self) -> Lifecycle:
+        """The execution lifecycle over the pipeline database."""
+        return Lifecycle(self.sessions())
+
+    def storage(self) -> Any:
+        """The object storage (S3 or a local directory) named by ``storage_url``."""
+        from vidpipe_dagster.resources.storage import make_storage
+
+        return make_storage(self.settings())
+
+    def invoker(self) -> Any:
+        """The Lambda invoker (AWS or in-process) chosen by ``lambda_mode``."""
+        from vidpipe_dagster.resources.lambda_invoker import make_invoker
+
+        return make_invoker(self.settings())
