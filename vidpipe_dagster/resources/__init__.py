@@ -1,0 +1,1 @@
+"""Resources: object storage, the Lambda invoker and the AI providers."""

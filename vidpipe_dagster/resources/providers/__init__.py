@@ -1,0 +1,1 @@
+"""AI providers: one module per provider; ``local`` renders placeholder media with ffmpeg."""
