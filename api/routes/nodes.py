@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import JSONResponse
 
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
 from api.schemas import NodeCreate, NodeUpdate, node_public
@@ -17,10 +18,10 @@ router = APIRouter(
 
 
 @router.get("")
-def list_nodes(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> dict:
+def list_nodes(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> JSONResponse:
     """The pipeline's nodes in creation order."""
     pipeline = get_pipeline(session, pipeline_uuid)
-    return {"nodes": [node_public(n) for n in commands.list_nodes(session, pipeline)]}
+    return JSONResponse({"nodes": [node_public(n) for n in commands.list_nodes(session, pipeline)]})
 
 
 @router.post("", status_code=201, openapi_extra=body_doc("node", NodeCreate))
@@ -30,20 +31,22 @@ def create_node(
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("node", NodeCreate))],
     session: SessionDep,
-) -> dict:
+) -> JSONResponse:
     """Create a node; its inputs are validated."""
     pipeline = get_pipeline(session, pipeline_uuid, lock=True)
     node = commands.create_node(session, pipeline, **body.sent)
     session.commit()
     request.app.state.notify_change()
-    return {"node": node_public(node)}
+    return JSONResponse({"node": node_public(node)}, status_code=201)
 
 
 @router.get("/{node_uuid}")
-def show_node(pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep) -> dict:
+def show_node(
+    pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
+) -> JSONResponse:
     """One node."""
     pipeline = get_pipeline(session, pipeline_uuid)
-    return {"node": node_public(commands.get_node(session, pipeline, node_uuid))}
+    return JSONResponse({"node": node_public(commands.get_node(session, pipeline, node_uuid))})
 
 
 @router.patch("/{node_uuid}", openapi_extra=body_doc("node", NodeUpdate))
@@ -54,14 +57,14 @@ def update_node(
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("node", NodeUpdate))],
     session: SessionDep,
-) -> dict:
+) -> JSONResponse:
     """Update a node; a structure change resets it to pending."""
     pipeline = get_pipeline(session, pipeline_uuid, lock=True)
     node = commands.get_node(session, pipeline, node_uuid, lock=True)
     commands.update_node(session, node, **body.sent)
     session.commit()
     request.app.state.notify_change()
-    return {"node": node_public(node)}
+    return JSONResponse({"node": node_public(node)})
 
 
 @router.delete("/{node_uuid}", status_code=204)

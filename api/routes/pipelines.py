@@ -6,6 +6,7 @@ import math
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
@@ -38,7 +39,7 @@ def list_pipelines(
     session: SessionDep,
     page: Annotated[str | None, Query()] = None,
     per: Annotated[str | None, Query()] = None,
-) -> dict:
+) -> JSONResponse:
     """Pipelines, newest ``updated_at`` first, ``per`` (default 25, max 100) a page."""
     page_number = _positive("page", page, 1)
     per_page = min(_positive("per", per, 25), MAX_PER)
@@ -49,7 +50,7 @@ def list_pipelines(
         .offset((page_number - 1) * per_page)
         .limit(per_page)
     ).all()
-    return {
+    body = {
         "results": [pipeline_public(p) for p in rows],
         "meta": {
             "current_page": page_number,
@@ -57,6 +58,7 @@ def list_pipelines(
             "total_pages": math.ceil(total / per_page),
         },
     }
+    return JSONResponse(body)
 
 
 @router.post("", status_code=201, openapi_extra=body_doc("pipeline", PipelineCreate))
@@ -65,19 +67,21 @@ def create_pipeline(
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("pipeline", PipelineCreate))],
     session: SessionDep,
-) -> dict:
+) -> JSONResponse:
     """Create a pipeline."""
     pipeline = commands.create_pipeline(session, **body.sent)
     session.commit()
     request.app.state.notify_change()
-    return {"pipeline": pipeline_public(pipeline)}
+    return JSONResponse({"pipeline": pipeline_public(pipeline)}, status_code=201)
 
 
 @router.get("/{pipeline_uuid}")
-def show_pipeline(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> dict:
+def show_pipeline(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> JSONResponse:
     """A pipeline with its nodes in creation order."""
     pipeline = commands.get_pipeline(session, pipeline_uuid)
-    return {"pipeline": pipeline_public(pipeline, nodes=list_nodes(session, pipeline))}
+    return JSONResponse(
+        {"pipeline": pipeline_public(pipeline, nodes=list_nodes(session, pipeline))}
+    )
 
 
 @router.patch("/{pipeline_uuid}", openapi_extra=body_doc("pipeline", PipelineUpdate))
@@ -87,13 +91,13 @@ def update_pipeline(
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("pipeline", PipelineUpdate))],
     session: SessionDep,
-) -> dict:
+) -> JSONResponse:
     """Change a pipeline's title, version, config or metadata."""
     pipeline = commands.get_pipeline(session, pipeline_uuid, lock=True)
     commands.update_pipeline(session, pipeline, **body.sent)
     session.commit()
     request.app.state.notify_change()
-    return {"pipeline": pipeline_public(pipeline)}
+    return JSONResponse({"pipeline": pipeline_public(pipeline)})
 
 
 @router.delete("/{pipeline_uuid}", status_code=204)
