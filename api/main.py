@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cache
+from typing import Any
 
 from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import install_error_handlers
-from api.routes import health, nodes, pipelines
+from api.routes import execution, health, nodes, pipelines
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.settings import Settings, get_settings
 
@@ -18,8 +20,15 @@ def create_app(
     settings: Settings | None = None,
     sessions: sessionmaker[Session] | None = None,
     notify_change: Callable[[], None] | None = None,
+    launcher: Callable[[], Any] | None = None,
+    storage: Callable[[], Any] | None = None,
 ) -> FastAPI:
-    """Build the app. ``notify_change`` is called after every committed write."""
+    """Build the app.
+
+    ``notify_change`` is called after every committed write (by default it asks Dagster to
+    reload, debounced, off the request path); ``launcher`` and ``storage`` are factories of
+    the run launcher and the media storage, built on first use.
+    """
     settings = settings or get_settings()
     app = FastAPI(
         title="vidpipe",
@@ -29,10 +38,28 @@ def create_app(
     app.state.settings = settings
     app.state.sessions = sessions or make_sessionmaker(make_engine(settings.resolved_database_url))
     app.state.notify_change = notify_change or (lambda: None)
+    app.state.launcher = launcher or _cached(lambda: _default_launcher(settings))
+    app.state.storage = storage or _cached(lambda: _default_storage(settings))
     install_error_handlers(app)
-    for module in (health, pipelines, nodes):
+    for module in (health, pipelines, nodes, execution):
         app.include_router(module.router)
     return app
+
+
+def _cached(factory: Callable[[], Any]) -> Callable[[], Any]:
+    return cache(factory)
+
+
+def _default_launcher(settings: Settings) -> Any:
+    from vidpipe_dagster.launcher import DagsterLauncher
+
+    return DagsterLauncher(settings=settings)
+
+
+def _default_storage(settings: Settings) -> Any:
+    from vidpipe_dagster.resources.storage import storage_from_settings
+
+    return storage_from_settings(settings)
 
 
 app = create_app()

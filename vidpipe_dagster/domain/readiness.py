@@ -26,13 +26,18 @@ class Readiness:
 
 
 def check_readiness(
-    session: Session, nodes: list[Node], *, also_running: set[str] | None = None
+    session: Session,
+    nodes: list[Node],
+    *,
+    also_running: set[str] | None = None,
+    rerun_completed: bool = False,
 ) -> list[Readiness]:
     """Readiness of each of ``nodes`` (all of one pipeline), in two queries at most.
 
     A node is ready when it is ``pending`` or ``failed``, its inputs validate, and each of
     its input nodes is ``completed`` or is itself in ``also_running`` (nodes launched in
-    the same run, which Dagster orders before it).
+    the same run, which Dagster orders before it). ``rerun_completed`` lets completed nodes
+    run again (an explicit "run everything"); a node already in progress never is.
     """
     if not nodes:
         return []
@@ -45,7 +50,8 @@ def check_readiness(
     results: list[Readiness] = []
     for node in nodes:
         reasons: list[str] = []
-        if node.status not in ("pending", "failed") and node.uuid not in also_running:
+        allowed = ("pending", "failed", "completed") if rerun_completed else ("pending", "failed")
+        if node.status not in allowed:
             reasons.append(f"Node '{node.title}' is {node.status}")
         reasons.extend(
             input_errors(node.type, node.inputs, exists=lambda refs: set(refs) & set(by_uuid))

@@ -1,0 +1,81 @@
+"""Running nodes from the editor, and fetching what they made.
+
+``POST .../nodes/{uuid}/execute`` and ``POST .../pipelines/{p}/execute`` check readiness and
+launch a Dagster run of the selected nodes' assets (202 with the run id);
+``GET .../nodes/{uuid}/output`` redirects to the stored media.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
+from api.errors import ApiError
+from api.schemas import ExecuteRequest, node_public
+from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain.nodes import get_node
+from vidpipe_dagster.domain.pipelines import get_pipeline
+from vidpipe_dagster.domain.selection import select_nodes
+
+router = APIRouter(
+    prefix="/v1/admin/video_production/pipelines/{pipeline_uuid}", tags=["execution"]
+)
+
+
+def _launch(request: Request, pipeline: Pipeline, nodes: list[Node]) -> str:
+    launcher = request.app.state.launcher()
+    return launcher.launch(
+        pipeline_uuid=pipeline.uuid,
+        node_uuids=[node.uuid for node in nodes],
+        tags={"vidpipe/pipeline": pipeline.uuid, "vidpipe/source": "api"},
+    )
+
+
+@router.post("/nodes/{node_uuid}/execute", status_code=202)
+def execute_node(
+    request: Request, pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
+) -> JSONResponse:
+    """Run one node (its inputs must be completed)."""
+    pipeline = get_pipeline(session, pipeline_uuid)
+    node = get_node(session, pipeline, node_uuid)
+    select_nodes(session, pipeline, node_uuids=[node.uuid])
+    run_id = _launch(request, pipeline, [node])
+    return JSONResponse({"node": node_public(node), "run_id": run_id}, status_code=202)
+
+
+@router.post("/execute", status_code=202, openapi_extra=body_doc("execute", ExecuteRequest))
+def execute_pipeline(
+    request: Request,
+    pipeline_uuid: str,
+    _admin: AdminToken,
+    body: Annotated[Wrapped, Depends(wrapped_body("execute", ExecuteRequest, required=False))],
+    session: SessionDep,
+) -> JSONResponse:
+    """Run a selection of the pipeline's nodes: ``node_uuids``, or ``only`` (default stale)."""
+    pipeline = get_pipeline(session, pipeline_uuid)
+    nodes = select_nodes(
+        session, pipeline, only=body.sent.get("only"), node_uuids=body.sent.get("node_uuids")
+    )
+    run_id = _launch(request, pipeline, nodes)
+    return JSONResponse(
+        {"nodes": [node_public(node) for node in nodes], "run_id": run_id}, status_code=202
+    )
+
+
+@router.get("/nodes/{node_uuid}/output", status_code=302)
+def node_output(
+    request: Request, pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
+) -> RedirectResponse:
+    """302 to a short-lived URL of the node's media; 404 when it has none."""
+    pipeline = get_pipeline(session, pipeline_uuid)
+    node = get_node(session, pipeline, node_uuid)
+    key = (node.output or {}).get("s3_key")
+    if not key:
+        raise ApiError(404, "Node has no output yet")
+    storage = request.app.state.storage()
+    if not storage.exists(key):
+        raise ApiError(404, "Node output is missing from storage")
+    return RedirectResponse(storage.browser_url(key), status_code=302)

@@ -1,0 +1,68 @@
+"""Which nodes an execute request runs, and whether they may run now."""
+
+from __future__ import annotations
+
+from sqlalchemy.orm import Session
+
+from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain.errors import ValidationError
+from vidpipe_dagster.domain.graph import dependencies, downstream_of, topological_order
+from vidpipe_dagster.domain.nodes import list_nodes
+from vidpipe_dagster.domain.readiness import check_readiness
+
+SELECTIONS = ("stale", "failed", "pending", "all")
+
+
+def select_nodes(
+    session: Session,
+    pipeline: Pipeline,
+    *,
+    only: str | None = None,
+    node_uuids: list[str] | None = None,
+) -> list[Node]:
+    """The nodes to run, in dependency order, checked for readiness.
+
+    ``node_uuids`` names them; otherwise ``only`` picks: ``pending`` or ``failed`` nodes by
+    status, ``stale`` (the default) every node not completed plus everything downstream of
+    one, ``all`` every node. Raises ``ValidationError`` listing every reason a selected node
+    can't run, or when nothing is selected.
+    """
+    nodes = list_nodes(session, pipeline)
+    by_uuid = {node.uuid: node for node in nodes}
+    deps = dependencies({node.uuid: node.inputs for node in nodes})
+    if node_uuids is not None and only is not None:
+        raise ValidationError("Give either node_uuids or only, not both")
+    if node_uuids is not None:
+        unknown = [u for u in node_uuids if u not in by_uuid]
+        if unknown:
+            raise ValidationError(f"Nodes not in this pipeline: {', '.join(map(str, unknown))}")
+        chosen = set(node_uuids)
+    else:
+        only = only or "stale"
+        if only not in SELECTIONS:
+            raise ValidationError(f"only must be one of: {', '.join(SELECTIONS)}")
+        if only == "all":
+            chosen = set(by_uuid)
+        elif only == "stale":
+            not_done = {n.uuid for n in nodes if n.status in ("pending", "failed")}
+            chosen = not_done | downstream_of(deps, not_done)
+        else:
+            chosen = {n.uuid for n in nodes if n.status == only}
+    if not chosen:
+        raise ValidationError(f"No nodes to run in pipeline '{pipeline.title}'")
+    try:
+        order = topological_order(deps)
+    except ValueError as error:
+        raise ValidationError(f"Pipeline '{pipeline.title}' has a cycle") from error
+    selected = [by_uuid[u] for u in order if u in chosen]
+    rerun = node_uuids is None and only == "all"
+    results = check_readiness(
+        session,
+        selected,
+        also_running=chosen,
+        rerun_completed=rerun or (node_uuids is None and only == "stale"),
+    )
+    reasons = [reason for result in results for reason in result.reasons]
+    if reasons:
+        raise ValidationError(", ".join(reasons))
+    return selected

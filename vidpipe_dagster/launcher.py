@@ -1,0 +1,134 @@
+"""Launching runs on the Dagster webserver through its GraphQL API.
+
+The API uses this to run nodes when the editor asks: the selected nodes' asset keys become
+one run of the implicit asset job of the vidpipe code location.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import httpx
+
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.domain.errors import UnavailableError, VidpipeError
+from vidpipe_dagster.settings import Settings
+
+ASSET_JOB = "__ASSET_JOB"
+REPOSITORY = "__repository__"
+
+LAUNCH_RUN = """
+mutation LaunchRun($executionParams: ExecutionParams!) {
+  launchRun(executionParams: $executionParams) {
+    __typename
+    ... on LaunchRunSuccess { run { runId } }
+    ... on PythonError { message }
+    ... on InvalidSubsetError { message }
+    ... on PipelineNotFoundError { message }
+    ... on RunConflict { message }
+    ... on UnauthorizedError { message }
+    ... on RunConfigValidationInvalid { errors { message } }
+  }
+}
+"""
+
+RELOAD_LOCATION = """
+mutation Reload($location: String!) {
+  reloadRepositoryLocation(repositoryLocationName: $location) {
+    __typename
+    ... on WorkspaceLocationEntry {
+      locationOrLoadError { __typename ... on PythonError { message } }
+    }
+    ... on ReloadNotSupported { message }
+    ... on RepositoryLocationNotFound { message }
+    ... on UnauthorizedError { message }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
+class LaunchError(VidpipeError):
+    """Dagster answered but refused the run."""
+
+    status_code = 502
+    error_type = "launch_failed"
+
+
+class DagsterLauncher:
+    """Launches runs of node assets and reloads the code location over GraphQL."""
+
+    def __init__(self, *, settings: Settings, client: httpx.Client | None = None) -> None:
+        self.settings = settings
+        self.url = settings.dagster_url.rstrip("/") + "/graphql"
+        self.client = client or httpx.Client(timeout=httpx.Timeout(30.0, connect=3.0))
+
+    def _post(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
+        try:
+            response = self.client.post(self.url, json={"query": query, "variables": variables})
+        except httpx.HTTPError as error:
+            raise UnavailableError(
+                f"Dagster is unreachable at {self.settings.dagster_url} ({type(error).__name__}): "
+                "start it with `vidpipe dev` or point VIDPIPE_DAGSTER_URL at its webserver"
+            ) from error
+        if response.status_code >= 500:
+            raise UnavailableError(
+                f"Dagster at {self.settings.dagster_url} answered {response.status_code}"
+            )
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise UnavailableError(
+                f"Dagster at {self.settings.dagster_url} did not answer GraphQL"
+            ) from error
+        if body.get("errors"):
+            messages = "; ".join(str(e.get("message")) for e in body["errors"])
+            raise LaunchError(f"Dagster rejected the request: {messages}")
+        return body.get("data") or {}
+
+    def reload(self) -> None:
+        """Reload the code location so it compiles the current rows."""
+        data = self._post(RELOAD_LOCATION, {"location": self.settings.dagster_location})
+        result = data.get("reloadRepositoryLocation") or {}
+        if result.get("__typename") != "WorkspaceLocationEntry":
+            raise LaunchError(f"Reload failed: {result.get('message') or result}")
+
+    def launch(
+        self,
+        *,
+        pipeline_uuid: str,
+        node_uuids: Sequence[str],
+        tags: Mapping[str, str] | None = None,
+    ) -> str:
+        """Start a run materializing the nodes' assets and return its run id.
+
+        When the location does not know an asset yet (an edit not reloaded), it reloads
+        once and tries again.
+        """
+        keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in node_uuids]
+        params = {
+            "selector": {
+                "repositoryLocationName": self.settings.dagster_location,
+                "repositoryName": REPOSITORY,
+                "jobName": ASSET_JOB,
+                "assetSelection": [{"path": list(key.path)} for key in keys],
+            },
+            "runConfigData": {},
+            "executionMetadata": {
+                "tags": [{"key": k, "value": str(v)} for k, v in (tags or {}).items()]
+            },
+        }
+        for attempt in range(2):
+            result = self._post(LAUNCH_RUN, {"executionParams": params}).get("launchRun") or {}
+            kind = result.get("__typename")
+            if kind == "LaunchRunSuccess":
+                return result["run"]["runId"]
+            if kind in ("InvalidSubsetError", "PipelineNotFoundError") and attempt == 0:
+                self.reload()
+                continue
+            detail = result.get("message") or "; ".join(
+                e.get("message", "") for e in result.get("errors", [])
+            )
+            raise LaunchError(f"Dagster refused the run ({kind}): {detail}")
+        raise LaunchError("Dagster refused the run")
