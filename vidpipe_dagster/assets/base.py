@@ -1,0 +1,334 @@
+"""The executor contract: what materializing one node does, free of Dagster and the database.
+
+The Dagster layer snapshots a node row into a :class:`NodeSpec`, its input nodes into
+:class:`UpstreamNode` (keyed by UUID), builds an :class:`ExecutionContext` and calls the
+executor for the node's type (``vidpipe_dagster.assets.EXECUTORS``)::
+
+    output = EXECUTORS[node.type](node, upstream, ctx)
+
+The returned dict is the node's ``output`` (DESIGN section 5): ``type`` (video, audio, image
+or text), ``s3_key``, ``size`` in bytes, ``duration`` in seconds (0.0 for stills and text),
+plus ``cost`` where there is one. Files are written under
+``node_output_key(pipeline, node, ctx.process_uuid, ext)`` so no execution overwrites
+another. Anything the user has to fix raises :class:`ExecutorError` with a message naming the
+node (and the upstream node, when that is the problem) and what to do.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lambdas.ffmpeg import FFmpegError, MediaInfo, probe
+from vidpipe_dagster.resources.lambda_invoker import LambdaInvocationError, LambdaInvoker
+from vidpipe_dagster.resources.storage import Storage, StorageError, node_output_key
+from vidpipe_dagster.settings import Settings
+
+LOCAL_PROVIDER = "local"
+
+
+class ExecutorError(Exception):
+    """A node cannot be executed as configured; the message says which node and what to do."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    """A snapshot of a node row's editor-owned fields."""
+
+    uuid: str
+    pipeline_uuid: str
+    title: str
+    type: str
+    inputs: dict = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+    asset: dict | None = None
+
+    def describe(self) -> str:
+        """``'Title' (uuid)`` for messages."""
+        return f"'{self.title}' ({self.uuid})"
+
+
+@dataclass(frozen=True)
+class UpstreamNode:
+    """An input node and its stored output (``None`` when it has none)."""
+
+    uuid: str
+    title: str
+    type: str
+    status: str
+    output: dict | None
+    asset: dict | None = None
+
+    def describe(self) -> str:
+        """``'Title' (uuid)`` for messages."""
+        return f"'{self.title}' ({self.uuid})"
+
+
+@dataclass
+class ExecutionContext:
+    """What an executor works with. ``workdir`` is a temp directory the caller removes."""
+
+    storage: Storage
+    invoker: LambdaInvoker
+    settings: Settings
+    process_uuid: str
+    workdir: Path
+    log: Callable[[str], None] = print
+
+
+Executor = Callable[[NodeSpec, Mapping[str, UpstreamNode], ExecutionContext], dict]
+
+
+def input_uuids(node: NodeSpec, slot: str) -> list[str]:
+    """The UUIDs in ``node.inputs[slot]``: an array of UUIDs or a single UUID string."""
+    value = (node.inputs or {}).get(slot)
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise ExecutorError(
+        f"Node {node.describe()}: input '{slot}' must be a node UUID or a list of them, "
+        f"got {value!r}; fix the node's inputs."
+    )
+
+
+def upstream_nodes(
+    node: NodeSpec,
+    slot: str,
+    upstream: Mapping[str, UpstreamNode],
+    *,
+    required: bool = True,
+) -> list[UpstreamNode]:
+    """The upstream nodes connected to ``slot``, in order."""
+    uuids = input_uuids(node, slot)
+    if required and not uuids:
+        raise ExecutorError(
+            f"Node {node.describe()} ({node.type}) needs input '{slot}'; "
+            "connect a node to it and run again."
+        )
+    nodes = []
+    for uuid in uuids:
+        found = upstream.get(uuid)
+        if found is None:
+            raise ExecutorError(
+                f"Node {node.describe()}: input '{slot}' references node {uuid}, which does "
+                "not exist in this pipeline; reconnect the input to an existing node."
+            )
+        nodes.append(found)
+    return nodes
+
+
+def media_output(
+    node: NodeSpec,
+    slot: str,
+    source: UpstreamNode,
+    *,
+    types: Iterable[str],
+) -> dict:
+    """``source``'s output, checked to be stored media of one of ``types``."""
+    accepted = tuple(types)
+    output = source.output
+    if not output:
+        raise ExecutorError(
+            f"Upstream node {source.describe()} (input '{slot}' of {node.describe()}) has no "
+            f"output yet (status {source.status}); run {source.title!r} first."
+        )
+    if not output.get("s3_key"):
+        raise ExecutorError(
+            f"Upstream node {source.describe()} (input '{slot}' of {node.describe()}) has an "
+            f"output without a stored file; run {source.title!r} again."
+        )
+    if output.get("type") not in accepted:
+        raise ExecutorError(
+            f"Upstream node {source.describe()} produced {output.get('type') or 'no type'} but "
+            f"input '{slot}' of {node.describe()} needs {' or '.join(accepted)}; "
+            "connect a node that produces that."
+        )
+    return output
+
+
+def text_input(
+    node: NodeSpec,
+    slot: str,
+    upstream: Mapping[str, UpstreamNode],
+    ctx: ExecutionContext,
+) -> str | None:
+    """The text connected to ``slot`` (joined with blank lines), or ``None`` if unconnected.
+
+    Each upstream node contributes its asset's inline ``content`` or, failing that, the
+    text file its output points to.
+    """
+    sources = upstream_nodes(node, slot, upstream, required=False)
+    if not sources:
+        return None
+    parts = []
+    for source in sources:
+        content = (source.asset or {}).get("content")
+        if content is not None:
+            parts.append(content if isinstance(content, str) else json.dumps(content))
+            continue
+        output = media_output(node, slot, source, types=("text",))
+        dest = ctx.workdir / f"text-{source.uuid}.txt"
+        try:
+            ctx.storage.download(output["s3_key"], dest)
+        except (StorageError, OSError) as exc:
+            raise ExecutorError(
+                f"Cannot read the text of upstream node {source.describe()} "
+                f"(input '{slot}' of {node.describe()}): {exc}; run {source.title!r} again."
+            ) from exc
+        parts.append(dest.read_text(encoding="utf-8", errors="replace"))
+    return "\n\n".join(part.strip() for part in parts)
+
+
+def required_text(
+    node: NodeSpec,
+    slot: str,
+    upstream: Mapping[str, UpstreamNode],
+    ctx: ExecutionContext,
+) -> str:
+    """Text from input ``slot``, else ``config[slot]``; an error when both are empty."""
+    text = text_input(node, slot, upstream, ctx)
+    if text is None:
+        configured = (node.config or {}).get(slot)
+        text = configured if isinstance(configured, str) else None
+    if not text or not text.strip():
+        raise ExecutorError(
+            f"Node {node.describe()} ({node.type}) has no {slot}: connect a text node to input "
+            f"'{slot}' or set config.{slot}."
+        )
+    return text.strip()
+
+
+def select_provider(node: NodeSpec, settings: Settings) -> str:
+    """The provider for an AI node: ``config.provider`` (default ``local``).
+
+    ``VIDPIPE_PROVIDERS=local`` forces the local renderer for every node. A provider that
+    this build cannot run raises :class:`ExecutorError`.
+    """
+    requested = str((node.config or {}).get("provider") or LOCAL_PROVIDER).strip().lower()
+    if (settings.providers or "").strip().lower() == LOCAL_PROVIDER:
+        return LOCAL_PROVIDER
+    if requested != LOCAL_PROVIDER:
+        raise ExecutorError(
+            f"Node {node.describe()} ({node.type}) asks for provider '{requested}', which is "
+            "not available here; set config.provider to 'local', or set VIDPIPE_PROVIDERS=local "
+            "to render every AI node locally."
+        )
+    return LOCAL_PROVIDER
+
+
+def new_output_key(node: NodeSpec, ctx: ExecutionContext, ext: str) -> str:
+    """This execution's output key; refuses a key that is already taken."""
+    key = node_output_key(node.pipeline_uuid, node.uuid, ctx.process_uuid, ext)
+    if ctx.storage.exists(key):
+        raise ExecutorError(
+            f"Node {node.describe()}: output {key} already exists (process {ctx.process_uuid} "
+            "ran before); start a new execution."
+        )
+    return key
+
+
+def store_file(
+    node: NodeSpec,
+    ctx: ExecutionContext,
+    path: Path,
+    *,
+    media_type: str,
+    content_type: str,
+    duration: float | None = None,
+    extra: Mapping[str, Any] | None = None,
+) -> dict:
+    """Store a produced file as this execution's output and return the output dict."""
+    ext = path.suffix.lstrip(".") or "bin"
+    key = new_output_key(node, ctx, ext)
+    if duration is None and media_type in ("video", "audio"):
+        duration = measure(node, str(path)).duration
+    size = ctx.storage.put_file(key, path, content_type=content_type)
+    ctx.log(f"Stored {media_type} output {key} ({size} bytes)")
+    return {
+        "type": media_type,
+        "s3_key": key,
+        "size": size,
+        "duration": round(duration or 0.0, 3),
+        "content_type": content_type,
+        **(extra or {}),
+    }
+
+
+def invoke_ffmpeg_function(
+    node: NodeSpec,
+    ctx: ExecutionContext,
+    *,
+    role: str,
+    payload: Mapping[str, Any],
+) -> dict:
+    """Run one of the FFmpeg functions writing a new MP4 output; return the output dict."""
+    key = new_output_key(node, ctx, "mp4")
+    bucket, object_key = ctx.storage.lambda_destination(key)
+    ctx.log(f"Invoking {role} for node {node.describe()}")
+    try:
+        result = ctx.invoker.invoke(
+            role, {**payload, "output_bucket": bucket, "output_key": object_key}
+        )
+    except LambdaInvocationError as exc:
+        raise ExecutorError(f"Node {node.describe()}: {role} failed: {exc}") from exc
+    size = result.get("size")
+    if not isinstance(size, int) or not ctx.storage.exists(key):
+        raise ExecutorError(
+            f"Node {node.describe()}: {role} reported success but wrote no file at {key}; "
+            "check the function's logs and run again."
+        )
+    ctx.log(f"{role} wrote {key} ({size} bytes, {result.get('duration')} s)")
+    return {
+        "type": "video",
+        "s3_key": key,
+        "size": size,
+        "duration": float(result.get("duration") or 0.0),
+        "content_type": "video/mp4",
+        "cost": 0.0,
+    }
+
+
+def measure(node: NodeSpec, location: str) -> MediaInfo:
+    """Probe media for ``node``, turning ffmpeg's refusal into an :class:`ExecutorError`."""
+    try:
+        return probe(location)
+    except FFmpegError as exc:
+        raise ExecutorError(
+            f"Node {node.describe()}: the media is unreadable ({exc.reason or exc}); "
+            "replace the file."
+        ) from exc
+
+
+def uri_of(ctx: ExecutionContext, output: Mapping[str, Any]) -> str:
+    """The handler-readable URI of an upstream output."""
+    return ctx.storage.uri_for(output["s3_key"])
+
+
+def config_number(
+    node: NodeSpec,
+    name: str,
+    *,
+    default: float,
+    minimum: float,
+    maximum: float,
+) -> float:
+    """A numeric ``config`` field within bounds, else :class:`ExecutorError`."""
+    value = (node.config or {}).get(name, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ExecutorError(
+            f"Node {node.describe()}: config.{name} must be a number, got {value!r}."
+        )
+    if not minimum <= value <= maximum:
+        raise ExecutorError(
+            f"Node {node.describe()}: config.{name} must be between {minimum:g} and "
+            f"{maximum:g}, got {value:g}."
+        )
+    return float(value)
