@@ -1,0 +1,110 @@
+"""Execute and output routes, without a Dagster webserver: readiness, 503, redirects."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from fastapi.testclient import TestClient
+
+from api.main import create_app
+from tests.api.conftest import BASE, error
+from vidpipe_dagster.resources.storage import LocalStorage
+from vidpipe_dagster.settings import Settings
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return LocalStorage(tmp_path / "media")
+
+
+@pytest.fixture
+def offline_client(sessions, storage):
+    settings = Settings(dagster_url=f"http://127.0.0.1:{_closed_port()}")
+    app = create_app(settings=settings, sessions=sessions, storage=lambda: storage)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        yield client
+
+
+def test_execute_node_503_when_dagster_is_down(offline_client, admin_headers, api):
+    pipeline = api.pipeline()
+    node = api.node(pipeline, asset={"type": "text", "content": "hi"})
+    response = offline_client.post(
+        f"{BASE}/{pipeline['uuid']}/nodes/{node['uuid']}/execute", headers=admin_headers
+    )
+    assert response.status_code == 503
+    body = response.json()["error"]
+    assert body["type"] == "service_unavailable"
+    assert "Dagster is unreachable" in body["message"] and "VIDPIPE_DAGSTER_URL" in body["message"]
+
+
+def test_execute_node_422_lists_reasons(offline_client, admin_headers, api, set_row):
+    pipeline = api.pipeline()
+    a = api.node(pipeline, title="Intro")
+    b = api.node(pipeline, title="Outro")
+    merge = api.node(
+        pipeline, type="merge-videos", title="Merge", inputs={"segments": [a["uuid"], b["uuid"]]}
+    )
+    set_row(a["uuid"], status="completed")
+    response = offline_client.post(
+        f"{BASE}/{pipeline['uuid']}/nodes/{merge['uuid']}/execute", headers=admin_headers
+    )
+    assert response.status_code == 422
+    assert response.json() == error(
+        "validation_error", f"Input node 'Outro' ({b['uuid']}) is pending, not completed"
+    )
+
+
+def test_execute_pipeline_body_errors(offline_client, admin_headers, api):
+    pipeline = api.pipeline()
+    api.node(pipeline)
+    url = f"{BASE}/{pipeline['uuid']}/execute"
+    response = offline_client.post(url, json={"only": "sometimes"}, headers=admin_headers)
+    assert response.status_code == 422
+    assert "only must be one of" in response.json()["error"]["message"]
+    response = offline_client.post(url, json={"node_uuids": "x"}, headers=admin_headers)
+    assert response.status_code == 422
+    response = offline_client.post(url, content=b"{", headers=admin_headers)
+    assert response.status_code == 400
+    assert offline_client.post(url, headers=admin_headers).status_code == 503
+
+
+def test_execute_requires_admin(offline_client, user_headers, api):
+    pipeline = api.pipeline()
+    node = api.node(pipeline)
+    for url in (
+        f"{BASE}/{pipeline['uuid']}/execute",
+        f"{BASE}/{pipeline['uuid']}/nodes/{node['uuid']}/execute",
+    ):
+        assert offline_client.post(url).status_code == 401
+        assert offline_client.post(url, headers=user_headers).status_code == 403
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{node['uuid']}/output"
+    assert offline_client.get(url).status_code == 401
+    assert offline_client.get(url, headers=user_headers).status_code == 403
+
+
+def test_output_redirects_to_the_stored_media(offline_client, admin_headers, api, set_row, storage):
+    pipeline = api.pipeline()
+    node = api.node(pipeline)
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{node['uuid']}/output"
+    response = offline_client.get(url, headers=admin_headers, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json() == error("not_found", "Node has no output yet")
+
+    key = f"pipelines/{pipeline['uuid']}/nodes/{node['uuid']}/p1.txt"
+    set_row(node["uuid"], status="completed", output={"type": "text", "s3_key": key, "size": 5})
+    response = offline_client.get(url, headers=admin_headers, follow_redirects=False)
+    assert response.status_code == 404
+    assert response.json() == error("not_found", "Node output is missing from storage")
+
+    storage.put_bytes(key, b"hello", content_type="text/plain")
+    response = offline_client.get(url, headers=admin_headers, follow_redirects=False)
+    assert response.status_code == 302
+    assert response.headers["location"] == storage.browser_url(key)
+    assert response.headers["location"].startswith("file://")
