@@ -1,0 +1,37 @@
+"""The embedded Dagster instance: ``DAGSTER_HOME`` under ``VIDPIPE_HOME`` with SQLite storage."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from vidpipe_dagster.settings import Settings
+
+EMBEDDED_DAGSTER_YAML = """\
+# Embedded Dagster instance for vidpipe: SQLite storage under this directory.
+telemetry:
+  enabled: false
+run_queue:
+  max_concurrent_runs: 4
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 5
+sensors:
+  use_threads: true
+  num_workers: 4
+"""
+
+
+def ensure_dagster_home(settings: Settings) -> Path:
+    """Use ``$DAGSTER_HOME`` if set, else ``VIDPIPE_HOME/dagster``; write a dagster.yaml there.
+
+    An existing dagster.yaml is left as it is. Sets ``DAGSTER_HOME`` in this process so
+    ``DagsterInstance.get()`` and child processes find it.
+    """
+    home = Path(os.environ.get("DAGSTER_HOME") or settings.resolved_home / "dagster").resolve()
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(EMBEDDED_DAGSTER_YAML)
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home

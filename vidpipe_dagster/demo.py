@@ -1,0 +1,206 @@
+"""``vidpipe demo``: a whole course-video pipeline rendered offline through Dagster.
+
+The demo pipeline lives in the configured database (the embedded SQLite by default):
+
+    script ─┬─> voiceover ──────────────────────────┐
+            └─> talking head ──────────────┐        │
+    code ─────> code render ─┐             │        │
+    prompt ───> animation ───┴─> merge ─> mix <─────┘
+                                           └─> compose (talking head as picture-in-picture)
+
+Every AI node uses the ``local`` provider, so it needs no account and no network.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain.nodes import create_node, list_nodes
+from vidpipe_dagster.domain.pipelines import create_pipeline
+
+DEMO_TITLE = "vidpipe demo: intro to loops"
+
+SCRIPT = (
+    "Welcome back. In this lesson we look at loops. A loop repeats a block of code until a "
+    "condition tells it to stop. Let's see one in action."
+)
+CODE = 'for step in range(3):\n    print(f"step {step}")\nprint("done")\n'
+PROMPT = "A friendly robot stacking coloured blocks, one per beat"
+
+
+@dataclass(frozen=True)
+class DemoResult:
+    """What the demo made: the final node's media and where it is."""
+
+    pipeline_uuid: str
+    path: Path | None
+    uri: str
+    duration: float
+    statuses: dict[str, str]
+
+
+def ensure_demo_pipeline(session: Session) -> Pipeline:
+    """The demo pipeline, created on first use and reused afterwards."""
+    existing = session.scalars(
+        select(Pipeline).where(Pipeline.title == DEMO_TITLE).order_by(Pipeline.created_at)
+    ).first()
+    if existing is not None and len(list_nodes(session, existing)) == 10:
+        return existing
+    pipeline = create_pipeline(
+        session, title=DEMO_TITLE, config={"demo": True}, metadata={"totalCost": 0}
+    )
+    local = {"provider": "local"}
+
+    def node(title: str, node_type: str, **fields: Any) -> str:
+        return create_node(session, pipeline, title=title, type=node_type, **fields).uuid
+
+    script = node("Script", "asset", asset={"type": "text", "content": SCRIPT})
+    code = node("Code sample", "asset", asset={"type": "text", "content": CODE})
+    prompt = node("Animation prompt", "asset", asset={"type": "text", "content": PROMPT})
+    voice = node("Voiceover", "generate-voiceover", inputs={"script": [script]}, config=local)
+    head = node("Talking head", "talking-head", inputs={"script": [script]}, config=local)
+    render = node("Code render", "render-code", inputs={"config": [code]}, config=local)
+    animation = node(
+        "Animation",
+        "generate-animation",
+        inputs={"prompt": [prompt]},
+        config={**local, "duration": 4},
+    )
+    merge = node("Merge", "merge-videos", inputs={"segments": [animation, render]})
+    mix = node(
+        "Narration",
+        "mix-audio",
+        inputs={"video": [merge], "audio": [voice]},
+        config={"mode": "replace"},
+    )
+    node(
+        "Final cut",
+        "compose-video",
+        inputs={"background": [mix], "overlay": [head]},
+        config={"position": "bottom-right", "scale": 0.3},
+    )
+    return pipeline
+
+
+def watch_progress(
+    sessions: sessionmaker[Session],
+    pipeline_id: Any,
+    echo: Callable[[str], None],
+    stop: threading.Event,
+    interval: float = 0.5,
+) -> None:
+    """Print each node's status change until ``stop`` is set."""
+    seen: dict[str, str] = {}
+    while True:
+        with sessions() as session:
+            rows = session.execute(
+                select(Node.id, Node.title, Node.status, Node.output, Node.metadata_)
+                .where(Node.pipeline_id == pipeline_id)
+                .order_by(Node.created_at, Node.id)
+            ).all()
+        for row in rows:
+            if seen.get(str(row.id)) != row.status:
+                seen[str(row.id)] = row.status
+                if row.status == "pending":
+                    continue
+                detail = ""
+                if row.status == "completed" and row.output:
+                    duration = row.output.get("duration")
+                    detail = f" ({duration:.1f} s)" if isinstance(duration, int | float) else ""
+                if row.status == "failed":
+                    detail = f": {(row.metadata_ or {}).get('error', '')}"
+                done = sum(1 for s in seen.values() if s == "completed")
+                echo(f"  [{done}/{len(rows)}] {row.title:<18} {row.status}{detail}")
+        if stop.is_set():
+            return
+        stop.wait(interval)
+
+
+def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResult:
+    """Create (or reuse) the demo pipeline, materialize it through Dagster, report the MP4.
+
+    The run goes through a Dagster instance under ``DAGSTER_HOME`` (by default
+    ``VIDPIPE_HOME/dagster``), so ``vidpipe dev`` shows it afterwards.
+    """
+    import dagster as dg
+
+    from vidpipe_dagster.compiler import node_asset_key
+    from vidpipe_dagster.dagster_home import ensure_dagster_home
+    from vidpipe_dagster.db.migrate import upgrade
+    from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+    from vidpipe_dagster.db.snapshot import take_snapshot
+    from vidpipe_dagster.definitions import build_definitions
+    from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+    from vidpipe_dagster.resources.storage import storage_from_settings
+
+    url = settings.resolved_database_url
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session, session.begin():
+        pipeline = ensure_demo_pipeline(session)
+        pipeline_id = pipeline.id
+        pipeline_uuid = pipeline.uuid
+        nodes = list_nodes(session, pipeline)
+        final = nodes[-1]
+        snapshot = take_snapshot(session)
+    echo(f"Demo pipeline {pipeline_uuid} ({len(nodes)} nodes) in {url}")
+    home = ensure_dagster_home(settings)
+    echo(f"Materializing through Dagster (DAGSTER_HOME={home}) with the local provider...")
+
+    resource = VidpipeResource(
+        database_url=url,
+        storage_url=settings.resolved_storage_url,
+        home=str(settings.resolved_home),
+    )
+    defs = build_definitions(snapshot=snapshot, resource=resource)
+    job = defs.resolve_implicit_global_asset_job_def()
+    keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=n.uuid) for n in nodes]
+    stop = threading.Event()
+    watcher = threading.Thread(
+        target=watch_progress, args=(sessions, pipeline_id, echo, stop), daemon=True
+    )
+    watcher.start()
+    try:
+        with dg.DagsterInstance.get() as instance:
+            result = job.execute_in_process(
+                instance=instance,
+                asset_selection=keys,
+                raise_on_error=False,
+                run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
+                tags={"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "demo"},
+            )
+    finally:
+        stop.set()
+        watcher.join()
+    with sessions() as session:
+        rows = {row.uuid: row for row in list_nodes(session, session.get(Pipeline, pipeline_id))}
+    engine.dispose()
+    statuses = {row.title: row.status for row in rows.values()}
+    last = rows[final.uuid]
+    if not result.success or last.status != "completed" or not last.output:
+        failed = [
+            f"{r.title}: {(r.metadata_ or {}).get('error')}"
+            for r in rows.values()
+            if r.status == "failed"
+        ]
+        raise RuntimeError("The demo run failed. " + "; ".join(failed))
+    storage = storage_from_settings(settings)
+    key = last.output["s3_key"]
+    uri = storage.uri_for(key)
+    path = Path(uri.removeprefix("file://")) if uri.startswith("file://") else None
+    return DemoResult(
+        pipeline_uuid=pipeline_uuid,
+        path=path,
+        uri=uri,
+        duration=float(last.output.get("duration") or 0.0),
+        statuses=statuses,
+    )
