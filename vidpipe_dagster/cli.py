@@ -79,5 +79,25 @@ def demo() -> None:
     click.echo(str(result.path or result.uri))
 
 
+@main.command("dev")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--api-port", default=8000, show_default=True, type=int)
+@click.option("--dagster-port", default=3000, show_default=True, type=int)
+def dev(host: str, api_port: int, dagster_port: int) -> None:
+    """Run the API and Dagster (webserver + daemon) together; Ctrl-C stops both."""
+    from vidpipe_dagster.devserver import run_dev
+    from vidpipe_dagster.settings import get_settings
+
+    raise SystemExit(
+        run_dev(
+            settings=get_settings(),
+            host=host,
+            api_port=api_port,
+            dagster_port=dagster_port,
+            echo=click.echo,
+        )
+    )
+
+
 if __name__ == "__main__":
     main()
