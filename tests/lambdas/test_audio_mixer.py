@@ -1,0 +1,128 @@
+"""audio_mixer handler: replace (pad and cut), overlay, volume, bad events, failures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lambdas import audio_mixer
+from lambdas.ffmpeg import probe
+from tests.fixtures.media import mean_volume
+
+
+def _event(video: Path, audio: Path, out_dir: Path, **extra: object) -> dict:
+    return {
+        "video": video.as_uri(),
+        "audio": audio.as_uri(),
+        "output_bucket": out_dir.as_uri(),
+        "output_key": "mixed.mp4",
+        **extra,
+    }
+
+
+COMPLETE = {
+    "video": "file:///v.mp4",
+    "audio": "file:///a.mp3",
+    "output_bucket": "b",
+    "output_key": "k",
+}
+
+
+@pytest.mark.parametrize(
+    ("event", "message"),
+    [
+        ({}, "video and audio are required"),
+        ({"video": "file:///v.mp4"}, "video and audio are required"),
+        ({**COMPLETE, "output_bucket": None}, "output_bucket and output_key are required"),
+        ({**COMPLETE, "video": "v.mp4"}, "video must be an s3://, file:// or https:// URI"),
+        ({**COMPLETE, "mode": "blend"}, "mode must be 'replace' or 'overlay', got 'blend'"),
+        ({**COMPLETE, "volume": "loud"}, "volume must be a number"),
+        ({**COMPLETE, "volume": -1}, "volume must be between 0 and 10"),
+    ],
+)
+def test_bad_event_is_400(event: dict, message: str, lambda_tmp: Path) -> None:
+    assert audio_mixer.handler(event, None) == {"error": message, "statusCode": 400}
+    assert list(lambda_tmp.iterdir()) == []
+
+
+def test_replace_pads_short_audio_with_silence(
+    red_clip: Path, tone_audio: Path, out_dir: Path, lambda_tmp: Path
+) -> None:
+    result = audio_mixer.handler(_event(red_clip, tone_audio, out_dir), None)
+
+    assert result["statusCode"] == 200, result
+    output = out_dir / "mixed.mp4"
+    assert result["duration"] == pytest.approx(probe(red_clip).duration, abs=0.06)
+    assert mean_volume(output, start=0.05, duration=0.35) > -40
+    assert mean_volume(output, start=0.65, duration=0.3) < -60
+    assert list(lambda_tmp.iterdir()) == []
+
+
+def test_replace_cuts_long_audio_and_copies_video(
+    red_clip: Path, long_audio: Path, out_dir: Path
+) -> None:
+    result = audio_mixer.handler(_event(red_clip, long_audio, out_dir, mode="replace"), None)
+
+    assert result["statusCode"] == 200, result
+    output = probe(out_dir / "mixed.mp4")
+    source = probe(red_clip)
+    assert output.duration == pytest.approx(source.duration, abs=0.06)
+    assert output.video == source.video
+    assert output.audio is not None and output.audio.sample_rate == 48000
+
+
+def test_replace_adds_audio_to_a_silent_video(
+    silent_clip: Path, tone_audio: Path, out_dir: Path
+) -> None:
+    result = audio_mixer.handler(_event(silent_clip, tone_audio, out_dir), None)
+
+    assert result["statusCode"] == 200, result
+    assert probe(out_dir / "mixed.mp4").audio is not None
+
+
+def test_overlay_keeps_the_original_under_the_new_track(
+    red_clip: Path, tone_audio: Path, out_dir: Path, lambda_tmp: Path
+) -> None:
+    original = mean_volume(red_clip, start=0.05, duration=0.35)
+
+    result = audio_mixer.handler(_event(red_clip, tone_audio, out_dir, mode="overlay"), None)
+
+    assert result["statusCode"] == 200, result
+    output = out_dir / "mixed.mp4"
+    assert result["duration"] == pytest.approx(probe(red_clip).duration, abs=0.06)
+    assert mean_volume(output, start=0.05, duration=0.35) > original + 1.5
+    assert mean_volume(output, start=0.65, duration=0.3) == pytest.approx(original, abs=1.5)
+    assert list(lambda_tmp.iterdir()) == []
+
+
+def test_overlay_volume_scales_the_new_track(
+    red_clip: Path, tone_audio: Path, out_dir: Path
+) -> None:
+    original = mean_volume(red_clip, start=0.05, duration=0.35)
+
+    result = audio_mixer.handler(
+        _event(red_clip, tone_audio, out_dir, mode="overlay", volume=0), None
+    )
+
+    assert result["statusCode"] == 200, result
+    assert mean_volume(out_dir / "mixed.mp4", start=0.05, duration=0.35) == pytest.approx(
+        original, abs=1.0
+    )
+
+
+def test_audio_without_sound_is_500(red_clip: Path, silent_clip: Path, out_dir: Path) -> None:
+    result = audio_mixer.handler(_event(red_clip, silent_clip, out_dir), None)
+
+    assert result["statusCode"] == 500
+    assert "has no audio stream" in result["error"]
+
+
+def test_corrupt_video_is_500_with_ffmpegs_reason(
+    corrupt_clip: Path, tone_audio: Path, out_dir: Path, lambda_tmp: Path
+) -> None:
+    result = audio_mixer.handler(_event(corrupt_clip, tone_audio, out_dir), None)
+
+    assert result["statusCode"] == 500
+    assert "Invalid data found when processing input" in result["error"]
+    assert list(lambda_tmp.iterdir()) == []
