@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     )
     dagster_url: str = "http://127.0.0.1:3000"
     dagster_location: str = "vidpipe"
+    dagster_shards: int = Field(
+        default=1, ge=1, description="Code locations the pipelines are spread over."
+    )
+    dagster_shard: int | None = Field(
+        default=None, ge=0, description="The shard this code server loads; all when unset."
+    )
 
     max_body_bytes: int = 1_000_000
 
@@ -52,6 +58,38 @@ class Settings(BaseSettings):
     gemini_api_key: SecretStr | None = None
     runway_api_key: SecretStr | None = None
     remotion_function_name: str | None = None
+
+    heygen_base_url: str = "https://api.heygen.com"
+    heygen_api_version: Literal["v3", "v2"] = Field(
+        default="v3", description="HeyGen video API: v3 (current) or the legacy v2."
+    )
+    elevenlabs_base_url: str = "https://api.elevenlabs.io"
+    gemini_base_url: str = "https://generativelanguage.googleapis.com/v1beta"
+    runway_base_url: str = "https://api.dev.runwayml.com"
+    remotion_region: str | None = Field(
+        default=None, description="Region of the Remotion Lambda function; aws_region if unset."
+    )
+    remotion_version: str = Field(
+        default="4.0.539", description="Must equal the deployed @remotion/lambda version."
+    )
+    remotion_lambda_endpoint_url: str | None = None
+
+    provider_timeout_seconds: float = 30.0
+    provider_connect_timeout_seconds: float = 10.0
+    provider_max_attempts: int = Field(default=4, description="HTTP attempts per provider call.")
+    provider_retry_after_cap_seconds: float = 60.0
+    poll_concurrency: int = Field(default=50, description="Concurrent polls per provider.")
+    poll_time_budget_seconds: float = Field(
+        default=40.0, description="Time box for one polling pass (sensor limit is 60 s)."
+    )
+    heygen_max_wait_seconds: float = 1800.0
+    veo_max_wait_seconds: float = 900.0
+    runway_max_wait_seconds: float = 900.0
+    remotion_max_wait_seconds: float = 900.0
+    price_overrides: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='Provider price overrides in USD, JSON: {"veo3": {"<model>": 0.35}}.',
+    )
 
     @property
     def resolved_home(self) -> Path:

@@ -1,0 +1,293 @@
+"""HeyGen avatar video: asynchronous, submit then poll (or receive a webhook).
+
+Two API generations, chosen by ``api_version`` (setting ``VIDPIPE_HEYGEN_API_VERSION``):
+
+- ``v3`` (current, default): ``POST /v3/videos`` (``type: "avatar"``), ``GET /v3/videos/{id}``.
+  ``width``/``height`` become ``resolution`` + ``aspect_ratio``; there is no test mode.
+- ``v2`` (legacy): ``POST /v2/video/generate`` (``video_inputs``, ``dimension``, ``test``),
+  ``GET /v1/video_status.get?video_id=``.
+
+Both authenticate with ``X-Api-Key`` and answer ``data.video_id`` on submit. Node config keys:
+``avatarId``, ``voiceId``, ``width``, ``height``, ``test``. The avatar speaks either ``script``
+(text, with ``voiceId``) or ``audio_url`` (a short-lived URL to a voiceover node's audio).
+``video_url`` is presigned and expires (7 days): copy it into storage at once with
+:meth:`HeyGenClient.fetch_result`, which re-polls for a fresh URL when one is refused.
+
+Usage::
+
+    heygen = HeyGenClient.from_settings(settings)
+    job_id = heygen.submit(config=node.config, script=text)          # in the run
+    status = heygen.poll(job_id)                                       # or apoll_many(...)
+    if status.state == "completed":
+        heygen.fetch_result(job_id, tmp_path / "out.mp4")
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import httpx
+from pydantic import SecretStr
+
+from vidpipe_dagster.resources.providers.base import (
+    HttpSettings,
+    JobState,
+    JobStatus,
+    MalformedResponseError,
+    PermanentError,
+    PollingHttpProvider,
+    ProviderError,
+    dig,
+    error_for_status,
+    http_settings_from,
+    json_body,
+    require_json,
+    require_key,
+)
+
+NAME = "heygen"
+ENV_VAR = "VIDPIPE_HEYGEN_API_KEY"
+DEFAULT_BASE_URL = "https://api.heygen.com"
+MAX_SCRIPT_CHARS = {"v3": 5000, "v2": 1500}
+ASPECT_RATIOS: dict[str, float] = {
+    "16:9": 16 / 9,
+    "9:16": 9 / 16,
+    "4:5": 4 / 5,
+    "5:4": 5 / 4,
+    "1:1": 1.0,
+}
+STATES: dict[str, JobState] = {
+    "waiting": "queued",
+    "pending": "queued",
+    "queued": "queued",
+    "processing": "running",
+    "completed": "completed",
+    "failed": "failed",
+}
+
+ApiVersion = Literal["v3", "v2"]
+
+
+def v3_resolution(width: int, height: int) -> tuple[str, str]:
+    """``(resolution, aspect_ratio)`` closest to ``width`` x ``height`` for the v3 API."""
+    short = min(width, height)
+    resolution = "4k" if short >= 2160 else "1080p" if short >= 1080 else "720p"
+    ratio = width / height
+    aspect = min(ASPECT_RATIOS, key=lambda name: abs(ASPECT_RATIOS[name] - ratio))
+    return resolution, aspect
+
+
+def build_submit(
+    *,
+    api_version: ApiVersion,
+    config: Mapping[str, Any],
+    script: str | None = None,
+    audio_url: str | None = None,
+    title: str | None = None,
+    callback_url: str | None = None,
+    callback_id: str | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """``(path, JSON body)`` of a submit call; :class:`PermanentError` on bad input."""
+    avatar_id = config.get("avatarId")
+    voice_id = config.get("voiceId")
+    if not avatar_id:
+        raise PermanentError(f"{NAME}: config.avatarId is required", provider=NAME)
+    script = (script or "").strip() or None
+    if not script and not audio_url:
+        raise PermanentError(
+            f"{NAME}: nothing to say: connect a script (text) or a voiceover (audio) input",
+            provider=NAME,
+        )
+    if script and not audio_url:
+        if not voice_id:
+            raise PermanentError(
+                f"{NAME}: config.voiceId is required to speak a text script", provider=NAME
+            )
+        if len(script) > MAX_SCRIPT_CHARS[api_version]:
+            raise PermanentError(
+                f"{NAME}: the script has {len(script)} characters; the {api_version} API "
+                f"accepts at most {MAX_SCRIPT_CHARS[api_version]}",
+                provider=NAME,
+            )
+    width = int(config.get("width") or 1920)
+    height = int(config.get("height") or 1080)
+    if api_version == "v3":
+        if config.get("test"):
+            raise PermanentError(
+                f"{NAME}: HeyGen's v3 API has no test mode: remove config.test or set "
+                "VIDPIPE_HEYGEN_API_VERSION=v2",
+                provider=NAME,
+            )
+        resolution, aspect = v3_resolution(width, height)
+        body: dict[str, Any] = {
+            "type": "avatar",
+            "avatar_id": avatar_id,
+            "resolution": resolution,
+            "aspect_ratio": aspect,
+        }
+        if audio_url:
+            body["audio_url"] = audio_url
+        else:
+            body["script"] = script
+            body["voice_id"] = voice_id
+        path = "/v3/videos"
+    else:
+        voice: dict[str, Any] = (
+            {"type": "audio", "audio_url": audio_url}
+            if audio_url
+            else {"type": "text", "input_text": script, "voice_id": voice_id}
+        )
+        body = {
+            "video_inputs": [
+                {
+                    "character": {
+                        "type": "avatar",
+                        "avatar_id": avatar_id,
+                        "avatar_style": "normal",
+                    },
+                    "voice": voice,
+                }
+            ],
+            "dimension": {"width": width, "height": height},
+            "test": bool(config.get("test", False)),
+        }
+        path = "/v2/video/generate"
+    for key, value in (
+        ("title", title),
+        ("callback_url", callback_url),
+        ("callback_id", callback_id),
+    ):
+        if value:
+            body[key] = value
+    return path, body
+
+
+def parse_error_body(body: Any) -> tuple[str | None, str]:
+    """``(code, message)`` from HeyGen's v1 (``code``/``message``), v2 and v3 error bodies."""
+    if not isinstance(body, dict):
+        return None, "error"
+    error = body.get("error")
+    if isinstance(error, dict):
+        code = error.get("code")
+        return (str(code) if code is not None else None), str(error.get("message") or "error")
+    if isinstance(error, str):
+        return None, error
+    code = body.get("code")
+    return (str(code) if code is not None else None), str(body.get("message") or "error")
+
+
+def parse_status(body: Mapping[str, Any]) -> JobStatus:
+    """The :class:`JobStatus` in a v1 ``video_status.get`` or v3 ``/v3/videos/{id}`` body."""
+    data = body.get("data")
+    status = dig(data, "status")
+    if not isinstance(status, str) or status not in STATES:
+        raise MalformedResponseError(
+            f"{NAME}: status response without a known data.status: {str(body)[:200]}",
+            provider=NAME,
+        )
+    state = STATES[status]
+    error = None
+    if state == "failed":
+        detail = data.get("error") or data.get("failure_message") or data.get("failure_reason")
+        if isinstance(detail, dict):
+            error = str(detail.get("detail") or detail.get("message") or detail)
+            if detail.get("code") is not None:
+                error = f"{error} (code {detail['code']})"
+        else:
+            error = str(detail or "HeyGen reported the video as failed")
+    url = data.get("video_url") if state == "completed" else None
+    if state == "completed" and not url:
+        raise MalformedResponseError(
+            f"{NAME}: completed video without data.video_url", provider=NAME
+        )
+    return JobStatus(
+        state=state,
+        progress=1.0 if state == "completed" else None,
+        result_url=url,
+        error=error,
+        raw=body,
+    )
+
+
+class HeyGenClient(PollingHttpProvider):
+    """HeyGen's video API (v3 or legacy v2) over an injectable ``httpx.Client``."""
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        api_key: SecretStr | str,
+        base_url: str = DEFAULT_BASE_URL,
+        api_version: ApiVersion = "v3",
+        client: httpx.Client | None = None,
+        http: HttpSettings | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(api_key=api_key, base_url=base_url, client=client, http=http, **kwargs)
+        self.api_version: ApiVersion = api_version
+
+    @classmethod
+    def from_settings(cls, settings: Any, *, client: httpx.Client | None = None) -> HeyGenClient:
+        """A client from vidpipe settings; :class:`MissingApiKeyError` without a key."""
+        return cls(
+            api_key=require_key(settings.heygen_api_key, env_var=ENV_VAR, provider=NAME),
+            base_url=settings.heygen_base_url,
+            api_version=settings.heygen_api_version,
+            client=client,
+            http=http_settings_from(settings),
+        )
+
+    def auth_headers(self) -> dict[str, str]:
+        """``X-Api-Key``."""
+        return {"X-Api-Key": self._api_key.get_secret_value()}
+
+    def parse_error(self, response: httpx.Response) -> ProviderError:
+        """Map HeyGen error bodies (v1 numeric codes, v2/v3 ``error.code``)."""
+        code, message = parse_error_body(json_body(response))
+        return error_for_status(response, provider=NAME, code=code, message=message)
+
+    def submit(
+        self,
+        *,
+        config: Mapping[str, Any],
+        script: str | None = None,
+        audio_url: str | None = None,
+        title: str | None = None,
+        callback_url: str | None = None,
+        callback_id: str | None = None,
+    ) -> str:
+        """Start an avatar video; return HeyGen's ``video_id``.
+
+        ``audio_url`` (a voiceover's presigned URL) wins over ``script``. ``callback_url`` /
+        ``callback_id`` ask HeyGen to call a webhook when the video finishes.
+        """
+        path, body = build_submit(
+            api_version=self.api_version,
+            config=config,
+            script=script,
+            audio_url=audio_url,
+            title=title,
+            callback_url=callback_url,
+            callback_id=callback_id,
+        )
+        response = self.request("POST", path, json=body, ok=(200, 201))
+        payload = require_json(response, provider=NAME, what="video submit")
+        video_id = dig(payload, "data", "video_id")
+        if not isinstance(video_id, str) or not video_id:
+            raise MalformedResponseError(
+                f"{NAME}: submit answered without data.video_id: {str(payload)[:200]}",
+                provider=NAME,
+            )
+        return video_id
+
+    def status_path(self, job_id: str) -> tuple[str, dict[str, str] | None]:
+        """``/v3/videos/{id}`` or ``/v1/video_status.get?video_id=``."""
+        if self.api_version == "v3":
+            return f"/v3/videos/{job_id}", None
+        return "/v1/video_status.get", {"video_id": job_id}
+
+    def parse_status(self, body: dict[str, Any]) -> JobStatus:
+        """See :func:`parse_status`."""
+        return parse_status(body)

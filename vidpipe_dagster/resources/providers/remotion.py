@@ -1,0 +1,417 @@
+"""Remotion Lambda rendering: start a render, poll its progress, copy the output.
+
+Both calls are synchronous AWS Lambda invocations (boto3 ``lambda.invoke``) of the deployed
+Remotion function, with the payloads ``remotion-lambda``'s Python SDK sends: ``{"type":
+"start", ...}`` answers ``{"type": "success", "renderId", "bucketName"}``; ``{"type":
+"status", ...}`` answers the progress (``overallProgress``, ``done``, ``outputFile``,
+``outKey``, ``costs``, ``errors``, ``fatalErrorEncountered``). A response may hold several
+concatenated JSON objects (response streaming); the last one counts. The job id is
+``"{bucketName}:{renderId}"``.
+
+The Lambda and S3 clients are injectable (tests use a fake Lambda endpoint; production builds
+them with boto3 from settings). :meth:`RemotionClient.download_output` copies the rendered
+file out of Remotion's bucket; store it in vidpipe's storage from there.
+
+Node config keys: ``compositionId``, ``serveUrl``; input props come from the ``config``
+input's JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import httpx
+from botocore.exceptions import BotoCoreError, ClientError
+
+from vidpipe_dagster.resources.providers.base import (
+    AuthError,
+    JobStatus,
+    MalformedResponseError,
+    MissingApiKeyError,
+    PermanentError,
+    ProviderError,
+    RateLimitedError,
+    RetryPolicy,
+    TransientError,
+    http_settings_from,
+    retry_call,
+)
+
+NAME = "remotion"
+ENV_VAR = "VIDPIPE_REMOTION_FUNCTION_NAME"
+DEFAULT_VERSION = "4.0.539"
+MAX_INLINE_PROPS_BYTES = 194_000
+TRANSIENT_CODES = frozenset(
+    {"ServiceException", "EC2ThrottledException", "ResourceNotReadyException"}
+)
+RATE_CODES = frozenset({"TooManyRequestsException", "ThrottlingException"})
+AUTH_CODES = frozenset(
+    {"AccessDeniedException", "UnrecognizedClientException", "InvalidSignatureException"}
+)
+
+
+def build_start_payload(
+    *,
+    composition: str,
+    serve_url: str,
+    input_props: Mapping[str, Any] | None,
+    version: str,
+    codec: str = "h264",
+    privacy: str = "public",
+    out_name: str | None = None,
+) -> dict[str, Any]:
+    """The ``start`` payload, with the SDK's defaults for everything not given."""
+    if not composition:
+        raise PermanentError(f"{NAME}: config.compositionId is required", provider=NAME)
+    if not serve_url:
+        raise PermanentError(f"{NAME}: config.serveUrl is required", provider=NAME)
+    serialized = json.dumps(dict(input_props or {}), separators=(",", ":"))
+    if len(serialized.encode()) > MAX_INLINE_PROPS_BYTES:
+        raise PermanentError(
+            f"{NAME}: input props are {len(serialized.encode())} bytes; at most "
+            f"{MAX_INLINE_PROPS_BYTES} can be sent inline",
+            provider=NAME,
+        )
+    return {
+        "type": "start",
+        "rendererFunctionName": None,
+        "framesPerLambda": None,
+        "concurrency": None,
+        "composition": composition,
+        "serveUrl": serve_url,
+        "inputProps": {"type": "payload", "payload": serialized},
+        "codec": codec,
+        "imageFormat": "jpeg",
+        "maxRetries": 1,
+        "jpegQuality": 80,
+        "storageClass": None,
+        "envVariables": {},
+        "metadata": {},
+        "privacy": privacy,
+        "colorSpace": None,
+        "logLevel": "info",
+        "frameRange": None,
+        "outName": out_name,
+        "preferLossless": False,
+        "sampleRate": 48000,
+        "timeoutInMilliseconds": 30000,
+        "chromiumOptions": {},
+        "scale": 1,
+        "everyNthFrame": 1,
+        "numberOfGifLoops": None,
+        "concurrencyPerLambda": 1,
+        "downloadBehavior": {"type": "play-in-browser"},
+        "muted": False,
+        "version": version,
+        "overwrite": int(version.split(".", maxsplit=1)[0]) >= 5,
+        "audioBitrate": None,
+        "videoBitrate": None,
+        "webhook": None,
+        "forceHeight": None,
+        "forceFps": None,
+        "forceDurationInFrames": None,
+        "offthreadVideoCacheSizeInBytes": None,
+        "mediaCacheSizeInBytes": None,
+        "offthreadVideoThreads": None,
+        "forceWidth": None,
+        "licenseKey": None,
+        "bucketName": None,
+        "audioCodec": None,
+        "gopSize": None,
+        "deleteAfter": None,
+        "encodingBufferSize": None,
+        "encodingMaxRate": None,
+        "isProduction": None,
+        "crf": None,
+        "pixelFormat": None,
+        "proResProfile": None,
+        "forcePathStyle": False,
+    }
+
+
+def build_status_payload(*, render_id: str, bucket_name: str, version: str) -> dict[str, Any]:
+    """The ``status`` payload for one render."""
+    return {
+        "type": "status",
+        "renderId": render_id,
+        "bucketName": bucket_name,
+        "version": version,
+        "logLevel": "info",
+        "forcePathStyle": False,
+        "s3OutputProvider": None,
+    }
+
+
+def parse_payload(raw: bytes | str) -> dict[str, Any]:
+    """The last JSON object of a (possibly streamed, concatenated) Lambda response payload."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    decoder = json.JSONDecoder()
+    last: Any = None
+    index = 0
+    try:
+        while index < len(text):
+            while index < len(text) and text[index].isspace():
+                index += 1
+            if index >= len(text):
+                break
+            last, index = decoder.raw_decode(text, index)
+    except json.JSONDecodeError as exc:
+        raise MalformedResponseError(
+            f"{NAME}: the Lambda answered a payload that is not JSON: {text[:200]!r}",
+            provider=NAME,
+        ) from exc
+    if not isinstance(last, dict):
+        raise MalformedResponseError(
+            f"{NAME}: the Lambda answered {text[:200]!r}, not a JSON object", provider=NAME
+        )
+    return last
+
+
+def job_id_for(*, bucket_name: str, render_id: str) -> str:
+    """The job id of a render: ``"{bucket}:{renderId}"``."""
+    return f"{bucket_name}:{render_id}"
+
+
+def split_job_id(job_id: str) -> tuple[str, str]:
+    """``(bucket_name, render_id)`` of a job id from :func:`job_id_for`."""
+    bucket, sep, render_id = job_id.partition(":")
+    if not sep or not bucket or not render_id:
+        raise PermanentError(f"{NAME}: malformed job id {job_id!r}", provider=NAME)
+    return bucket, render_id
+
+
+def parse_progress(body: Mapping[str, Any]) -> JobStatus:
+    """The :class:`JobStatus` of a ``status`` response."""
+    costs = body.get("costs")
+    accrued = costs.get("accruedSoFar") if isinstance(costs, dict) else None
+    cost = float(accrued) if isinstance(accrued, int | float) else None
+    progress = body.get("overallProgress")
+    progress = float(progress) if isinstance(progress, int | float) else None
+    if body.get("fatalErrorEncountered"):
+        errors = body.get("errors") or []
+        messages = [
+            str(e.get("message") or e.get("name") or e) if isinstance(e, dict) else str(e)
+            for e in errors
+        ]
+        return JobStatus(
+            state="failed",
+            progress=progress,
+            error="; ".join(messages) or "Remotion reported a fatal error",
+            raw=body,
+            cost_usd=cost,
+        )
+    if body.get("done"):
+        url = body.get("outputFile")
+        if not isinstance(url, str) or not url:
+            raise MalformedResponseError(f"{NAME}: done render without outputFile", provider=NAME)
+        return JobStatus(state="completed", progress=1.0, result_url=url, raw=body, cost_usd=cost)
+    state = "running" if progress else "queued"
+    return JobStatus(state=state, progress=progress, raw=body, cost_usd=cost)
+
+
+def _client_error(exc: ClientError, *, what: str) -> ProviderError:
+    error = exc.response.get("Error", {})
+    code = str(error.get("Code") or "")
+    status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    message = f"{NAME}: {what} failed: {code}: {error.get('Message', '')}"
+    kwargs: dict[str, Any] = {"provider": NAME, "status_code": status, "code": code}
+    if code in RATE_CODES or status == 429:
+        return RateLimitedError(message, **kwargs)
+    if code in TRANSIENT_CODES or (status or 0) >= 500:
+        return TransientError(message, **kwargs)
+    if code in AUTH_CODES or status in (401, 403):
+        return AuthError(message, **kwargs)
+    return PermanentError(message, **kwargs)
+
+
+class RemotionClient:
+    """Remotion Lambda renders through an injected boto3 Lambda client (and S3 for output).
+
+    Build it with :meth:`from_settings` in production, or pass ``lambda_client`` (and
+    ``s3_client``) directly: any object with boto3's ``invoke`` / ``get_object``.
+    """
+
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        function_name: str,
+        lambda_client: Any,
+        s3_client: Any = None,
+        version: str = DEFAULT_VERSION,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.function_name = function_name
+        self.lambda_client = lambda_client
+        self.s3_client = s3_client
+        self.version = version
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"RemotionClient(function_name={self.function_name!r})"
+
+    @classmethod
+    def from_settings(
+        cls, settings: Any, *, lambda_client: Any = None, s3_client: Any = None
+    ) -> RemotionClient:
+        """A client from vidpipe settings; :class:`MissingApiKeyError` without a function."""
+        if not settings.remotion_function_name:
+            raise MissingApiKeyError(ENV_VAR, provider=NAME)
+        region = settings.remotion_region or settings.aws_region
+        if lambda_client is None or s3_client is None:
+            import boto3
+            from botocore.config import Config
+
+            config = Config(
+                read_timeout=max(60, int(settings.provider_timeout_seconds)),
+                retries={"max_attempts": 1, "mode": "standard"},
+            )
+            lambda_client = lambda_client or boto3.client(
+                "lambda",
+                region_name=region,
+                endpoint_url=settings.remotion_lambda_endpoint_url,
+                config=config,
+            )
+            s3_client = s3_client or boto3.client(
+                "s3", region_name=region, endpoint_url=settings.s3_endpoint_url
+            )
+        return cls(
+            function_name=settings.remotion_function_name,
+            lambda_client=lambda_client,
+            s3_client=s3_client,
+            version=settings.remotion_version,
+            retry=http_settings_from(settings).retry,
+        )
+
+    def invoke(
+        self, payload: Mapping[str, Any], *, what: str, idempotent: bool = True
+    ) -> dict[str, Any]:
+        """Invoke the function synchronously and return its last JSON object, or raise.
+
+        Lambda runtime failures (``FunctionError``) are transient, and retried only when the
+        call is ``idempotent``; ``{"type": "error"}`` from Remotion is permanent.
+        """
+        data = json.dumps(payload).encode()
+
+        def once() -> dict[str, Any]:
+            try:
+                response = self.lambda_client.invoke(
+                    FunctionName=self.function_name,
+                    InvocationType="RequestResponse",
+                    Payload=data,
+                )
+            except ClientError as exc:
+                raise _client_error(exc, what=what) from exc
+            except BotoCoreError as exc:
+                raise TransientError(f"{NAME}: {what} failed: {exc}", provider=NAME) from exc
+            body = parse_payload(response["Payload"].read())
+            if response.get("FunctionError") or "errorMessage" in body:
+                error = TransientError(
+                    f"{NAME}: {what}: the Lambda function failed "
+                    f"({response.get('FunctionError') or 'error'}): "
+                    f"{body.get('errorType', '')} {body.get('errorMessage', '')}".rstrip(),
+                    provider=NAME,
+                    body=body,
+                )
+                error.retryable = idempotent
+                raise error
+            if body.get("type") == "error":
+                raise PermanentError(
+                    f"{NAME}: {what}: {body.get('message') or 'Remotion reported an error'}",
+                    provider=NAME,
+                    body=body,
+                )
+            if body.get("type") != "success":
+                raise MalformedResponseError(
+                    f"{NAME}: {what}: unexpected answer type {body.get('type')!r}",
+                    provider=NAME,
+                    body=body,
+                )
+            return body
+
+        return retry_call(once, policy=self.retry, sleep=self.sleep)
+
+    def submit(
+        self,
+        *,
+        composition_id: str,
+        serve_url: str,
+        input_props: Mapping[str, Any] | None = None,
+        codec: str = "h264",
+        privacy: str = "public",
+        out_name: str | None = None,
+    ) -> str:
+        """Start a render; return its job id (``"{bucket}:{renderId}"``).
+
+        A start invoke is not idempotent, so only failures before the function ran
+        (throttling, service errors) are retried.
+        """
+        payload = build_start_payload(
+            composition=composition_id,
+            serve_url=serve_url,
+            input_props=input_props,
+            version=self.version,
+            codec=codec,
+            privacy=privacy,
+            out_name=out_name,
+        )
+        body = self.invoke(payload, what="render start", idempotent=False)
+        render_id, bucket = body.get("renderId"), body.get("bucketName")
+        if not isinstance(render_id, str) or not isinstance(bucket, str):
+            raise MalformedResponseError(
+                f"{NAME}: render start answered without renderId/bucketName", provider=NAME
+            )
+        return job_id_for(bucket_name=bucket, render_id=render_id)
+
+    def poll(self, job_id: str) -> JobStatus:
+        """The render's progress."""
+        bucket, render_id = split_job_id(job_id)
+        payload = build_status_payload(
+            render_id=render_id, bucket_name=bucket, version=self.version
+        )
+        return parse_progress(self.invoke(payload, what="render progress"))
+
+    async def apoll(self, client: httpx.AsyncClient | None, job_id: str) -> JobStatus:
+        """:meth:`poll` in a worker thread (boto3 is synchronous); ``client`` is unused."""
+        return await asyncio.to_thread(self.poll, job_id)
+
+    def download_output(self, job_id: str, dest: Path, *, status: JobStatus | None = None) -> int:
+        """Copy a finished render from Remotion's bucket to ``dest``; return its size.
+
+        Uses ``outKey`` (default ``renders/{renderId}/out.mp4``) in the render's bucket.
+        """
+        bucket, render_id = split_job_id(job_id)
+        status = status or self.poll(job_id)
+        if status.state != "completed":
+            raise PermanentError(
+                f"{NAME}: render {render_id} is {status.state}, not completed", provider=NAME
+            )
+        key = status.raw.get("outKey") or f"renders/{render_id}/out.mp4"
+        bucket = (status.raw.get("outBucket") or bucket) if isinstance(status.raw, dict) else bucket
+        if self.s3_client is None:
+            raise PermanentError(f"{NAME}: no S3 client to copy the output with", provider=NAME)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+
+        def once() -> int:
+            try:
+                obj = self.s3_client.get_object(Bucket=bucket, Key=key)
+            except ClientError as exc:
+                raise _client_error(exc, what=f"copy of s3://{bucket}/{key}") from exc
+            except BotoCoreError as exc:
+                raise TransientError(f"{NAME}: output copy failed: {exc}", provider=NAME) from exc
+            size = 0
+            with dest.open("wb") as out:
+                for chunk in obj["Body"].iter_chunks(1024 * 1024):
+                    out.write(chunk)
+                    size += len(chunk)
+            return size
+
+        return retry_call(once, policy=self.retry, sleep=self.sleep)
