@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import uuid as uuid_lib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 import dagster as dg
 from sqlalchemy import select
 
+from vidpipe_dagster.assets import EXECUTORS
+from vidpipe_dagster.assets.base import ExecutionContext, NodeSpec, UpstreamNode
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.node_types import referenced_uuids
 
@@ -34,8 +37,8 @@ if TYPE_CHECKING:
 RESOURCE_KEY = "vidpipe"
 
 
-class NodeNotReadyError(RuntimeError):
-    """An input node of the node being materialized has no output to read."""
+class UnknownNodeTypeError(RuntimeError):
+    """No executor is registered for the node's type."""
 
 
 @dataclass(frozen=True)
@@ -50,24 +53,18 @@ class AsyncSubmission:
 def _upstream_rows(resource: VidpipeResource, uuids: list[str]) -> dict[str, Node]:
     if not uuids:
         return {}
-    import uuid as uuid_lib
-
     with resource.sessions()() as session:
         rows = session.scalars(select(Node).where(Node.id.in_([uuid_lib.UUID(u) for u in uuids])))
         return {row.uuid: row for row in rows}
 
 
-def _media_link(output: Mapping[str, Any]) -> dg.MetadataValue | None:
-    location = output.get("uri") or output.get("url") or output.get("s3_key")
-    if not isinstance(location, str):
-        return None
-    if location.startswith(("http://", "https://", "file://", "s3://")):
-        return dg.MetadataValue.url(location)
-    return dg.MetadataValue.text(location)
-
-
 def result_metadata(
-    output: Mapping[str, Any], *, process_uuid: str, node: Mapping[str, Any], seconds: float
+    output: Mapping[str, Any],
+    *,
+    process_uuid: str,
+    node: Mapping[str, Any],
+    seconds: float,
+    link: str | None,
 ) -> dict[str, Any]:
     """What a person wants to see on a node's materialization."""
     metadata: dict[str, Any] = {
@@ -76,9 +73,8 @@ def result_metadata(
         "node_type": node["type"],
         "execution_seconds": round(seconds, 3),
     }
-    link = _media_link(output)
-    if link is not None:
-        metadata["link"] = link
+    if link:
+        metadata["link"] = dg.MetadataValue.url(link)
     for name in ("type", "s3_key"):
         if isinstance(output.get(name), str):
             metadata[name] = output[name]
@@ -102,12 +98,9 @@ def _run_executor(
     process_uuid: str,
     log: Any,
 ) -> Any:
-    from vidpipe_dagster.assets import EXECUTORS
-    from vidpipe_dagster.assets.base import ExecutionContext, NodeSpec, UpstreamNode
-
     executor = EXECUTORS.get(node["type"])
     if executor is None:
-        raise NodeNotReadyError(f"No executor for node type {node['type']!r}")
+        raise UnknownNodeTypeError(f"No executor for node type {node['type']!r}")
     spec = NodeSpec(
         uuid=node["uuid"],
         pipeline_uuid=pipeline_uuid,
@@ -118,7 +111,14 @@ def _run_executor(
         asset=node.get("asset"),
     )
     upstream_nodes = {
-        uuid: UpstreamNode(uuid=uuid, title=row.title, type=row.type, output=row.output or {})
+        uuid: UpstreamNode(
+            uuid=uuid,
+            title=row.title,
+            type=row.type,
+            status=row.status,
+            output=row.output,
+            asset=row.asset,
+        )
         for uuid, row in upstream.items()
     }
     with tempfile.TemporaryDirectory(prefix="vidpipe-") as workdir:
@@ -128,7 +128,7 @@ def _run_executor(
             settings=resource.settings(),
             process_uuid=process_uuid,
             workdir=Path(workdir),
-            log=log,
+            log=log.info,
         )
         return executor(spec, upstream_nodes, context)
 
@@ -152,16 +152,7 @@ def materialize_node(
     )
     begun = time.monotonic()
     try:
-        input_uuids = referenced_uuids(node.get("inputs"))
-        upstream = _upstream_rows(resource, input_uuids)
-        missing = [u for u in input_uuids if u not in upstream or not upstream[u].output]
-        if missing:
-            titles = ", ".join(
-                f"'{upstream[u].title}' ({u})" if u in upstream else u for u in missing
-            )
-            raise NodeNotReadyError(
-                f"Input node(s) {titles} have no output yet; materialize them first."
-            )
+        upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
         outcome = _run_executor(
             node=node,
             pipeline_uuid=plan.pipeline_uuid,
@@ -185,10 +176,15 @@ def materialize_node(
             f"Node {node_uuid} was changed or restarted while running; its output is dropped."
         )
         return None
+    s3_key = output.get("s3_key")
     return dg.MaterializeResult(
         asset_key=key,
         metadata=result_metadata(
-            output, process_uuid=process_uuid, node=node, seconds=time.monotonic() - begun
+            output,
+            process_uuid=process_uuid,
+            node=node,
+            seconds=time.monotonic() - begun,
+            link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
         ),
     )
 

@@ -21,7 +21,7 @@ from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDef
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster.compiler import compile_errors, compile_snapshot
+from vidpipe_dagster.compiler import compile_errors, compile_snapshot, shard_snapshot
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.db.snapshot import take_snapshot
@@ -88,17 +88,22 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
     """Compiles every pipeline in the database into assets, one multi-asset per pipeline.
 
     ``database_url`` defaults to ``VIDPIPE_DATABASE_URL`` (or the embedded SQLite file).
+    With ``shards`` > 1 and a ``shard``, only the pipelines of that shard are read and
+    compiled, so each code location (and each of its runs) carries a slice of the pipelines.
     """
 
     database_url: str | None = None
+    shard: int | None = None
+    shards: int = 1
     defs_state: ResolvedDefsStateConfig = field(
         default_factory=DefsStateConfigArgs.legacy_code_server_snapshots
     )
 
     @property
     def defs_state_config(self) -> DefsStateConfig:
-        """State is keyed ``vidpipe_pipelines`` unless configured otherwise."""
-        return DefsStateConfig.from_args(self.defs_state, default_key=STATE_KEY)
+        """State is keyed ``vidpipe_pipelines`` (plus the shard) unless configured otherwise."""
+        key = STATE_KEY if self.shard is None else f"{STATE_KEY}_{self.shard}_of_{self.shards}"
+        return DefsStateConfig.from_args(self.defs_state, default_key=key)
 
     def _database_url(self) -> str:
         from vidpipe_dagster.settings import get_settings
@@ -107,7 +112,10 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
 
     def write_state_to_path(self, state_path: Path) -> None:
         """Write the snapshot of the pipeline tables as JSON."""
-        state_path.write_text(json.dumps(read_state(self._database_url())))
+        snapshot = read_state(self._database_url())
+        if self.shard is not None:
+            snapshot = shard_snapshot(snapshot, shard=self.shard, shards=self.shards)
+        state_path.write_text(json.dumps(snapshot))
 
     def build_defs_from_state(
         self, context: dg.ComponentLoadContext, state_path: Path | None

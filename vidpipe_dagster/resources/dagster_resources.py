@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.resources.lambda_invoker import LambdaInvoker, invoker_from_settings
+from vidpipe_dagster.resources.storage import Storage, storage_from_settings
 from vidpipe_dagster.settings import Settings, get_settings
 
 
@@ -25,6 +27,7 @@ class VidpipeResource(dg.ConfigurableResource):
     database_url: str | None = None
     storage_url: str | None = None
     home: str | None = None
+    providers: str | None = None
 
     _engines: ClassVar[dict[str, Engine]] = {}
     _engines_lock: ClassVar[threading.Lock] = threading.Lock()
@@ -38,6 +41,7 @@ class VidpipeResource(dg.ConfigurableResource):
                 ("database_url", self.database_url),
                 ("storage_url", self.storage_url),
                 ("home", self.home),
+                ("providers", self.providers),
             )
             if value is not None
         }
@@ -61,14 +65,10 @@ class VidpipeResource(dg.ConfigurableResource):
         """The execution lifecycle over the pipeline database."""
         return Lifecycle(self.sessions())
 
-    def storage(self) -> Any:
+    def storage(self) -> Storage:
         """The object storage (S3 or a local directory) named by ``storage_url``."""
-        from vidpipe_dagster.resources.storage import make_storage
+        return storage_from_settings(self.settings())
 
-        return make_storage(self.settings())
-
-    def invoker(self) -> Any:
+    def invoker(self) -> LambdaInvoker:
         """The Lambda invoker (AWS or in-process) chosen by ``lambda_mode``."""
-        from vidpipe_dagster.resources.lambda_invoker import make_invoker
-
-        return make_invoker(self.settings())
+        return invoker_from_settings(self.settings())
