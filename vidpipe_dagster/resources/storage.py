@@ -13,7 +13,7 @@ import os
 import shutil
 import uuid
 from abc import ABC, abstractmethod
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -45,8 +45,8 @@ def node_output_key(pipeline_uuid: str, node_uuid: str, process_uuid: str, ext: 
 
 def check_key(key: str) -> str:
     """Reject keys that are empty, absolute or climb out of the storage root."""
-    parts = PurePosixPath(key).parts
-    if not key or key.startswith("/") or "\\" in key or any(p in ("..", ".") for p in parts):
+    parts = key.split("/")
+    if not key or "\\" in key or any(part in ("", ".", "..") for part in parts):
         raise StorageError(f"Invalid storage key: {key!r}")
     return key
 
@@ -186,7 +186,12 @@ class S3Storage(Storage):
 
     def size(self, key: str) -> int:
         """ContentLength of the object."""
-        head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        from botocore.exceptions import ClientError
+
+        try:
+            head = self.client.head_object(Bucket=self.bucket, Key=self.object_key(key))
+        except ClientError as exc:
+            raise StorageError(f"No object at {self.uri_for(key)}: {exc}") from exc
         return int(head["ContentLength"])
 
     def put_file(self, key: str, path: Path, *, content_type: str | None = None) -> int:
