@@ -3,6 +3,8 @@
 ``dagster dev -w workspace.yaml`` (or ``dagster code-server start -m
 vidpipe_dagster.definitions``) loads ``defs``. Loading is lazy: nothing is read from the
 database until Dagster calls ``defs``, and then only by the state-backed component.
+With ``VIDPIPE_DAGSTER_SHARDS`` > 1, each code server sets ``VIDPIPE_DAGSTER_SHARD`` and
+loads only its shard of the pipelines, as location ``<VIDPIPE_DAGSTER_LOCATION>_<shard>``.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from typing import Any
 
 import dagster as dg
 
-from vidpipe_dagster.compiler import compile_snapshot
+from vidpipe_dagster.compiler import compile_snapshot, location_name
 from vidpipe_dagster.components.pipelines import PipelinesComponent
 from vidpipe_dagster.materialize import RESOURCE_KEY
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+from vidpipe_dagster.sensors import STATIC_SENSORS
+from vidpipe_dagster.settings import get_settings
 
 
 def build_definitions(
@@ -23,20 +27,30 @@ def build_definitions(
     database_url: str | None = None,
     snapshot: Mapping[str, Any] | None = None,
     resource: VidpipeResource | None = None,
+    shard: int | None = None,
+    shards: int = 1,
+    location: str | None = None,
 ) -> dg.Definitions:
-    """The whole code location.
+    """The whole code location (or one shard of it).
 
     Without ``snapshot`` the pipelines come from the state-backed component (what a code
     server and its run workers do); with one, they are compiled from it directly, which is
     how in-process callers (tests, ``dg.materialize``) build the same graph.
     """
     if snapshot is None:
-        pipelines = dg.build_defs_for_component(PipelinesComponent(database_url=database_url))
+        component = PipelinesComponent(
+            database_url=database_url,
+            shard=shard,
+            shards=shards,
+            location=location or get_settings().dagster_location,
+        )
+        pipelines = dg.build_defs_for_component(component)
     else:
         pipelines = compile_snapshot(snapshot).definitions()
     return dg.Definitions.merge(
         pipelines,
         dg.Definitions(
+            sensors=STATIC_SENSORS,
             resources={RESOURCE_KEY: resource or VidpipeResource(database_url=database_url)},
             executor=dg.in_process_executor,
         ),
@@ -45,5 +59,12 @@ def build_definitions(
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    """The code location Dagster loads."""
-    return build_definitions()
+    """The code location Dagster loads (the shard named by the settings, if any)."""
+    settings = get_settings()
+    return build_definitions(
+        shard=settings.dagster_shard,
+        shards=settings.dagster_shards,
+        location=location_name(
+            settings.dagster_location, shard=settings.dagster_shard, shards=settings.dagster_shards
+        ),
+    )

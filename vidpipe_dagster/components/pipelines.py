@@ -25,6 +25,8 @@ from vidpipe_dagster.compiler import compile_errors, compile_snapshot, shard_sna
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.db.snapshot import take_snapshot
+from vidpipe_dagster.schedules import build_retry_schedule
+from vidpipe_dagster.sensors import build_refresh_sensor
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +97,7 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
     database_url: str | None = None
     shard: int | None = None
     shards: int = 1
+    location: str = "vidpipe"
     defs_state: ResolvedDefsStateConfig = field(
         default_factory=DefsStateConfigArgs.legacy_code_server_snapshots
     )
@@ -120,7 +123,33 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
     def build_defs_from_state(
         self, context: dg.ComponentLoadContext, state_path: Path | None
     ) -> dg.Definitions:
-        """Compile the snapshot at ``state_path``; no pipelines when there is none yet."""
+        """Compile the snapshot at ``state_path``, plus what depends on it.
+
+        Besides the pipelines' assets and schedules: the sensor that reloads this location
+        when the tables move past the snapshot, and the retry schedule over the compiled
+        pipelines.
+        """
         if state_path is None:
             return dg.Definitions()
-        return compile_snapshot(json.loads(state_path.read_text())).definitions()
+        snapshot = json.loads(state_path.read_text())
+        result = compile_snapshot(snapshot)
+        compiled = [uuid for asset in result.assets for uuid in _pipeline_uuids(asset)]
+        return dg.Definitions.merge(
+            result.definitions(),
+            dg.Definitions(
+                sensors=[
+                    build_refresh_sensor(
+                        compiled_from=snapshot.get("latest_updated_at"), location=self.location
+                    )
+                ],
+                schedules=[build_retry_schedule(compiled)],
+            ),
+        )
+
+
+def _pipeline_uuids(asset: dg.AssetsDefinition) -> set[str]:
+    return {
+        str(spec.metadata["pipeline_uuid"])
+        for spec in asset.specs
+        if "pipeline_uuid" in (spec.metadata or {})
+    }

@@ -1,0 +1,158 @@
+"""Sensors: the run backstop on failed and cancelled runs, the database-change sensor."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from sqlalchemy import select, update
+
+from tests.dagster.builders import NodeRow, add_pipeline
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.db.snapshot import latest_updated_at, take_snapshot
+from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+from vidpipe_dagster.sensors import (
+    build_refresh_sensor,
+    canceled_run_backstop,
+    failed_run_backstop,
+)
+
+NODES = [
+    NodeRow("script", "asset", asset={"content": "Hi."}),
+    NodeRow("clip", "render-code", config={"code": "x", "duration": 1}),
+]
+
+
+@pytest.fixture
+def resource(database_url: str, tmp_path: Path) -> VidpipeResource:
+    return VidpipeResource(
+        database_url=database_url,
+        storage_url=(tmp_path / "storage").as_uri(),
+        home=str(tmp_path / "home"),
+        providers="local",
+    )
+
+
+def node_rows(sessions, ids) -> dict[str, Node]:
+    with sessions() as session:
+        rows = session.scalars(select(Node).where(Node.pipeline_id == uuid.UUID(ids["pipeline"])))
+        return {row.uuid: row for row in rows}
+
+
+def run_that_dies(sessions, resource, instance, monkeypatch, ids):
+    """A run whose worker dies inside ``clip``: the bridge never gets to record the failure."""
+    from vidpipe_dagster import materialize
+
+    def die(**kwargs):
+        if kwargs["node"]["uuid"] == ids["clip"]:
+            raise SystemExit("run worker killed")
+        return original(**kwargs)
+
+    original = materialize._run_executor
+    monkeypatch.setattr(materialize, "_run_executor", die)
+    monkeypatch.setattr(Lifecycle, "failed", lambda self, *args, **kwargs: False)
+    with sessions() as session:
+        snapshot = take_snapshot(session)
+    job = build_definitions(
+        snapshot=snapshot, resource=resource
+    ).resolve_implicit_global_asset_job_def()
+    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES]
+    result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
+    monkeypatch.undo()
+    assert not result.success
+    assert node_rows(sessions, ids)[ids["clip"]].status == "in_progress"
+    return result
+
+
+def test_failed_run_backstop_fails_nodes_left_in_progress(sessions, resource, monkeypatch) -> None:
+    ids = add_pipeline(sessions, name="dies", nodes=NODES)
+    with dg.instance_for_test() as instance:
+        result = run_that_dies(sessions, resource, instance, monkeypatch, ids)
+        failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="vidpipe_failed_run_backstop",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run,
+            dagster_event=failure,
+            resources={"vidpipe": resource},
+        ).for_run_failure()
+        failed_run_backstop(context)
+
+    rows = node_rows(sessions, ids)
+    assert rows[ids["script"]].status == "completed"
+    assert rows[ids["clip"]].status == "failed"
+    assert result.run_id in rows[ids["clip"]].metadata_["error"]
+    with sessions() as session:
+        progress = session.get(Pipeline, uuid.UUID(ids["pipeline"])).metadata_["progress"]
+    assert progress["failed"] == 1 and progress["in_progress"] == 0
+
+
+def test_canceled_run_backstop_spares_nodes_of_newer_runs_and_provider_jobs(
+    sessions, resource, monkeypatch
+) -> None:
+    ids = add_pipeline(sessions, name="cancelled", nodes=NODES)
+    with dg.instance_for_test() as instance:
+        result = run_that_dies(sessions, resource, instance, monkeypatch, ids)
+        canceled = result.dagster_run.with_status(dg.DagsterRunStatus.CANCELED)
+        lifecycle = resource.lifecycle()
+        lifecycle.started(ids["script"], {"dagster_run_id": "a-newer-run"})
+        with sessions() as session, session.begin():
+            session.execute(
+                update(Node).where(Node.id == uuid.UUID(ids["script"])).values(status="pending")
+            )
+        waiting = add_pipeline(sessions, name="waiting", nodes=[NodeRow("v", "talking-head")])
+        process = lifecycle.started(waiting["v"], {"dagster_run_id": result.run_id})
+        lifecycle.updated(waiting["v"], {"provider_job_id": "job-1"}, process)
+
+        event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="vidpipe_canceled_run_backstop",
+            dagster_instance=instance,
+            dagster_run=canceled,
+            dagster_event=event,
+            resources={"vidpipe": resource},
+        )
+        canceled_run_backstop(context)
+
+    rows = node_rows(sessions, ids)
+    assert rows[ids["clip"]].status == "failed"
+    assert "cancelled" in rows[ids["clip"]].metadata_["error"]
+    assert rows[ids["script"]].status == "pending"
+    assert node_rows(sessions, waiting)[waiting["v"]].status == "in_progress"
+
+
+def test_database_change_sensor_requests_one_reload_per_change(
+    sessions, resource, monkeypatch
+) -> None:
+    from vidpipe_dagster import sensors
+
+    requested: list[str] = []
+    monkeypatch.setattr(
+        sensors, "request_reload", lambda settings, *, location: requested.append(location)
+    )
+    ids = add_pipeline(sessions, name="watched", nodes=NODES)
+    with sessions() as session:
+        marker = latest_updated_at(session)
+    sensor = build_refresh_sensor(compiled_from=marker, location="vidpipe")
+
+    with dg.instance_for_test() as instance:
+        context = dg.build_sensor_context(instance=instance, resources={"vidpipe": resource})
+        assert isinstance(sensor(context), dg.SkipReason)
+        assert requested == []
+
+        with sessions() as session, session.begin():
+            session.execute(
+                update(Node).where(Node.id == uuid.UUID(ids["clip"])).values(title="Renamed")
+            )
+        sensor(context)
+        assert requested == ["vidpipe"]
+        context = dg.build_sensor_context(
+            instance=instance, cursor=context.cursor, resources={"vidpipe": resource}
+        )
+        sensor(context)
+        assert requested == ["vidpipe"]

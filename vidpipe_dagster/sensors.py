@@ -1,0 +1,146 @@
+"""Sensors of the vidpipe code location.
+
+- ``vidpipe_automation``: the declarative-automation sensor, declared RUNNING (Dagster's
+  default one starts STOPPED), so downstream nodes follow an upstream that changed;
+- ``vidpipe_failed_run_backstop`` / ``vidpipe_canceled_run_backstop``: fail every node still
+  ``in_progress`` from a run that failed or was cancelled (a run killed mid-step included:
+  run monitoring marks it failed), taking the run's nodes from its
+  ``ASSET_MATERIALIZATION_PLANNED`` events; nodes waiting on a provider job are left alone;
+- ``vidpipe_database_changes``: compares the tables' latest ``updated_at`` with the one the
+  loaded definitions were compiled from and asks the webserver to reload when they differ,
+  catching writes that bypass the API.
+"""
+
+from __future__ import annotations
+
+import uuid as uuid_lib
+
+import dagster as dg
+from sqlalchemy import select
+
+from vidpipe_dagster.compiler import uuids_from_asset_key
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.db.snapshot import latest_updated_at
+from vidpipe_dagster.reload import request_reload
+from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+
+BACKSTOP_INTERVAL_SECONDS = 15
+REFRESH_INTERVAL_SECONDS = 15
+AUTOMATION_INTERVAL_SECONDS = 30
+
+
+def planned_node_uuids(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The node UUIDs a run planned to materialize, from its event log."""
+    records = instance.get_records_for_run(
+        run_id=run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
+    ).records
+    uuids: list[str] = []
+    for record in records:
+        event = record.event_log_entry.dagster_event
+        parsed = uuids_from_asset_key(event.asset_key) if event and event.asset_key else None
+        if parsed and parsed[1] not in uuids:
+            uuids.append(parsed[1])
+    return uuids
+
+
+def fail_nodes_of_run(
+    *, instance: dg.DagsterInstance, run_id: str, resource: VidpipeResource, reason: str
+) -> list[str]:
+    """Fail the nodes the run started and left ``in_progress``; return their UUIDs."""
+    uuids = planned_node_uuids(instance, run_id)
+    if not uuids:
+        return []
+    with resource.sessions()() as session:
+        rows = session.execute(
+            select(Node.id, Node.metadata_).where(
+                Node.id.in_([uuid_lib.UUID(u) for u in uuids]), Node.status == "in_progress"
+            )
+        ).all()
+    lifecycle = resource.lifecycle()
+    failed: list[str] = []
+    for node_id, metadata in rows:
+        metadata = metadata or {}
+        if metadata.get("dagster_run_id") != run_id or metadata.get("provider_job_id"):
+            continue
+        if lifecycle.failed(str(node_id), reason, metadata.get("process_uuid")):
+            failed.append(str(node_id))
+    return failed
+
+
+@dg.run_failure_sensor(
+    name="vidpipe_failed_run_backstop",
+    minimum_interval_seconds=BACKSTOP_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails nodes left in_progress by a failed run.",
+)
+def failed_run_backstop(context: dg.RunFailureSensorContext, vidpipe: VidpipeResource) -> None:
+    """Fail the nodes a failed run left ``in_progress``."""
+    run = context.dagster_run
+    message = context.failure_event.message if context.failure_event else None
+    failed = fail_nodes_of_run(
+        instance=context.instance,
+        run_id=run.run_id,
+        resource=vidpipe,
+        reason=f"Dagster run {run.run_id} failed: {message or 'the run worker stopped'}",
+    )
+    if failed:
+        context.log.info(f"Failed {len(failed)} node(s) of run {run.run_id}: {failed}")
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.CANCELED,
+    name="vidpipe_canceled_run_backstop",
+    minimum_interval_seconds=BACKSTOP_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails nodes left in_progress by a cancelled run.",
+)
+def canceled_run_backstop(context: dg.RunStatusSensorContext, vidpipe: VidpipeResource) -> None:
+    """Fail the nodes a cancelled run left ``in_progress``."""
+    run = context.dagster_run
+    failed = fail_nodes_of_run(
+        instance=context.instance,
+        run_id=run.run_id,
+        resource=vidpipe,
+        reason=f"Dagster run {run.run_id} was cancelled",
+    )
+    if failed:
+        context.log.info(f"Failed {len(failed)} node(s) of run {run.run_id}: {failed}")
+
+
+def build_refresh_sensor(*, compiled_from: str | None, location: str) -> dg.SensorDefinition:
+    """The sensor reloading ``location`` when the tables moved past ``compiled_from``.
+
+    ``compiled_from`` is the snapshot's ``latest_updated_at`` marker. The cursor holds the
+    marker a reload was last requested for, so one change asks for one reload.
+    """
+
+    @dg.sensor(
+        name="vidpipe_database_changes",
+        minimum_interval_seconds=REFRESH_INTERVAL_SECONDS,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Reloads the code location when the pipeline tables change.",
+    )
+    def database_changes(
+        context: dg.SensorEvaluationContext, vidpipe: VidpipeResource
+    ) -> dg.SkipReason:
+        with vidpipe.sessions()() as session:
+            current = latest_updated_at(session)
+        if current == compiled_from:
+            return dg.SkipReason("The definitions match the tables.")
+        if context.cursor == current:
+            return dg.SkipReason(f"Reload already requested for {current}.")
+        request_reload(vidpipe.settings(), location=location)
+        context.update_cursor(current)
+        return dg.SkipReason(f"Tables changed ({compiled_from} -> {current}); reload requested.")
+
+    return database_changes
+
+
+automation_sensor = dg.AutomationConditionSensorDefinition(
+    "vidpipe_automation",
+    target=dg.AssetSelection.all(),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
+)
+
+STATIC_SENSORS = [failed_run_backstop, canceled_run_backstop, automation_sensor]
