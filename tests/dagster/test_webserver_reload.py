@@ -1,0 +1,117 @@
+"""A real Dagster webserver on workspace.yaml: an edit shows up after a reload."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.dagster.builders import NodeRow, add_pipeline
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.reload import Reloader, reload_location
+
+ROOT = Path(__file__).resolve().parents[2]
+ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
+STARTUP_SECONDS = 120
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def asset_keys(url: str) -> set[tuple[str, ...]]:
+    body = httpx.post(f"{url}/graphql", json={"query": ASSET_KEYS}, timeout=60).json()
+    return {tuple(node["assetKey"]["path"]) for node in body["data"]["assetNodes"]}
+
+
+@pytest.fixture
+def webserver(database_url: str, tmp_path: Path, sessions) -> Iterator[str]:
+    """``dagster-webserver -w workspace.yaml`` on the test database; yields its URL."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
+    port = free_port()
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "VIDPIPE_HOME": str(tmp_path / "vidpipe"),
+        "VIDPIPE_DATABASE_URL": database_url,
+    }
+    log = (tmp_path / "webserver.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1"]
+        + ["-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                asset_keys(url)
+                break
+            except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        "webserver did not start: " + (tmp_path / "webserver.log").read_text()
+                    ) from None
+                time.sleep(0.5)
+        yield url
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+def test_a_new_node_appears_after_a_reload(sessions, webserver: str) -> None:
+    ids = add_pipeline(sessions, name="live", nodes=[NodeRow("script", "asset")])
+    reload_location(dagster_url=webserver, location="vidpipe")
+    first = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
+    assert asset_keys(webserver) == {tuple(first.path)}
+
+    added = uuid.uuid4()
+    with sessions() as session, session.begin():
+        session.add(
+            Node(
+                id=added,
+                pipeline_id=uuid.UUID(ids["pipeline"]),
+                title="Voiceover",
+                type="generate-voiceover",
+                inputs={"script": ids["script"]},
+            )
+        )
+    assert len(asset_keys(webserver)) == 1
+
+    calls: list[str] = []
+
+    def counted_reload(**kwargs) -> None:
+        calls.append(kwargs["location"])
+        reload_location(**kwargs)
+
+    reloader = Reloader(debounce_seconds=0.5, reload=counted_reload)
+    reloader.request(dagster_url=webserver, location="vidpipe")
+    reloader.request(dagster_url=webserver, location="vidpipe")
+    assert reloader.wait_idle(timeout=120)
+    assert calls == ["vidpipe"]
+
+    second = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=str(added))
+    assert asset_keys(webserver) == {tuple(first.path), tuple(second.path)}
