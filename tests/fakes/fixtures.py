@@ -7,6 +7,7 @@ Each fixture starts a fresh server on a free loopback port for one test and stop
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
@@ -54,17 +55,24 @@ def fake_remotion() -> Iterator[FakeRemotionLambda]:
         yield server
 
 
+@functools.cache
+def _boto_session() -> Any:
+    """One boto3 session for all tests, so service models are loaded once."""
+    import boto3
+
+    return boto3.Session(
+        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
+    )
+
+
 @pytest.fixture
 def fake_remotion_clients(fake_remotion: FakeRemotionLambda) -> tuple[Any, Any]:
     """``(lambda_client, s3_client)``: boto3 clients for ``fake_remotion``, retries off."""
-    import boto3
     from botocore.config import Config
 
-    session = boto3.Session(
-        aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1"
-    )
+    session = _boto_session()
     config = Config(
-        retries={"max_attempts": 1, "mode": "standard"},
+        retries={"total_max_attempts": 1, "mode": "standard"},
         read_timeout=5,
         connect_timeout=2,
         s3={"addressing_style": "path"},

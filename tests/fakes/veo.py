@@ -35,6 +35,7 @@ class FakeVeo(FakeServer):
         super().__init__(api_key=api_key)
         self.jobs = JobBook()
         self.files: set[str] = set()
+        self.deleted: set[str] = set()
         self._files_lock = threading.Lock()
         self.route("POST", r"/v1beta/models/(?P<model>[\w.-]+):predictLongRunning", self.submit)
         self.route(
@@ -59,6 +60,7 @@ class FakeVeo(FakeServer):
     def expire_urls(self) -> None:
         """Delete every generated file (its download then answers 404)."""
         with self._files_lock:
+            self.deleted |= self.files
             self.files.clear()
 
     def _unauthorized(self, request: Request) -> Response | None:
@@ -127,7 +129,8 @@ class FakeVeo(FakeServer):
         else:
             file_id = op.lower()
             with self._files_lock:
-                self.files.add(file_id)
+                if file_id not in self.deleted:
+                    self.files.add(file_id)
             uri = f"{self.url}/v1beta/files/{file_id}:download?alt=media"
             video_response = {"generatedSamples": [{"video": {"uri": uri}}]}
         return Response(

@@ -276,7 +276,7 @@ def dig(body: Any, *path: str | int) -> Any:
         if isinstance(step, int):
             if not isinstance(body, list) or len(body) <= step:
                 return None
-        elif not isinstance(body, dict):
+        elif not isinstance(body, dict) or step not in body:
             return None
         body = body[step]
     return body

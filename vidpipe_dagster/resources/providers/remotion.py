@@ -272,7 +272,7 @@ class RemotionClient:
 
             config = Config(
                 read_timeout=max(60, int(settings.provider_timeout_seconds)),
-                retries={"max_attempts": 1, "mode": "standard"},
+                retries={"total_max_attempts": 1, "mode": "standard"},
             )
             lambda_client = lambda_client or boto3.client(
                 "lambda",
