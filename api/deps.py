@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
@@ -70,6 +71,58 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+MAX_JSON_DEPTH = 64
+
+
+def _reject_constant(name: str) -> float:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_number(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ApiError(422, "Numbers in the request body must be finite")
+    return value
+
+
+def _parse_json(raw: bytes) -> Any:
+    """``raw`` parsed as strict JSON (no NaN or Infinity), 400 / 422 when it is not usable."""
+    try:
+        data = json.loads(raw, parse_constant=_reject_constant, parse_float=_finite_number)
+    except RecursionError as error:
+        raise ApiError(
+            400, f"Request body is nested deeper than {MAX_JSON_DEPTH} levels"
+        ) from error
+    except (ValueError, UnicodeDecodeError) as error:
+        raise ApiError(400, "Request body is not valid JSON") from error
+    _check_storable(data, depth=0)
+    return data
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ApiError(422, "Text in the request body cannot contain NUL characters")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ApiError(422, "Text in the request body must be valid Unicode") from error
+
+
+def _check_storable(value: Any, *, depth: int) -> None:
+    """Reject what the database cannot store: NUL characters, lone surrogates, deep nesting."""
+    if depth > MAX_JSON_DEPTH:
+        raise ApiError(400, f"Request body is nested deeper than {MAX_JSON_DEPTH} levels")
+    if isinstance(value, str):
+        _check_text(value)
+    elif isinstance(value, list):
+        for item in value:
+            _check_storable(item, depth=depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text(key)
+            _check_storable(item, depth=depth + 1)
+
+
 def wrapped_body(key: str, model: type[Model], *, required: bool = True) -> Callable:
     """A dependency parsing ``{"<key>": {...}}`` into ``model`` (400 / 413 / 422 on misuse)."""
 
@@ -79,10 +132,7 @@ def wrapped_body(key: str, model: type[Model], *, required: bool = True) -> Call
             if not required:
                 return Wrapped(model(), {})
             raise ApiError(400, f"Request body must be a JSON object with a '{key}' object")
-        try:
-            data = json.loads(raw)
-        except (ValueError, UnicodeDecodeError) as error:
-            raise ApiError(400, "Request body is not valid JSON") from error
+        data = _parse_json(raw)
         if not required and isinstance(data, dict) and key not in data:
             inner: Any = data
         elif not isinstance(data, dict) or not isinstance(data.get(key), dict):

@@ -44,12 +44,17 @@ def list_pipelines(
     page_number = _positive("page", page, 1)
     per_page = min(_positive("per", per, 25), MAX_PER)
     total = session.scalar(select(func.count(Pipeline.id))) or 0
-    rows = session.scalars(
-        select(Pipeline)
-        .order_by(Pipeline.updated_at.desc(), Pipeline.id)
-        .offset((page_number - 1) * per_page)
-        .limit(per_page)
-    ).all()
+    offset = (page_number - 1) * per_page
+    rows = (
+        session.scalars(
+            select(Pipeline)
+            .order_by(Pipeline.updated_at.desc(), Pipeline.id)
+            .offset(offset)
+            .limit(per_page)
+        ).all()
+        if offset < total
+        else []
+    )
     body = {
         "results": [pipeline_public(p) for p in rows],
         "meta": {

@@ -1,0 +1,1 @@
+"""Tests of the editor's REST API through the real app on a real database."""
