@@ -160,22 +160,56 @@ def decoded_duration(source: str | Path) -> float | None:
     return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
 
 
+def probe_many(sources: Sequence[str | Path]) -> list[MediaInfo]:
+    """Probe several files with a single ffmpeg process (one process start instead of N).
+
+    Falls back to :func:`probe` one by one when ffmpeg cannot open one of them, so the error
+    names the file that failed.
+    """
+    if len(sources) < 2:
+        return [probe(source) for source in sources]
+    command = [ffmpeg_binary(), "-hide_banner", "-nostdin"]
+    for source in sources:
+        command += ["-i", str(source)]
+    completed = subprocess.run(command, capture_output=True, text=True, errors="replace")
+    blocks = _input_blocks(completed.stderr)
+    infos = [parse_probe_output(block) for block in blocks]
+    if len(infos) != len(sources) or any(
+        info is None or (info.duration is None and not _looks_like_image(info)) for info in infos
+    ):
+        return [probe(source) for source in sources]
+    return [info for info in infos if info is not None]
+
+
+def _input_blocks(stderr: str) -> list[str]:
+    """The ``Input #k`` sections of ``ffmpeg -i ... -i ...`` output, in order."""
+    blocks: list[list[str]] = []
+    for line in stderr.splitlines():
+        if re.match(r"Input #\d+,", line):
+            blocks.append([line])
+        elif line.startswith(("Output #", "At least one output", "Error")):
+            break
+        elif blocks:
+            blocks[-1].append(line)
+    return ["\n".join(block) for block in blocks]
+
+
 def parse_probe_output(stderr: str) -> MediaInfo | None:
-    """Parse the ``Input #0`` summary of ``ffmpeg -i``; ``None`` when there is no input."""
-    if "Input #0" not in stderr:
+    """Parse the first ``Input #k`` summary of ``ffmpeg -i``; ``None`` when there is none."""
+    blocks = _input_blocks(stderr)
+    if not blocks:
         return None
-    format_match = re.search(r"Input #0, ([^,]+(?:,[^,\s]+)*), from", stderr)
+    block = blocks[0]
+    format_match = re.search(r"Input #\d+, ([^,]+(?:,[^,\s]+)*), from", block)
     format_name = format_match.group(1) if format_match else ""
     duration = None
-    duration_match = _DURATION_RE.search(stderr)
+    duration_match = _DURATION_RE.search(block)
     if duration_match:
         hours, minutes, seconds = duration_match.groups()
         duration = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
     video: VideoStream | None = None
     audio: AudioStream | None = None
-    for line in stderr.splitlines():
-        if line.startswith(("Input #1", "Output #0")):
-            break
+    for line in block.splitlines():
         match = _STREAM_RE.match(line)
         if not match:
             continue

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lambdas import mp4
 from lambdas.ffmpeg import FFmpegError, probe
 from lambdas.uris import upload
 
@@ -99,7 +100,9 @@ def run_handler(name: str, event: Any, work: Work) -> dict[str, Any]:
     workdir = Path(tempfile.mkdtemp(prefix=f"vidpipe-{name}-", dir=temp_root()))
     try:
         produced = work(event, workdir)
-        duration = probe(produced.path).duration
+        duration = mp4.duration(produced.path)
+        if duration is None:
+            duration = probe(produced.path).duration
         size = produced.path.stat().st_size
         upload(
             produced.path,

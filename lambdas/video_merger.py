@@ -7,10 +7,11 @@ Event (the seed's shape, plus an optional transition)::
      "transition": "fade", "transitionDuration": 0.5}
 
 When every input shares codec, resolution, frame rate, pixel format and audio layout the
-segments are stream-copied (no re-encode). Otherwise each segment is normalised to the first
-one's resolution and frame rate, H.264 + AAC stereo 48 kHz, and an input without audio gets
-silence of its own length. A ``fade`` transition always re-encodes and overlaps neighbouring
-segments by ``transitionDuration`` seconds.
+segments are stream-copied (no re-encode); for MP4 inputs with identical codec configuration
+that is decided from the file headers alone (:mod:`lambdas.mp4`). Otherwise each segment
+is normalised to the first one's resolution and frame rate, H.264 + AAC stereo 48 kHz, and
+an input without audio gets silence of its own length. A ``fade`` transition always
+re-encodes and overlaps neighbouring segments by ``transitionDuration`` seconds.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from lambdas.ffmpeg import MediaInfo, probe, run_ffmpeg
+from lambdas import mp4
+from lambdas.ffmpeg import MediaInfo, probe_many, run_ffmpeg
 from lambdas.runtime import (
     BadEvent,
     MediaError,
@@ -67,7 +69,35 @@ def merge(event: Mapping[str, Any], workdir: Path) -> Produced:
                 enumerate(videos),
             )
         )
-        infos = list(pool.map(probe, paths))
+
+    output = workdir / "merged.mp4"
+    produced = Produced(path=output, bucket=bucket, key=key, content_type="video/mp4")
+    if fade_seconds is None and same_mp4_parameters(paths):
+        concat_copy(paths, output=output)
+        return produced
+    infos = probe_many(paths)
+    _check_inputs(videos, infos, fade_seconds=fade_seconds)
+    if fade_seconds is None and can_stream_copy(infos):
+        concat_copy(paths, output=output)
+    else:
+        concat_normalised(paths, infos, output=output, fade=fade_seconds)
+    return produced
+
+
+def same_mp4_parameters(paths: Sequence[Path]) -> bool:
+    """True when every input is an MP4 whose codec configuration equals the first one's.
+
+    Read from the files' headers without starting ffmpeg, so joining identical clips costs
+    little more than the copy itself.
+    """
+    first = mp4.copy_signature(paths[0])
+    return first is not None and all(mp4.copy_signature(path) == first for path in paths[1:])
+
+
+def _check_inputs(
+    videos: Sequence[str], infos: Sequence[MediaInfo], *, fade_seconds: float | None
+) -> None:
+    """Every input must be a moving picture longer than the transition."""
     for index, (uri, info) in enumerate(zip(videos, infos, strict=True)):
         if info.video is None or info.is_still_image:
             raise MediaError(f"Input {index + 1} ({uri}) has no video stream")
@@ -76,13 +106,6 @@ def merge(event: Mapping[str, Any], workdir: Path) -> Produced:
                 f"Input {index + 1} ({uri}) lasts {info.duration or 0:.2f} s, "
                 f"not longer than the {fade_seconds:g} s transition"
             )
-
-    output = workdir / "merged.mp4"
-    if fade_seconds is None and can_stream_copy(infos):
-        concat_copy(paths, output=output, workdir=workdir)
-    else:
-        concat_normalised(paths, infos, output=output, fade=fade_seconds)
-    return Produced(path=output, bucket=bucket, key=key, content_type="video/mp4")
 
 
 def can_stream_copy(infos: Sequence[MediaInfo]) -> bool:
@@ -102,15 +125,14 @@ def can_stream_copy(infos: Sequence[MediaInfo]) -> bool:
     return True
 
 
-def concat_copy(paths: Sequence[Path], *, output: Path, workdir: Path) -> None:
+def concat_copy(paths: Sequence[Path], *, output: Path) -> None:
     """Join identical-format files with the concat demuxer, copying the streams."""
-    listing = workdir / "segments.txt"
+    listing = output.with_name("segments.txt")
     listing.write_text("".join(f"file '{_quote(path)}'\n" for path in paths))
     run_ffmpeg(
         [
-            "-f", "concat", "-safe", "0", "-i", str(listing),
-            "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy",
-            str(output),
+            "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
+            "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", str(output),
         ]
     )  # fmt: skip
 

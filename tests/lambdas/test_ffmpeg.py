@@ -75,3 +75,16 @@ def test_ffmpeg_binary_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert ffmpeg.ffmpeg_binary() == str(wrapper)
     run_ffmpeg(["-f", "lavfi", "-i", "anullsrc", "-t", "0.1", "-f", "null", "-"])
     assert marker.exists()
+
+
+def test_probe_many_matches_probe_one_by_one(
+    red_clip: Path, odd_clip: Path, silent_clip: Path, tone_audio: Path
+) -> None:
+    paths = [red_clip, odd_clip, silent_clip, tone_audio]
+
+    assert ffmpeg.probe_many(paths) == [probe(path) for path in paths]
+
+
+def test_probe_many_names_the_unreadable_file(red_clip: Path, corrupt_clip: Path) -> None:
+    with pytest.raises(FFmpegError, match="corrupt.mp4"):
+        ffmpeg.probe_many([red_clip, corrupt_clip])
