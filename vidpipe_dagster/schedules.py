@@ -1,7 +1,8 @@
 """Scheduled reruns: failed nodes retried with exponential backoff.
 
 Every minute the retry schedule looks for failed nodes of the compiled pipelines whose
-backoff has passed (``BASE_DELAY_SECONDS * 2**retries`` after they failed) and that have
+backoff has passed (``BASE_DELAY_SECONDS * 2**retries`` after they failed, or after the
+last retry was requested if that run has not failed yet) and that have
 retries left (``config.maxRetries`` of the node, else of its pipeline, else 3). It counts the
 attempt in the node's ``metadata.retries`` and requests one run per pipeline. Per-pipeline
 ``config.schedule`` crons are compiled with the pipelines (``compiler.compile_schedule``).
@@ -41,9 +42,9 @@ def retry_delay(retries: int) -> timedelta:
     return timedelta(seconds=BASE_DELAY_SECONDS * 2**retries)
 
 
-def _failed_at(metadata: dict[str, Any]) -> datetime | None:
+def _timestamp(metadata: dict[str, Any], name: str) -> datetime | None:
     try:
-        return datetime.fromisoformat(metadata["completed_at"])
+        return datetime.fromisoformat(metadata[name])
     except (KeyError, TypeError, ValueError):
         return None
 
@@ -65,12 +66,15 @@ def claim_retries(
     for node_id, pipeline_id, node_config, metadata, pipeline_config in rows:
         metadata = dict(metadata or {})
         retries = int(metadata.get("retries") or 0)
-        failed_at = _failed_at(metadata)
+        failed_at = _timestamp(metadata, "completed_at")
         if retries >= max_retries(node_config, pipeline_config) or failed_at is None:
             continue
-        if failed_at + retry_delay(retries) > now:
+        retried_at = _timestamp(metadata, "retried_at")
+        since = max(failed_at, retried_at) if retried_at else failed_at
+        if since + retry_delay(retries) > now:
             continue
         metadata["retries"] = retries + 1
+        metadata["retried_at"] = now.isoformat()
         session.execute(
             update(Node)
             .where(Node.id == node_id)
