@@ -14,8 +14,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lambdas.ffmpeg import probe, run_ffmpeg
+
+if TYPE_CHECKING:
+    from PIL.ImageFont import FreeTypeFont
 
 WORDS_PER_MINUTE = 150
 MIN_SECONDS = 1.0
@@ -167,13 +171,14 @@ class _TextImage:
     height: int
 
 
-def _font(size: int):  # noqa: ANN202 - PIL's font classes are not worth importing for a hint
+def _font(size: int) -> FreeTypeFont:
+    """Pillow's embedded scalable font (no system font files involved)."""
     from PIL import ImageFont
 
     return ImageFont.load_default(size=size)
 
 
-def _wrap(text: str, *, font, width: int) -> list[str]:  # noqa: ANN001
+def _wrap(text: str, *, font: FreeTypeFont, width: int) -> list[str]:
     """Greedy word wrap of ``text`` to ``width`` pixels, keeping paragraph breaks."""
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
