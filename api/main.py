@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from functools import cache
 from typing import Any
@@ -13,6 +14,8 @@ from api.errors import install_error_handlers
 from api.routes import execution, health, nodes, pipelines
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 
 def create_app(
@@ -37,13 +40,31 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessions = sessions or make_sessionmaker(make_engine(settings.resolved_database_url))
-    app.state.notify_change = notify_change or (lambda: None)
+    app.state.notify_change = _never_raises(notify_change or _default_notify(settings))
     app.state.launcher = launcher or _cached(lambda: _default_launcher(settings))
     app.state.storage = storage or _cached(lambda: _default_storage(settings))
     install_error_handlers(app)
     for module in (health, pipelines, nodes, execution):
         app.include_router(module.router)
     return app
+
+
+def _never_raises(callback: Callable[[], None]) -> Callable[[], None]:
+    """Writes commit before they notify, so a failing notification must not become a 500."""
+
+    def notify() -> None:
+        try:
+            callback()
+        except Exception:
+            log.exception("change notification failed")
+
+    return notify
+
+
+def _default_notify(settings: Settings) -> Callable[[], None]:
+    from vidpipe_dagster.reload import request_reload
+
+    return lambda: request_reload(settings)
 
 
 def _cached(factory: Callable[[], Any]) -> Callable[[], Any]:

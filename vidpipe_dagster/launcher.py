@@ -13,6 +13,7 @@ import httpx
 
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.domain.errors import UnavailableError, VidpipeError
+from vidpipe_dagster.reload import ReloadError, reload_location
 from vidpipe_dagster.settings import Settings
 
 ASSET_JOB = "__ASSET_JOB"
@@ -29,21 +30,6 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
     ... on RunConflict { message }
     ... on UnauthorizedError { message }
     ... on RunConfigValidationInvalid { errors { message } }
-  }
-}
-"""
-
-RELOAD_LOCATION = """
-mutation Reload($location: String!) {
-  reloadRepositoryLocation(repositoryLocationName: $location) {
-    __typename
-    ... on WorkspaceLocationEntry {
-      locationOrLoadError { __typename ... on PythonError { message } }
-    }
-    ... on ReloadNotSupported { message }
-    ... on RepositoryLocationNotFound { message }
-    ... on UnauthorizedError { message }
-    ... on PythonError { message }
   }
 }
 """
@@ -88,11 +74,13 @@ class DagsterLauncher:
         return body.get("data") or {}
 
     def reload(self) -> None:
-        """Reload the code location so it compiles the current rows."""
-        data = self._post(RELOAD_LOCATION, {"location": self.settings.dagster_location})
-        result = data.get("reloadRepositoryLocation") or {}
-        if result.get("__typename") != "WorkspaceLocationEntry":
-            raise LaunchError(f"Reload failed: {result.get('message') or result}")
+        """Reload the code location so it compiles the current rows (waits for it)."""
+        try:
+            reload_location(
+                dagster_url=self.settings.dagster_url, location=self.settings.dagster_location
+            )
+        except ReloadError as error:
+            raise LaunchError(str(error)) from error
 
     def launch(
         self,
