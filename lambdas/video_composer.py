@@ -122,9 +122,8 @@ def compose(event: Mapping[str, Any], workdir: Path) -> Produced:
     if audio_graph:
         graph.append(audio_graph)
 
-    overlay_input = ["-loop", "1", "-i", str(overlay_path)] if overlay.is_still_image else [
-        "-i", str(overlay_path)
-    ]  # fmt: skip
+    loop = ["-loop", "1"] if overlay.is_still_image else []
+    overlay_input = [*loop, "-i", str(overlay_path)]
     output = workdir / "composed.mp4"
     args = ["-i", str(background_path), *overlay_input, "-filter_complex", ";".join(graph)]
     args += ["-map", "[v]"]
