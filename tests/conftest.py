@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.database",
     "tests.fixtures.s3",
     "tests.fixtures.media",
+    "tests.fakes.fixtures",
 ]

@@ -7,14 +7,6 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.fakes.fixtures import (  # noqa: F401
-    fake_elevenlabs,
-    fake_heygen,
-    fake_remotion,
-    fake_remotion_clients,
-    fake_runway,
-    fake_veo,
-)
 from vidpipe_dagster.resources.providers.base import HttpSettings, RetryPolicy
 
 
