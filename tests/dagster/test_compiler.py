@@ -76,10 +76,10 @@ def test_compiled_graph_of_the_demo_pipeline(sessions, load_location) -> None:
     }
     expected_kinds = {
         "script": "storage",
-        "voiceover": "elevenlabs",
-        "talking": "heygen",
+        "voiceover": "local",
+        "talking": "local",
         "code": "local",
-        "animation": "veo3",
+        "animation": "local",
         "merge": "ffmpeg",
         "mix": "ffmpeg",
         "compose": "ffmpeg",

@@ -46,11 +46,34 @@ DEFAULT_PROVIDERS: Final[dict[str, str]] = {
     "merge-videos": "ffmpeg",
     "mix-audio": "ffmpeg",
     "compose-video": "ffmpeg",
-    "talking-head": "heygen",
-    "generate-animation": "veo3",
-    "generate-voiceover": "elevenlabs",
-    "render-code": "remotion",
+    "talking-head": "local",
+    "generate-animation": "local",
+    "generate-voiceover": "local",
+    "render-code": "local",
 }
+"""What runs a node without ``config.provider``: AI nodes render locally unless a paid provider
+is named explicitly, so nothing is ever spent by default."""
+
+AI_PROVIDERS: Final[dict[str, frozenset[str]]] = {
+    "talking-head": frozenset({"heygen", "local"}),
+    "generate-animation": frozenset({"veo3", "runway", "local"}),
+    "generate-voiceover": frozenset({"elevenlabs", "local"}),
+    "render-code": frozenset({"remotion", "local"}),
+}
+
+
+def effective_provider(node_type: str, config: dict | None, *, force_local: bool = False) -> str:
+    """The provider that runs a node: ``config.provider`` or the type's default.
+
+    ``force_local`` (``VIDPIPE_PROVIDERS=local``) makes every AI node render locally. The
+    name is returned lower-cased and unchecked; executors refuse names they cannot run.
+    """
+    if node_type in AI_TYPES and force_local:
+        return "local"
+    requested = (config or {}).get("provider") if isinstance(config, dict) else None
+    if node_type in AI_TYPES and isinstance(requested, str) and requested.strip():
+        return requested.strip().lower()
+    return DEFAULT_PROVIDERS.get(node_type, "")
 
 
 def is_known_type(node_type: str) -> bool:
