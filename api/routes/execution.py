@@ -11,12 +11,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
 from api.errors import ApiError
 from api.schemas import ExecuteRequest, node_public
 from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.domain.nodes import get_node
+from vidpipe_dagster.domain.costs import budget_summary, check_budget, estimate_nodes
+from vidpipe_dagster.domain.nodes import get_node, list_nodes
 from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
 
@@ -25,7 +27,20 @@ router = APIRouter(
 )
 
 
-def _launch(request: Request, pipeline: Pipeline, nodes: list[Node]) -> str:
+def _estimates(request: Request, session: Session, pipeline: Pipeline, nodes: list[Node]):
+    from vidpipe_dagster.resources.providers.prices import prices_from_settings
+
+    settings = request.app.state.settings
+    return estimate_nodes(
+        nodes,
+        list_nodes(session, pipeline),
+        force_local=(settings.providers or "").strip().lower() == "local",
+        prices=prices_from_settings(settings),
+    )
+
+
+def _launch(request: Request, session: Session, pipeline: Pipeline, nodes: list[Node]) -> str:
+    check_budget(pipeline, _estimates(request, session, pipeline, nodes))
     launcher = request.app.state.launcher()
     return launcher.launch(
         pipeline_uuid=pipeline.uuid,
@@ -42,7 +57,7 @@ def execute_node(
     pipeline = get_pipeline(session, pipeline_uuid)
     node = get_node(session, pipeline, node_uuid)
     select_nodes(session, pipeline, node_uuids=[node.uuid])
-    run_id = _launch(request, pipeline, [node])
+    run_id = _launch(request, session, pipeline, [node])
     return JSONResponse({"node": node_public(node), "run_id": run_id}, status_code=202)
 
 
@@ -59,9 +74,28 @@ def execute_pipeline(
     nodes = select_nodes(
         session, pipeline, only=body.sent.get("only"), node_uuids=body.sent.get("node_uuids")
     )
-    run_id = _launch(request, pipeline, nodes)
+    run_id = _launch(request, session, pipeline, nodes)
     return JSONResponse(
         {"nodes": [node_public(node) for node in nodes], "run_id": run_id}, status_code=202
+    )
+
+
+@router.get("/estimate")
+def estimate_pipeline(
+    request: Request, pipeline_uuid: str, _admin: AdminToken, session: SessionDep
+) -> JSONResponse:
+    """Estimated cost of one run of every node, the total, and the budget left."""
+    pipeline = get_pipeline(session, pipeline_uuid)
+    lines = _estimates(request, session, pipeline, list_nodes(session, pipeline))
+    total = sum(line.estimate.usd for line in lines)
+    return JSONResponse(
+        {
+            "estimate": {
+                "pipeline_uuid": pipeline.uuid,
+                "nodes": [line.as_json() for line in lines],
+                **budget_summary(pipeline, total),
+            }
+        }
     )
 
 
