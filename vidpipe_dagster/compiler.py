@@ -3,7 +3,8 @@
 The input is the JSON snapshot of ``db.snapshot.take_snapshot``; nothing here touches the
 database. Each pipeline becomes one ``multi_asset`` whose specs are its nodes (one asset per
 node, ``can_subset=True``) in a group of its own; the body runs the selected nodes in
-topological order through ``vidpipe_dagster.materialize``. Every name derives from the UUIDs:
+topological order through ``vidpipe_dagster.materialize``. Each node asset carries the
+``stored_output`` check (``vidpipe_dagster.checks``). Every name derives from the UUIDs:
 
 - asset key ``["pipeline_<pipeline uuid>", "node_<node uuid>"]`` (hyphens become underscores,
   since Dagster names match ``^[A-Za-z0-9_]+$``);
@@ -23,6 +24,7 @@ from typing import Any
 import dagster as dg
 from croniter import croniter
 
+from vidpipe_dagster.checks import output_check_spec
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
 from vidpipe_dagster.domain.node_types import DEFAULT_PROVIDERS, is_known_type, referenced_uuids
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
@@ -180,6 +182,7 @@ def compile_pipeline(pipeline: Mapping[str, Any]) -> dg.AssetsDefinition:
     @dg.multi_asset(
         name=pipeline_name(pipeline_uuid),
         specs=specs,
+        check_specs=[output_check_spec(spec.key) for spec in specs],
         can_subset=True,
         required_resource_keys={RESOURCE_KEY},
         description=pipeline.get("title") or None,

@@ -27,6 +27,7 @@ from sqlalchemy import select
 
 from vidpipe_dagster.assets import EXECUTORS
 from vidpipe_dagster.assets.base import ExecutionContext, NodeSpec, UpstreamNode
+from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.node_types import referenced_uuids
 
@@ -189,20 +190,36 @@ def materialize_node(
     )
 
 
+def check_node_output(
+    resource: VidpipeResource, *, key: dg.AssetKey, node_uuid: str
+) -> dg.AssetCheckResult:
+    """The ``stored_output`` check of a node, judged on the output its row records now."""
+    row = _upstream_rows(resource, [node_uuid]).get(node_uuid)
+    return check_stored_output(resource.storage(), row.output if row else None).result(key)
+
+
 def execute_pipeline_selection(
     context: dg.AssetExecutionContext, *, plan: PipelinePlan
-) -> Iterator[dg.MaterializeResult | dg.AssetObservation]:
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     """The body of a pipeline's multi-asset: materialize the selected nodes in order.
 
     A node whose input failed, is waiting on a provider or was superseded in this run is not
     attempted (it stays as it was). The first failure is raised after the rest have run.
+    Each selected ``stored_output`` check follows its node's materialization; a check
+    selected without its node judges the output the node's row records.
     """
     resource: VidpipeResource = getattr(context.resources, RESOURCE_KEY)
     selected = context.selected_asset_keys
+    checked = {
+        check.asset_key for check in context.selected_asset_check_keys if check.name == CHECK_NAME
+    }
     blocked: set[str] = set()
     failures: list[BaseException] = []
     for node_uuid in plan.order:
-        if plan.key(node_uuid) not in selected:
+        key = plan.key(node_uuid)
+        if key not in selected:
+            if key in checked:
+                yield check_node_output(resource, key=key, node_uuid=node_uuid)
             continue
         waiting_on = [
             u for u in referenced_uuids(plan.nodes[node_uuid].get("inputs")) if u in blocked
@@ -224,5 +241,7 @@ def execute_pipeline_selection(
             blocked.add(node_uuid)
         if event is not None:
             yield event
+        if isinstance(event, dg.MaterializeResult) and key in checked:
+            yield check_node_output(resource, key=key, node_uuid=node_uuid)
     if failures:
         raise failures[0]
