@@ -1,7 +1,8 @@
 """Launching runs on the Dagster webserver through its GraphQL API.
 
 The API uses this to run nodes when the editor asks: the selected nodes' asset keys become
-one run of the implicit asset job of the vidpipe code location.
+one run of the implicit asset job of the code location holding their pipeline (with
+``VIDPIPE_DAGSTER_SHARDS`` > 1, the location of the pipeline's shard).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.compiler import location_name, node_asset_key, shard_of
 from vidpipe_dagster.domain.errors import UnavailableError, VidpipeError
 from vidpipe_dagster.reload import ReloadError, reload_location
 from vidpipe_dagster.settings import Settings
@@ -73,11 +74,19 @@ class DagsterLauncher:
             raise LaunchError(f"Dagster rejected the request: {messages}")
         return body.get("data") or {}
 
-    def reload(self) -> None:
-        """Reload the code location so it compiles the current rows (waits for it)."""
+    def location_for(self, pipeline_uuid: str) -> str:
+        """The code location that compiles ``pipeline_uuid`` (its shard's, when sharded)."""
+        shards = self.settings.dagster_shards
+        return location_name(
+            self.settings.dagster_location, shard=shard_of(pipeline_uuid, shards), shards=shards
+        )
+
+    def reload(self, location: str | None = None) -> None:
+        """Reload a code location (the unsharded one by default) and wait for it."""
         try:
             reload_location(
-                dagster_url=self.settings.dagster_url, location=self.settings.dagster_location
+                dagster_url=self.settings.dagster_url,
+                location=location or self.settings.dagster_location,
             )
         except ReloadError as error:
             raise LaunchError(str(error)) from error
@@ -95,9 +104,10 @@ class DagsterLauncher:
         once and tries again.
         """
         keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in node_uuids]
+        location = self.location_for(pipeline_uuid)
         params = {
             "selector": {
-                "repositoryLocationName": self.settings.dagster_location,
+                "repositoryLocationName": location,
                 "repositoryName": REPOSITORY,
                 "jobName": ASSET_JOB,
                 "assetSelection": [{"path": list(key.path)} for key in keys],
@@ -113,7 +123,7 @@ class DagsterLauncher:
             if kind == "LaunchRunSuccess":
                 return result["run"]["runId"]
             if kind in ("InvalidSubsetError", "PipelineNotFoundError") and attempt == 0:
-                self.reload()
+                self.reload(location)
                 continue
             detail = result.get("message") or "; ".join(
                 e.get("message", "") for e in result.get("errors", [])

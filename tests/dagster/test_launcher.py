@@ -1,0 +1,60 @@
+"""The launcher targets the code location that compiles the pipeline (its shard's)."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from vidpipe_dagster.compiler import node_asset_key, shard_of
+from vidpipe_dagster.launcher import DagsterLauncher
+from vidpipe_dagster.settings import Settings
+
+PIPELINES = [
+    "00000000-0000-4000-8000-000000000000",
+    "00000000-0000-4000-8000-000000000001",
+    "00000000-0000-4000-8000-000000000002",
+    "9f1c1f37-9a53-4a4e-9d0e-5b0f4f1d2c1f",
+]
+
+
+def recording_launcher(settings: Settings) -> tuple[DagsterLauncher, list[dict]]:
+    """A launcher whose GraphQL endpoint records each request and accepts the run."""
+    sent: list[dict] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(json.loads(request.content))
+        run = {"__typename": "LaunchRunSuccess", "run": {"runId": f"run-{len(sent)}"}}
+        return httpx.Response(200, json={"data": {"launchRun": run}})
+
+    client = httpx.Client(transport=httpx.MockTransport(answer))
+    return DagsterLauncher(settings=settings, client=client), sent
+
+
+@pytest.mark.parametrize("pipeline_uuid", PIPELINES)
+def test_sharded_launch_targets_the_pipeline_shard(pipeline_uuid: str) -> None:
+    launcher, sent = recording_launcher(Settings(dagster_location="vidpipe", dagster_shards=3))
+    node = "11111111-2222-4333-8444-555555555555"
+
+    run_id = launcher.launch(pipeline_uuid=pipeline_uuid, node_uuids=[node], tags={"a": "b"})
+
+    assert run_id == "run-1"
+    selector = sent[0]["variables"]["executionParams"]["selector"]
+    shard = int(pipeline_uuid.replace("-", ""), 16) % 3
+    assert shard == shard_of(pipeline_uuid, 3)
+    assert selector["repositoryLocationName"] == f"vidpipe_{shard}"
+    key = node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node)
+    assert selector["assetSelection"] == [{"path": list(key.path)}]
+
+
+def test_unsharded_launch_targets_the_one_location() -> None:
+    launcher, sent = recording_launcher(Settings(dagster_location="studio"))
+    launcher.launch(pipeline_uuid=PIPELINES[1], node_uuids=[PIPELINES[0]])
+    selector = sent[0]["variables"]["executionParams"]["selector"]
+    assert selector["repositoryLocationName"] == "studio"
+
+
+def test_shards_spread_pipelines_over_every_location() -> None:
+    launcher, _ = recording_launcher(Settings(dagster_location="vidpipe", dagster_shards=3))
+    assert {launcher.location_for(p) for p in PIPELINES} == {"vidpipe_0", "vidpipe_1", "vidpipe_2"}
