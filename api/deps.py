@@ -41,8 +41,6 @@ def require_admin(request: Request, session: SessionDep) -> ApiToken:
         raise ApiError(401, "Invalid or revoked token")
     if not record.admin:
         raise ApiError(403, "Admin access required")
-    session.expunge(record)
-    session.rollback()
     return record
 
 

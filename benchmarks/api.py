@@ -96,7 +96,11 @@ def main() -> None:
         migrate.upgrade(url)
         token, pipeline, clips = seed(url)
         port = free_port()
-        env = {**os.environ, "VIDPIPE_DATABASE_URL": url}
+        env = {
+            **os.environ,
+            "VIDPIPE_DATABASE_URL": url,
+            "VIDPIPE_DAGSTER_URL": "http://127.0.0.1:9",
+        }
         server = subprocess.Popen(
             [
                 sys.executable,
@@ -110,6 +114,8 @@ def main() -> None:
                 "--log-level",
                 "warning",
                 "--no-access-log",
+                "--timeout-keep-alive",
+                "75",
             ],
             env=env,
         )
