@@ -17,6 +17,7 @@ import dagster as dg
 from vidpipe_dagster.compiler import compile_snapshot, location_name
 from vidpipe_dagster.components.pipelines import PipelinesComponent
 from vidpipe_dagster.materialize import RESOURCE_KEY
+from vidpipe_dagster.provider_sensor import build_provider_sensor
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.sensors import STATIC_SENSORS
 from vidpipe_dagster.settings import get_settings
@@ -47,11 +48,15 @@ def build_definitions(
         pipelines = dg.build_defs_for_component(component)
     else:
         pipelines = compile_snapshot(snapshot).definitions()
+    resource = resource or VidpipeResource(database_url=database_url)
+    provider_sensor = build_provider_sensor(
+        minimum_interval_seconds=resource.settings().provider_poll_interval_seconds
+    )
     return dg.Definitions.merge(
         pipelines,
         dg.Definitions(
-            sensors=STATIC_SENSORS,
-            resources={RESOURCE_KEY: resource or VidpipeResource(database_url=database_url)},
+            sensors=[*STATIC_SENSORS, provider_sensor],
+            resources={RESOURCE_KEY: resource},
             executor=dg.in_process_executor,
         ),
     )

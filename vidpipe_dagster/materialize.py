@@ -18,17 +18,18 @@ import tempfile
 import time
 import uuid as uuid_lib
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from sqlalchemy import select
 
+from vidpipe_dagster import provider_jobs
 from vidpipe_dagster.assets import EXECUTORS
-from vidpipe_dagster.assets.base import ExecutionContext, NodeSpec, UpstreamNode
+from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, NodeSpec, UpstreamNode
 from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.node_types import referenced_uuids
 
 if TYPE_CHECKING:
@@ -40,15 +41,6 @@ RESOURCE_KEY = "vidpipe"
 
 class UnknownNodeTypeError(RuntimeError):
     """No executor is registered for the node's type."""
-
-
-@dataclass(frozen=True)
-class AsyncSubmission:
-    """What an executor returns after submitting a job to an asynchronous provider."""
-
-    provider: str
-    job_id: str
-    metadata: dict[str, Any] = field(default_factory=dict)
 
 
 def _upstream_rows(resource: VidpipeResource, uuids: list[str]) -> dict[str, Node]:
@@ -143,11 +135,20 @@ def materialize_node(
 ) -> dg.MaterializeResult | dg.AssetObservation | None:
     """Run one node through the lifecycle; None when its result was superseded meanwhile.
 
-    Raises whatever the executor raised, after recording it with lifecycle ``failed``.
+    Raises whatever the executor raised, after recording it with lifecycle ``failed``. Paid
+    work is admitted first: over budget fails the node ("Over budget: ..."); a provider at
+    its limit of jobs in flight raises ``ProviderLimitReached`` and leaves the node as it was.
     """
     node = plan.nodes[node_uuid]
     key = plan.key(node_uuid)
     lifecycle = resource.lifecycle()
+    try:
+        provider_jobs.admit_submission(
+            resource.sessions(), node_uuid=node_uuid, settings=resource.settings()
+        )
+    except VidpipeError as error:
+        lifecycle.failed(node_uuid, error.message, None)
+        raise
     process_uuid = lifecycle.started(
         node_uuid, {"dagster_run_id": context.run.run_id, "dagster_asset_key": key.to_user_string()}
     )
@@ -210,6 +211,15 @@ def execute_pipeline_selection(
     """
     resource: VidpipeResource = getattr(context.resources, RESOURCE_KEY)
     selected = context.selected_asset_keys
+    settled = (
+        provider_jobs.settled_in_run(
+            resource.sessions(),
+            run_id=context.run.run_id,
+            node_uuids=[u for u in plan.order if plan.key(u) in selected],
+        )
+        if context.retry_number > 0
+        else {}
+    )
     checked = {
         check.asset_key for check in context.selected_asset_check_keys if check.name == CHECK_NAME
     }
@@ -220,6 +230,10 @@ def execute_pipeline_selection(
         if key not in selected:
             if key in checked:
                 yield check_node_output(resource, key=key, node_uuid=node_uuid)
+            continue
+        if node_uuid in settled:
+            if settled[node_uuid] != "completed":
+                blocked.add(node_uuid)
             continue
         waiting_on = [
             u for u in referenced_uuids(plan.nodes[node_uuid].get("inputs")) if u in blocked
@@ -244,4 +258,24 @@ def execute_pipeline_selection(
         if isinstance(event, dg.MaterializeResult) and key in checked:
             yield check_node_output(resource, key=key, node_uuid=node_uuid)
     if failures:
-        raise failures[0]
+        raise retry_or_failure(context, resource=resource, failures=failures)
+
+
+def retry_or_failure(
+    context: dg.AssetExecutionContext,
+    *,
+    resource: VidpipeResource,
+    failures: list[BaseException],
+) -> BaseException:
+    """What a step with failed nodes raises: ``RetryRequested`` with exponential backoff
+    when every failure was a transient provider error or a provider at its limit (nodes
+    already finished in this run are not redone), else the first failure."""
+    settings = resource.settings()
+    if not all(provider_jobs.transient_provider_failure(error) for error in failures):
+        return failures[0]
+    wait = settings.provider_retry_base_seconds * 2**context.retry_number
+    context.log.warning(
+        f"Transient provider failure, retrying in {wait:g} s: "
+        f"{type(failures[0]).__name__}: {failures[0]}"
+    )
+    return dg.RetryRequested(max_retries=settings.provider_step_retries, seconds_to_wait=wait)

@@ -86,6 +86,29 @@ class Settings(BaseSettings):
     veo_max_wait_seconds: float = 900.0
     runway_max_wait_seconds: float = 900.0
     remotion_max_wait_seconds: float = 900.0
+    provider_poll_interval_seconds: int = Field(
+        default=30, ge=5, description="Minimum interval of the provider polling sensor."
+    )
+    provider_limits: dict[str, int] = Field(
+        default_factory=dict,
+        description='Jobs in flight per provider, JSON: {"heygen": 3}; defaults per provider.',
+    )
+    provider_step_retries: int = Field(
+        default=3, ge=0, description="Run-step retries after transient provider failures."
+    )
+    provider_retry_base_seconds: float = Field(
+        default=30.0, ge=0, description="First retry delay; doubles on each retry."
+    )
+    webhook_base_url: str | None = Field(
+        default=None,
+        description="Public base URL of the API; providers that call back are sent "
+        "<base>/v1/webhooks/<provider>.",
+    )
+    heygen_webhook_secret: SecretStr | None = None
+    remotion_webhook_secret: SecretStr | None = None
+    remotion_s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint of Remotion's bucket; s3_endpoint_url if unset."
+    )
     price_overrides: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description='Provider price overrides in USD, JSON: {"veo3": {"<model>": 0.35}}.',

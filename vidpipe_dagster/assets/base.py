@@ -19,15 +19,25 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from lambdas.ffmpeg import FFmpegError, MediaInfo, probe
+from vidpipe_dagster.domain.node_types import AI_PROVIDERS, effective_provider
 from vidpipe_dagster.resources.lambda_invoker import LambdaInvocationError, LambdaInvoker
-from vidpipe_dagster.resources.storage import Storage, StorageError, node_output_key
+from vidpipe_dagster.resources.providers.base import MissingApiKeyError, ProviderError
+from vidpipe_dagster.resources.storage import (
+    Storage,
+    StorageError,
+    guess_content_type,
+    node_output_key,
+)
 from vidpipe_dagster.settings import Settings
 
 LOCAL_PROVIDER = "local"
+
+T = TypeVar("T")
 
 
 class ExecutorError(Exception):
@@ -79,7 +89,22 @@ class ExecutionContext:
     log: Callable[[str], None] = print
 
 
-Executor = Callable[[NodeSpec, Mapping[str, UpstreamNode], ExecutionContext], dict]
+@dataclass(frozen=True)
+class AsyncSubmission:
+    """What an executor returns after submitting a job to an asynchronous provider.
+
+    The node stays ``in_progress`` with ``provider`` and ``job_id`` recorded in its metadata
+    until the provider polling sensor (or a webhook) finishes it.
+    """
+
+    provider: str
+    job_id: str
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+Executor = Callable[
+    [NodeSpec, Mapping[str, UpstreamNode], ExecutionContext], "dict | AsyncSubmission"
+]
 
 
 def input_uuids(node: NodeSpec, slot: str) -> list[str]:
@@ -205,21 +230,106 @@ def required_text(
 
 
 def select_provider(node: NodeSpec, settings: Settings) -> str:
-    """The provider for an AI node: ``config.provider`` (default ``local``).
+    """The provider that runs an AI node (``node_types.effective_provider``).
 
-    ``VIDPIPE_PROVIDERS=local`` forces the local renderer for every node. A provider that
-    this build cannot run raises :class:`ExecutorError`.
+    ``config.provider`` names it (default ``local``); ``VIDPIPE_PROVIDERS=local`` forces the
+    local renderer for every node. A provider that cannot run this node type raises
+    :class:`ExecutorError`.
     """
-    requested = str((node.config or {}).get("provider") or LOCAL_PROVIDER).strip().lower()
-    if (settings.providers or "").strip().lower() == LOCAL_PROVIDER:
-        return LOCAL_PROVIDER
-    if requested != LOCAL_PROVIDER:
+    force_local = (settings.providers or "").strip().lower() == LOCAL_PROVIDER
+    provider = effective_provider(node.type, node.config, force_local=force_local)
+    allowed = AI_PROVIDERS.get(node.type, frozenset({LOCAL_PROVIDER}))
+    if provider not in allowed:
         raise ExecutorError(
-            f"Node {node.describe()} ({node.type}) asks for provider '{requested}', which is "
-            "not available here; set config.provider to 'local', or set VIDPIPE_PROVIDERS=local "
-            "to render every AI node locally."
+            f"Node {node.describe()} ({node.type}) asks for provider '{provider}', which is "
+            f"not available here; set config.provider to one of {', '.join(sorted(allowed))}, "
+            "or set VIDPIPE_PROVIDERS=local to render every AI node locally."
         )
-    return LOCAL_PROVIDER
+    return provider
+
+
+def provider_client(node: NodeSpec, provider: str, build: Callable[[], T]) -> T:
+    """``build()`` a provider client, turning a missing key into an :class:`ExecutorError`.
+
+    The message names the environment variable to set (and the local alternative).
+    """
+    try:
+        return build()
+    except MissingApiKeyError as exc:
+        raise ExecutorError(
+            f"Node {node.describe()} ({node.type}): provider '{provider}' cannot run: {exc}"
+        ) from exc
+
+
+def provider_failure(node: NodeSpec, error: ProviderError) -> Exception:
+    """What a provider's refusal becomes: transient errors stay :class:`ProviderError` (the
+    run retries them), permanent ones become an :class:`ExecutorError` naming the node."""
+    if error.retryable:
+        return error
+    return ExecutorError(f"Node {node.describe()} ({node.type}): {error}")
+
+
+def submitted(
+    provider: str,
+    job_id: str,
+    *,
+    estimated_cost: float,
+    extra: Mapping[str, Any] | None = None,
+) -> AsyncSubmission:
+    """The :class:`AsyncSubmission` of a job just accepted by ``provider``."""
+    return AsyncSubmission(
+        provider=provider,
+        job_id=job_id,
+        metadata={
+            "stage": "submitted",
+            "submitted_at": datetime.now(UTC).isoformat(),
+            "poll_attempts": 0,
+            "estimated_cost": round(estimated_cost, 6),
+            **(extra or {}),
+        },
+    )
+
+
+def webhook_url(settings: Settings, provider: str) -> str | None:
+    """Where ``provider`` should call back, when ``VIDPIPE_WEBHOOK_BASE_URL`` is set."""
+    base = (settings.webhook_base_url or "").rstrip("/")
+    return f"{base}/v1/webhooks/{provider}" if base else None
+
+
+def script_audio(upstream: Iterable[UpstreamNode]) -> UpstreamNode | None:
+    """The first voiceover among ``upstream`` whose output is stored audio, else ``None``."""
+    for source in upstream:
+        output = source.output or {}
+        if (
+            source.type == "generate-voiceover"
+            and output.get("type") == "audio"
+            and output.get("s3_key")
+        ):
+            return source
+    return None
+
+
+def image_input(
+    node: NodeSpec,
+    slot: str,
+    upstream: Mapping[str, UpstreamNode],
+    ctx: ExecutionContext,
+) -> tuple[bytes, str] | None:
+    """``(bytes, mime type)`` of the image connected to ``slot``, or ``None``."""
+    sources = upstream_nodes(node, slot, upstream, required=False)
+    if not sources:
+        return None
+    output = media_output(node, slot, sources[0], types=("image",))
+    dest = ctx.workdir / f"image-{sources[0].uuid}"
+    try:
+        ctx.storage.download(output["s3_key"], dest)
+    except (StorageError, OSError) as exc:
+        raise ExecutorError(
+            f"Cannot read the image of upstream node {sources[0].describe()} "
+            f"(input '{slot}' of {node.describe()}): {exc}; run {sources[0].title!r} again."
+        ) from exc
+    mime = output.get("content_type") or guess_content_type(output["s3_key"])
+    return dest.read_bytes(), str(mime)
 
 
 def new_output_key(node: NodeSpec, ctx: ExecutionContext, ext: str) -> str:

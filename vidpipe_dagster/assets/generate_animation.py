@@ -2,7 +2,9 @@
 
 The prompt comes from the ``prompt`` input (a text node) or ``config.prompt``;
 ``config.duration`` sets the length in seconds (default 8). The ``local`` provider renders
-a moving pattern with the prompt text; it does not use ``referenceImage``.
+a moving pattern with the prompt text and does not use ``referenceImage``. ``veo3`` (Gemini
+API) and ``runway`` submit a generation, with the ``referenceImage`` input as the first
+frame, and return an :class:`AsyncSubmission`.
 """
 
 from __future__ import annotations
@@ -10,22 +12,36 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from vidpipe_dagster.assets.base import (
+    AsyncSubmission,
     ExecutionContext,
     NodeSpec,
     UpstreamNode,
     config_number,
+    image_input,
+    provider_client,
+    provider_failure,
     required_text,
     select_provider,
     store_file,
+    submitted,
+    text_input,
 )
 from vidpipe_dagster.resources.providers import local
+from vidpipe_dagster.resources.providers.base import ProviderError
+from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings
+from vidpipe_dagster.resources.providers.runway import RunwayClient
+from vidpipe_dagster.resources.providers.veo import VeoClient
 
 MAX_SECONDS = 120.0
 
 
-def execute(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: ExecutionContext) -> dict:
-    """Render the animation and return its video output dict."""
+def execute(
+    node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: ExecutionContext
+) -> dict | AsyncSubmission:
+    """Render the animation (local) or submit it to Veo or Runway."""
     provider = select_provider(node, ctx.settings)
+    if provider in ("veo3", "runway"):
+        return submit(node, upstream, ctx, provider=provider)
     prompt = required_text(node, "prompt", upstream, ctx)
     duration = config_number(
         node,
@@ -45,3 +61,48 @@ def execute(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: Execution
         duration=rendered.duration,
         extra={"provider": provider, "cost": 0.0},
     )
+
+
+def submit(
+    node: NodeSpec,
+    upstream: Mapping[str, UpstreamNode],
+    ctx: ExecutionContext,
+    *,
+    provider: str,
+) -> AsyncSubmission:
+    """Submit the generation to ``provider`` (``veo3`` or ``runway``)."""
+    config = node.config or {}
+    image = image_input(node, "referenceImage", upstream, ctx)
+    if provider == "veo3" or image is None:
+        prompt: str | None = required_text(node, "prompt", upstream, ctx)
+    else:
+        prompt = text_input(node, "prompt", upstream, ctx) or config.get("prompt")
+    ctx.log(
+        f"Submitting a {provider} generation"
+        + (" with a reference image" if image is not None else "")
+    )
+    try:
+        if provider == "veo3":
+            veo = provider_client(node, provider, lambda: VeoClient.from_settings(ctx.settings))
+            with veo:
+                job_id = veo.submit(
+                    config=config,
+                    prompt=prompt or "",
+                    image=image[0] if image else None,
+                    image_mime_type=image[1] if image else "image/png",
+                )
+        else:
+            runway = provider_client(
+                node, provider, lambda: RunwayClient.from_settings(ctx.settings)
+            )
+            with runway:
+                job_id = runway.submit(
+                    config=config,
+                    prompt=prompt,
+                    image=image[0] if image else None,
+                    image_mime_type=image[1] if image else "image/png",
+                )
+    except ProviderError as exc:
+        raise provider_failure(node, exc) from exc
+    estimate = estimate_cost(provider, node.type, config, prices=prices_from_settings(ctx.settings))
+    return submitted(provider, job_id, estimated_cost=estimate.usd)

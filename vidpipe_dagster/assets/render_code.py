@@ -3,7 +3,9 @@
 The code comes from the ``config`` input (a text node; a JSON document with a ``code``
 field works too) or from ``config.code``. ``config.duration`` sets the length in seconds
 (default: from the number of lines). The ``local`` provider typesets the code on a dark
-background.
+background. ``remotion`` starts a Remotion Lambda render of ``config.compositionId`` from
+``config.serveUrl`` with the ``config`` input's JSON object as input props, and returns an
+:class:`AsyncSubmission`.
 """
 
 from __future__ import annotations
@@ -12,23 +14,33 @@ import json
 from collections.abc import Mapping
 
 from vidpipe_dagster.assets.base import (
+    AsyncSubmission,
     ExecutionContext,
     ExecutorError,
     NodeSpec,
     UpstreamNode,
     config_number,
+    provider_client,
+    provider_failure,
     select_provider,
     store_file,
+    submitted,
     text_input,
 )
 from vidpipe_dagster.resources.providers import local
+from vidpipe_dagster.resources.providers.base import ProviderError
+from vidpipe_dagster.resources.providers.remotion import RemotionClient
 
 MAX_SECONDS = 300.0
 
 
-def execute(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: ExecutionContext) -> dict:
-    """Render the code screen and return its video output dict."""
+def execute(
+    node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: ExecutionContext
+) -> dict | AsyncSubmission:
+    """Render the code screen (local) or start a Remotion Lambda render."""
     provider = select_provider(node, ctx.settings)
+    if provider == "remotion":
+        return submit(node, upstream, ctx)
     code = code_text(node, upstream, ctx)
     duration = None
     if (node.config or {}).get("duration") is not None:
@@ -65,3 +77,45 @@ def code_text(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: Executi
             "'config' or set config.code."
         )
     return text.rstrip()
+
+
+def input_props(
+    node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: ExecutionContext
+) -> dict:
+    """The render's input props: the ``config`` input's JSON object (``{}`` when unconnected)."""
+    text = text_input(node, "config", upstream, ctx)
+    if text is None:
+        props = (node.config or {}).get("inputProps")
+        return dict(props) if isinstance(props, dict) else {}
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ExecutorError(
+            f"Node {node.describe()} (render-code): the 'config' input is not JSON ({exc}); "
+            "connect a text node holding a JSON object of input props."
+        ) from exc
+    if not isinstance(document, dict):
+        raise ExecutorError(
+            f"Node {node.describe()} (render-code): the 'config' input must be a JSON object "
+            f"of input props, got {type(document).__name__}."
+        )
+    return document
+
+
+def submit(
+    node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: ExecutionContext
+) -> AsyncSubmission:
+    """Start the Remotion Lambda render."""
+    config = node.config or {}
+    props = input_props(node, upstream, ctx)
+    client = provider_client(node, "remotion", lambda: RemotionClient.from_settings(ctx.settings))
+    ctx.log(f"Starting a Remotion render of {config.get('compositionId')!r}")
+    try:
+        job_id = client.submit(
+            composition_id=str(config.get("compositionId") or ""),
+            serve_url=str(config.get("serveUrl") or ""),
+            input_props=props,
+        )
+    except ProviderError as exc:
+        raise provider_failure(node, exc) from exc
+    return submitted("remotion", job_id, estimated_cost=0.0)

@@ -95,14 +95,21 @@ class Lifecycle:
             _write(session, row.id, metadata_=merged)
         return True
 
-    def succeeded(self, node_uuid: str, output: dict[str, Any], process_uuid: str) -> bool:
-        """Complete the execution with ``output``; False (and no change) when stale."""
+    def succeeded(
+        self,
+        node_uuid: str,
+        output: dict[str, Any],
+        process_uuid: str,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """Complete the execution with ``output`` (merging ``metadata``); False when stale."""
         with self.sessions() as session, session.begin():
             row = _lock(session, node_uuid)
             if not _is_current(row, process_uuid):
                 log.info("dropping late success of %s for node %s", process_uuid, node_uuid)
                 return False
-            merged = dict(row.metadata_ or {})
+            merged = {**(row.metadata_ or {}), **(metadata or {})}
             merged["completed_at"] = utcnow().isoformat()
             merged.pop("error", None)
             cost = _cost(output.get("cost")) if isinstance(output, dict) else 0.0
@@ -134,6 +141,50 @@ class Lifecycle:
             merged["completed_at"] = utcnow().isoformat()
             _write(session, row.id, status="failed", metadata_=merged)
             refresh_pipeline_metadata(session, row.pipeline_id)
+        return True
+
+    def updated_many(self, updates: dict[str, tuple[str, dict[str, Any]]]) -> int:
+        """:meth:`updated` for many nodes in one transaction: ``{node: (process, metadata)}``.
+
+        Stale entries are skipped; returns how many nodes were updated.
+        """
+        if not updates:
+            return 0
+        ids = {_node_id(node_uuid): node_uuid for node_uuid in updates}
+        written = 0
+        with self.sessions() as session, session.begin():
+            rows = session.execute(
+                select(Node.id, Node.status, Node.metadata_)
+                .where(Node.id.in_(list(ids)))
+                .order_by(Node.id)
+                .with_for_update()
+            ).all()
+            for row in rows:
+                process_uuid, metadata = updates[ids[row.id]]
+                if not _is_current(row, process_uuid):
+                    continue
+                merged = {**(row.metadata_ or {}), **metadata, "process_uuid": process_uuid}
+                _write(session, row.id, metadata_=merged)
+                written += 1
+        return written
+
+    def claim_report(self, node_uuid: str, process_uuid: str) -> bool:
+        """Claim the one Dagster report of a completion finished outside a run.
+
+        True for exactly one caller: the node is ``completed`` by ``process_uuid`` with
+        ``metadata.dagster_reported`` false, which this flips to true under the row lock.
+        """
+        with self.sessions() as session, session.begin():
+            row = _lock(session, node_uuid)
+            if row is None or row.status != "completed":
+                return False
+            metadata = dict(row.metadata_ or {})
+            if metadata.get("process_uuid") != process_uuid:
+                return False
+            if metadata.get("dagster_reported") is not False:
+                return False
+            metadata["dagster_reported"] = True
+            _write(session, row.id, metadata_=metadata)
         return True
 
     def current_process_uuid(self, node_uuid: str) -> str | None:

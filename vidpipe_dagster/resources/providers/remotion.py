@@ -281,7 +281,9 @@ class RemotionClient:
                 config=config,
             )
             s3_client = s3_client or boto3.client(
-                "s3", region_name=region, endpoint_url=settings.s3_endpoint_url
+                "s3",
+                region_name=region,
+                endpoint_url=settings.remotion_s3_endpoint_url or settings.s3_endpoint_url,
             )
         return cls(
             function_name=settings.remotion_function_name,

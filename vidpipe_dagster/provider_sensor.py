@@ -1,0 +1,374 @@
+"""The provider polling sensor: finishes the provider jobs that runs submitted.
+
+One tick (:func:`poll_provider_jobs`):
+
+1. reads every node ``in_progress`` on an asynchronous provider's job;
+2. polls all of them concurrently, per provider at most ``VIDPIPE_POLL_CONCURRENCY`` at a
+   time over the httpx-aiohttp transport, the polls time-boxed to half of
+   ``VIDPIPE_POLL_TIME_BUDGET_SECONDS`` (unanswered polls count as transient);
+3. records progress (``metadata.stage``, ``progress``, ``poll_attempts``) in one
+   transaction, fails jobs the provider failed (with its reason) or that ran past the
+   provider's maximum wait ("Polling timeout after N attempts"), and keeps the rest;
+4. finishes completed jobs through ``provider_jobs.finish_job`` (a few at a time, until the
+   time box is used up; the rest wait for the next tick);
+5. reports every completion finished outside a run (by this tick or by a webhook) exactly
+   once: an ``AssetMaterialization`` (link, duration, size, cost, process_uuid,
+   provider_job_id) plus one ``RunRequest`` per pipeline for the downstream nodes whose
+   inputs are now all completed, ``run_key`` ``"<node>:<process_uuid>"``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid as uuid_lib
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import dagster as dg
+from sqlalchemy import select
+
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.graph import topological_order
+from vidpipe_dagster.domain.node_types import referenced_uuids
+from vidpipe_dagster.materialize import result_metadata
+from vidpipe_dagster.provider_jobs import (
+    InFlightJob,
+    Unreported,
+    claim_unreported,
+    finish_job,
+    in_flight_jobs,
+    unreported_completions,
+)
+from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+from vidpipe_dagster.resources.providers.base import (
+    AuthError,
+    JobStatus,
+    MalformedResponseError,
+    ProviderError,
+    apoll_many,
+    make_async_client,
+)
+from vidpipe_dagster.resources.providers.registry import (
+    JobClient,
+    close_client,
+    job_client,
+    max_wait_seconds,
+)
+
+log = logging.getLogger(__name__)
+
+SENSOR_NAME = "vidpipe_provider_jobs"
+FINISH_WORKERS = 8
+
+
+@dataclass
+class TickResult:
+    """What one tick did and what it reports to Dagster."""
+
+    asset_events: list[dg.AssetMaterialization] = field(default_factory=list)
+    run_requests: list[dg.RunRequest] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def summary(self) -> str:
+        """``polled=.. completed=.. ...`` for the tick's log line and skip reason."""
+        return " ".join(f"{name}={count}" for name, count in sorted(self.counts.items()))
+
+
+def _poll_outcome_kind(outcome: JobStatus | ProviderError) -> str:
+    if isinstance(outcome, JobStatus):
+        return outcome.state
+    if outcome.retryable or isinstance(outcome, AuthError | MalformedResponseError):
+        return "transient"
+    return "rejected"
+
+
+async def _poll_groups(
+    groups: Mapping[str, list[InFlightJob]],
+    clients: Mapping[str, JobClient],
+    *,
+    concurrency: int,
+    time_budget: float,
+) -> dict[tuple[str, str], JobStatus | ProviderError]:
+    async with make_async_client(concurrency=concurrency * max(1, len(clients))) as aclient:
+        polled = await asyncio.gather(
+            *(
+                apoll_many(
+                    clients[provider],
+                    [job.job_id for job in jobs],
+                    concurrency=concurrency,
+                    time_budget=time_budget,
+                    client=aclient,
+                )
+                for provider, jobs in groups.items()
+            )
+        )
+    outcomes: dict[tuple[str, str], JobStatus | ProviderError] = {}
+    for provider, results in zip(groups, polled, strict=True):
+        for job_id, outcome in results.items():
+            outcomes[(provider, job_id)] = outcome
+    return outcomes
+
+
+def downstream_selection(
+    nodes: Mapping[str, tuple[str, dict]], completed: Iterable[str]
+) -> list[str]:
+    """The nodes to run after ``completed`` finished, in topological order.
+
+    ``nodes`` maps each node of the pipeline to ``(status, inputs)``. A descendant of a
+    completed node is selected when it is not itself in progress and each of its inputs is
+    completed or selected before it.
+    """
+    deps = {
+        uuid: [u for u in referenced_uuids(inputs) if u in nodes]
+        for uuid, (_, inputs) in nodes.items()
+    }
+    done = set(completed)
+    children: dict[str, list[str]] = defaultdict(list)
+    for uuid, inputs in deps.items():
+        for parent in inputs:
+            children[parent].append(uuid)
+    descendants: set[str] = set()
+    frontier = list(done)
+    while frontier:
+        for child in children[frontier.pop()]:
+            if child not in descendants and child not in done:
+                descendants.add(child)
+                frontier.append(child)
+    selected: list[str] = []
+    for uuid in topological_order(deps):
+        if uuid not in descendants or nodes[uuid][0] == "in_progress":
+            continue
+        if all(nodes[parent][0] == "completed" or parent in selected for parent in deps[uuid]):
+            selected.append(uuid)
+    return selected
+
+
+def _pipeline_nodes(resource: VidpipeResource, pipeline_uuids: Iterable[str]) -> dict:
+    ids = [uuid_lib.UUID(u) for u in set(pipeline_uuids)]
+    by_pipeline: dict[str, dict[str, tuple[str, dict]]] = defaultdict(dict)
+    if not ids:
+        return by_pipeline
+    with resource.sessions()() as session:
+        rows = session.execute(
+            select(Node.id, Node.pipeline_id, Node.status, Node.inputs).where(
+                Node.pipeline_id.in_(ids)
+            )
+        ).all()
+    for row in rows:
+        by_pipeline[str(row.pipeline_id)][str(row.id)] = (row.status, dict(row.inputs or {}))
+    return by_pipeline
+
+
+def _materialization(resource: VidpipeResource, done: Unreported) -> dg.AssetMaterialization:
+    output = done.output
+    key = output.get("s3_key")
+    seconds = 0.0
+    try:
+        begun = datetime.fromisoformat(done.metadata["started_at"])
+        ended = datetime.fromisoformat(done.metadata["completed_at"])
+        seconds = (ended - begun).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        pass
+    metadata = result_metadata(
+        output,
+        process_uuid=done.process_uuid,
+        node={"uuid": done.node_uuid, "type": done.node_type},
+        seconds=seconds,
+        link=resource.storage().uri_for(key) if isinstance(key, str) else None,
+    )
+    if done.metadata.get("completed_by"):
+        metadata["completed_by"] = str(done.metadata["completed_by"])
+    return dg.AssetMaterialization(
+        asset_key=node_asset_key(pipeline_uuid=done.pipeline_uuid, node_uuid=done.node_uuid),
+        metadata=metadata,
+        description="Completed by the provider",
+    )
+
+
+def report_completions(
+    resource: VidpipeResource,
+    *,
+    known_keys: set[dg.AssetKey] | None = None,
+    result: TickResult | None = None,
+) -> TickResult:
+    """Claim and report every completion finished outside a run (see module docstring)."""
+    result = result or TickResult()
+    claimed = claim_unreported(resource.lifecycle(), unreported_completions(resource.sessions()))
+    if not claimed:
+        return result
+    result.asset_events.extend(_materialization(resource, done) for done in claimed)
+    result.counts["reported"] += len(claimed)
+    by_pipeline: dict[str, list[Unreported]] = defaultdict(list)
+    for done in claimed:
+        by_pipeline[done.pipeline_uuid].append(done)
+    nodes = _pipeline_nodes(resource, by_pipeline)
+    for pipeline_uuid, completions in by_pipeline.items():
+        selection = downstream_selection(
+            nodes.get(pipeline_uuid, {}), [done.node_uuid for done in completions]
+        )
+        keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in selection]
+        if known_keys is not None:
+            keys = [key for key in keys if key in known_keys]
+        if not keys:
+            continue
+        run_key = "+".join(sorted(f"{done.node_uuid}:{done.process_uuid}" for done in completions))
+        result.run_requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                asset_selection=keys,
+                tags={"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "provider"},
+            )
+        )
+    return result
+
+
+def poll_provider_jobs(
+    resource: VidpipeResource,
+    *,
+    now: datetime | None = None,
+    known_keys: set[dg.AssetKey] | None = None,
+) -> TickResult:
+    """One tick of the provider sensor (see the module docstring)."""
+    begun = time.monotonic()
+    settings = resource.settings()
+    budget = float(settings.poll_time_budget_seconds)
+    now = now or datetime.now(UTC)
+    result = TickResult()
+    lifecycle = resource.lifecycle()
+    groups: dict[str, list[InFlightJob]] = defaultdict(list)
+    for job in in_flight_jobs(resource.sessions()):
+        groups[job.provider].append(job)
+    clients: dict[str, JobClient] = {}
+    for provider in list(groups):
+        try:
+            clients[provider] = job_client(provider, settings)
+        except ProviderError as exc:
+            log.warning("cannot poll %d %s job(s): %s", len(groups[provider]), provider, exc)
+            result.counts["unpollable"] += len(groups.pop(provider))
+    try:
+        outcomes = (
+            asyncio.run(
+                _poll_groups(
+                    groups,
+                    clients,
+                    concurrency=settings.poll_concurrency,
+                    time_budget=budget / 2,
+                )
+            )
+            if groups
+            else {}
+        )
+        progress: dict[str, tuple[str, dict[str, Any]]] = {}
+        finishing: list[tuple[InFlightJob, JobStatus]] = []
+        for jobs in groups.values():
+            for job in jobs:
+                outcome = outcomes[(job.provider, job.job_id)]
+                kind = _poll_outcome_kind(outcome)
+                result.counts["polled"] += 1
+                attempts = job.poll_attempts + 1
+                if kind in ("completed", "failed"):
+                    finishing.append((job, outcome))
+                    continue
+                if kind == "rejected":
+                    reason = f"{job.provider} job {job.job_id} cannot be polled: {outcome}"
+                    if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
+                        result.counts["failed"] += 1
+                    continue
+                limit = max_wait_seconds(job.provider, settings)
+                if job.waited_seconds(now) > limit:
+                    reason = (
+                        f"Polling timeout after {attempts} attempts: {job.provider} job "
+                        f"{job.job_id} did not finish within {limit:g} s"
+                    )
+                    if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
+                        result.counts["timed_out"] += 1
+                    continue
+                update: dict[str, Any] = {
+                    "poll_attempts": attempts,
+                    "last_polled_at": now.isoformat(),
+                }
+                if isinstance(outcome, JobStatus):
+                    update["stage"] = outcome.state
+                    if outcome.progress is not None:
+                        update["progress"] = round(outcome.progress, 4)
+                    result.counts["running"] += 1
+                else:
+                    update["last_poll_error"] = str(outcome)[:500]
+                    result.counts["transient"] += 1
+                progress[job.node_uuid] = (job.process_uuid, update)
+        lifecycle.updated_many(progress)
+        _finish_all(resource, finishing, clients=clients, result=result, deadline=begun + budget)
+    finally:
+        for client in clients.values():
+            close_client(client)
+    report_completions(resource, known_keys=known_keys, result=result)
+    result.counts["seconds_x1000"] = int((time.monotonic() - begun) * 1000)
+    return result
+
+
+def _finish_all(
+    resource: VidpipeResource,
+    finishing: list[tuple[InFlightJob, JobStatus]],
+    *,
+    clients: Mapping[str, JobClient],
+    result: TickResult,
+    deadline: float,
+) -> None:
+    if not finishing:
+        return
+    lifecycle, storage, settings = resource.lifecycle(), resource.storage(), resource.settings()
+
+    def finish(item: tuple[InFlightJob, JobStatus]) -> str:
+        job, status = item
+        if time.monotonic() > deadline:
+            return "deferred"
+        return finish_job(
+            job,
+            status,
+            lifecycle=lifecycle,
+            storage=storage,
+            client=clients[job.provider],
+            settings=settings,
+            source="sensor",
+        )
+
+    with ThreadPoolExecutor(max_workers=min(FINISH_WORKERS, len(finishing))) as pool:
+        for outcome in pool.map(finish, finishing):
+            result.counts[outcome] += 1
+
+
+def _known_keys(context: dg.SensorEvaluationContext) -> set[dg.AssetKey] | None:
+    repository = context.repository_def
+    if repository is None:
+        return None
+    return set(repository.asset_graph.get_all_asset_keys())
+
+
+def build_provider_sensor(*, minimum_interval_seconds: int = 30) -> dg.SensorDefinition:
+    """The provider polling sensor, RUNNING by default."""
+
+    @dg.sensor(
+        name=SENSOR_NAME,
+        minimum_interval_seconds=minimum_interval_seconds,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        target=dg.AssetSelection.all(),
+        description="Polls provider jobs in flight, stores finished media, reports the "
+        "materializations and runs the downstream nodes.",
+    )
+    def provider_jobs(
+        context: dg.SensorEvaluationContext, vidpipe: VidpipeResource
+    ) -> dg.SensorResult | dg.SkipReason:
+        tick = poll_provider_jobs(vidpipe, known_keys=_known_keys(context))
+        context.log.info(f"Provider jobs tick: {tick.summary()}")
+        if not tick.asset_events and not tick.run_requests:
+            return dg.SkipReason(f"Nothing finished ({tick.summary() or 'no jobs in flight'}).")
+        return dg.SensorResult(asset_events=tick.asset_events, run_requests=tick.run_requests)
+
+    return provider_jobs
