@@ -80,6 +80,7 @@ class Reloader:
         self._timers: dict[tuple[str, str], threading.Timer] = {}
         self._done = threading.Condition(self._lock)
         self._busy = 0
+        self._failing: set[tuple[str, str]] = set()
 
     def request(self, *, dagster_url: str, location: str) -> None:
         """Schedule a reload of ``location``; a pending one for it absorbs this request."""
@@ -98,8 +99,11 @@ class Reloader:
             self._timers.pop(target, None)
         try:
             self._reload(dagster_url=target[0], location=target[1])
+            self._failing.discard(target)
         except ReloadError as error:
-            log.warning("%s", error)
+            level = logging.DEBUG if target in self._failing else logging.WARNING
+            self._failing.add(target)
+            log.log(level, "%s (further failures are logged at debug level)", error)
         finally:
             with self._done:
                 self._busy -= 1
