@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import install_error_handlers
-from api.routes import execution, health, nodes, pipelines
+from api.routes import execution, health, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.settings import Settings, get_settings
 
@@ -44,7 +44,7 @@ def create_app(
     app.state.launcher = launcher or _cached(lambda: _default_launcher(settings))
     app.state.storage = storage or _cached(lambda: _default_storage(settings))
     install_error_handlers(app)
-    for module in (health, pipelines, nodes, execution):
+    for module in (health, pipelines, nodes, execution, webhooks):
         app.include_router(module.router)
     return app
 

@@ -22,6 +22,23 @@ from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
 
 log = logging.getLogger(__name__)
 
+EXECUTION_KEYS = (
+    "error",
+    "completed_at",
+    "provider_job_id",
+    "stage",
+    "progress",
+    "poll_attempts",
+    "submitted_at",
+    "last_polled_at",
+    "last_poll_error",
+    "estimated_cost",
+    "completed_by",
+    "dagster_reported",
+)
+"""Metadata that belongs to one execution, cleared when a new one starts (a restarted node
+must not be finished by the previous execution's provider job)."""
+
 
 def _node_id(node_uuid: str | uuid_lib.UUID) -> uuid_lib.UUID:
     try:
@@ -67,7 +84,7 @@ class Lifecycle:
         """Mark the node ``in_progress`` for a new execution and return its ``process_uuid``.
 
         Any execution already running is superseded: its ``process_uuid`` stops matching.
-        Previous ``error`` and ``completed_at`` are cleared; other metadata is kept.
+        The previous execution's :data:`EXECUTION_KEYS` are cleared; other metadata is kept.
         """
         process_uuid = str(uuid_lib.uuid4())
         with self.sessions() as session, session.begin():
@@ -75,8 +92,8 @@ class Lifecycle:
             if row is None:
                 raise NotFoundError("Node not found")
             merged = dict(row.metadata_ or {})
-            merged.pop("error", None)
-            merged.pop("completed_at", None)
+            for name in EXECUTION_KEYS:
+                merged.pop(name, None)
             merged.update(metadata or {})
             merged["process_uuid"] = process_uuid
             merged["started_at"] = utcnow().isoformat()

@@ -1,0 +1,187 @@
+"""The provider polling sensor against the fake providers, on PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import dagster as dg
+import pytest
+
+from tests.dagster.builders import NodeRow, add_pipeline
+from tests.provider_jobs.conftest import (
+    lifecycle_now,
+    node_row,
+    sensor_tick,
+    stored_objects,
+)
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.provider_jobs import find_job, finish_job
+from vidpipe_dagster.provider_sensor import downstream_selection, poll_provider_jobs
+from vidpipe_dagster.resources.providers.heygen import HeyGenClient
+
+NODES = [
+    NodeRow("voice", "asset", asset={"type": "text", "content": "hi"}),
+    NodeRow("talk", "talking-head", config={"provider": "heygen", "avatarId": "a"}),
+    NodeRow("mix", "mix-audio", inputs={"video": ["talk"], "audio": ["voice"]}),
+    NodeRow("after", "merge-videos", inputs={"segments": ["mix", "talk"]}),
+]
+
+
+@pytest.fixture
+def pipeline(sessions, in_flight, fake_heygen):
+    """A pipeline whose talking head waits on a HeyGen job (``ids["job"]``)."""
+    ids = add_pipeline(sessions, name="sensor", nodes=NODES)
+    lifecycle = Lifecycle(sessions)
+    process = lifecycle.started(ids["voice"])
+    lifecycle.succeeded(ids["voice"], {"type": "text", "s3_key": "x.txt", "size": 2}, process)
+    ids["job"] = fake_heygen.jobs.create(steps=0).id
+    ids["process"] = in_flight(ids["talk"], provider="heygen", job_id=ids["job"])
+    return ids
+
+
+def test_completed_job_is_stored_reported_once_and_runs_downstream(
+    sessions, resource, pipeline
+) -> None:
+    with dg.instance_for_test() as instance:
+        result = sensor_tick(sessions, resource, instance)
+        again = sensor_tick(sessions, resource, instance)
+
+    assert isinstance(result, dg.SensorResult) and isinstance(again, dg.SkipReason)
+    row = node_row(sessions, pipeline["talk"])
+    assert row.status == "completed"
+    assert row.output["s3_key"].endswith(f"/{pipeline['process']}.mp4")
+    assert row.output["provider_job_id"] == pipeline["job"]
+    assert row.output["duration"] == pytest.approx(1.0, abs=0.1) and row.output["cost"] > 0
+    assert len(stored_objects(resource, pipeline["pipeline"], pipeline["talk"])) == 1
+    (event,) = result.asset_events
+    assert event.asset_key == node_asset_key(
+        pipeline_uuid=pipeline["pipeline"], node_uuid=pipeline["talk"]
+    )
+    assert event.metadata["process_uuid"].value == pipeline["process"]
+    assert event.metadata["size"].value == row.output["size"]
+    assert event.metadata["link"].value.endswith(row.output["s3_key"])
+    (request,) = result.run_requests
+    assert request.run_key == f"{pipeline['talk']}:{pipeline['process']}"
+    assert request.asset_selection == [
+        node_asset_key(pipeline_uuid=pipeline["pipeline"], node_uuid=pipeline[name])
+        for name in ("mix", "after")
+    ]
+
+
+def test_failed_job_fails_the_node_with_the_providers_reason(
+    sessions, resource, pipeline, fake_heygen
+) -> None:
+    fake_heygen.jobs.get(pipeline["job"]).outcome = "fail"
+    with dg.instance_for_test() as instance:
+        assert isinstance(sensor_tick(sessions, resource, instance), dg.SkipReason)
+    row = node_row(sessions, pipeline["talk"])
+    assert row.status == "failed"
+    assert "Avatar rendering failed" in row.metadata_["error"]
+    assert pipeline["job"] in row.metadata_["error"]
+
+
+def test_running_job_is_kept_with_its_stage(sessions, resource, pipeline, fake_heygen) -> None:
+    fake_heygen.jobs.get(pipeline["job"]).steps = 5
+    poll_provider_jobs(resource)
+    poll_provider_jobs(resource)
+    row = node_row(sessions, pipeline["talk"])
+    assert row.status == "in_progress"
+    assert row.metadata_["stage"] == "running"
+    assert row.metadata_["poll_attempts"] == 2
+    assert row.metadata_["process_uuid"] == pipeline["process"]
+
+
+def test_transient_errors_keep_the_job(sessions, resource, pipeline, fake_heygen) -> None:
+    fake_heygen.server_error(503, times=1)
+    tick = poll_provider_jobs(resource)
+    row = node_row(sessions, pipeline["talk"])
+    assert tick.counts["transient"] == 1
+    assert row.status == "in_progress" and "503" in row.metadata_["last_poll_error"]
+    assert poll_provider_jobs(resource).counts["reported"] == 1
+    assert node_row(sessions, pipeline["talk"]).status == "completed"
+
+
+def test_job_past_the_maximum_wait_times_out(sessions, resource, in_flight, fake_heygen) -> None:
+    ids = add_pipeline(sessions, name="slow", nodes=NODES[:2])
+    job = fake_heygen.jobs.create(outcome="never")
+    long_ago = lifecycle_now() - timedelta(hours=2)
+    in_flight(ids["talk"], provider="heygen", job_id=job.id, submitted_at=long_ago.isoformat())
+    Lifecycle(sessions).updated_many(
+        {
+            ids["talk"]: (
+                node_row(sessions, ids["talk"]).metadata_["process_uuid"],
+                {"poll_attempts": 4},
+            )
+        }
+    )
+    poll_provider_jobs(resource)
+    row = node_row(sessions, ids["talk"])
+    assert row.status == "failed"
+    assert row.metadata_["error"].startswith("Polling timeout after 5 attempts")
+
+
+def test_edited_or_restarted_nodes_drop_their_jobs(
+    sessions, resource, pipeline, fake_heygen, provider_settings
+) -> None:
+    job = find_job(sessions, provider="heygen", job_id=pipeline["job"])
+    restarted = Lifecycle(sessions).started(pipeline["talk"])
+
+    tick = poll_provider_jobs(resource)
+    with HeyGenClient.from_settings(provider_settings) as client:
+        late = finish_job(
+            job,
+            client.poll(pipeline["job"]),
+            lifecycle=Lifecycle(sessions),
+            storage=resource.storage(),
+            client=client,
+            settings=provider_settings,
+            source="test",
+        )
+
+    assert tick.counts["polled"] == 0 and late == "dropped"
+    row = node_row(sessions, pipeline["talk"])
+    assert row.status == "in_progress" and row.metadata_["process_uuid"] == restarted
+    assert row.output is None
+    assert stored_objects(resource, pipeline["pipeline"], pipeline["talk"]) == []
+
+
+def test_overlapping_ticks_complete_and_report_once(sessions, resource, pipeline) -> None:
+    results = []
+    barrier = threading.Barrier(3)
+
+    def tick() -> None:
+        barrier.wait()
+        results.append(poll_provider_jobs(resource))
+
+    threads = [threading.Thread(target=tick) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sum(len(r.asset_events) for r in results) == 1
+    assert sum(len(r.run_requests) for r in results) == 1
+    assert sum(r.counts["completed"] for r in results) == 1
+    assert len(stored_objects(resource, pipeline["pipeline"], pipeline["talk"])) == 1
+    assert node_row(sessions, pipeline["talk"]).status == "completed"
+
+
+@pytest.mark.parametrize(
+    ("statuses", "completed", "expected"),
+    [
+        ({"a": "completed", "b": "in_progress"}, ["a"], []),
+        ({"a": "completed", "b": "completed"}, ["a"], ["c", "d"]),
+        ({"a": "completed", "b": "completed", "d": "in_progress"}, ["a", "b"], ["c"]),
+    ],
+)
+def test_downstream_selection_waits_for_every_input(statuses, completed, expected) -> None:
+    inputs = {
+        "a": {},
+        "b": {},
+        "c": {"segments": ["a", "b"]},
+        "d": {"video": "c", "audio": ["a"]},
+    }
+    nodes = {uuid: (statuses.get(uuid, "pending"), inputs[uuid]) for uuid in inputs}
+    assert downstream_selection(nodes, completed) == expected
