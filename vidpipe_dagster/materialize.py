@@ -278,4 +278,6 @@ def retry_or_failure(
         f"Transient provider failure, retrying in {wait:g} s: "
         f"{type(failures[0]).__name__}: {failures[0]}"
     )
-    return dg.RetryRequested(max_retries=settings.provider_step_retries, seconds_to_wait=wait)
+    retry = dg.RetryRequested(max_retries=settings.provider_step_retries, seconds_to_wait=wait)
+    retry.__cause__ = failures[0]
+    return retry

@@ -1,0 +1,108 @@
+"""Paid work is admitted at submission: the pipeline's budget and per-provider limits."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from tests.dagster.builders import NodeRow, add_pipeline
+from tests.provider_jobs.conftest import node_row, run_in_process
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.settings import get_settings
+
+SCHEDULE_TAGS = {"dagster/schedule_name": "pipeline_x_schedule"}
+
+
+def test_over_budget_fails_the_node_in_a_scheduled_run(sessions, resource, fake_veo) -> None:
+    nodes = [
+        NodeRow("anim", "generate-animation", config={"provider": "veo3", "prompt": "sea"}),
+    ]
+    ids = add_pipeline(sessions, name="budget", nodes=nodes, config={"budget": 1.0})
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
+
+    with dg.instance_for_test() as instance:
+        result = run_in_process(sessions, resource, instance, [key], tags=SCHEDULE_TAGS)
+
+    assert not result.success
+    row = node_row(sessions, ids["anim"])
+    assert row.status == "failed"
+    assert row.metadata_["error"].startswith("Over budget: running 1 node(s) is estimated at $3.20")
+    assert fake_veo.requests_to(":predictLongRunning") == []
+
+
+def test_jobs_in_flight_count_against_the_budget(sessions, resource, in_flight, fake_veo):
+    nodes = [
+        NodeRow("one", "generate-animation", config={"provider": "veo3", "prompt": "a"}),
+        NodeRow("two", "generate-animation", config={"provider": "veo3", "prompt": "b"}),
+    ]
+    ids = add_pipeline(sessions, name="reserved", nodes=nodes, config={"budget": 5.0})
+    in_flight(ids["one"], provider="veo3", job_id="models/m/operations/x", estimated_cost=3.2)
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["two"])
+
+    with dg.instance_for_test() as instance:
+        run_in_process(sessions, resource, instance, [key])
+
+    assert node_row(sessions, ids["two"]).metadata_["error"].startswith("Over budget")
+    assert fake_veo.requests_to(":predictLongRunning") == []
+
+
+def test_provider_at_its_limit_is_not_submitted_until_a_slot_frees(
+    sessions, resource, in_flight, fake_heygen, monkeypatch
+) -> None:
+    monkeypatch.setenv("VIDPIPE_PROVIDER_LIMITS", '{"heygen": 1}')
+    get_settings.cache_clear()
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hello."}
+    busy = add_pipeline(sessions, name="busy", nodes=[NodeRow("talk", "talking-head", config=talk)])
+    ids = add_pipeline(
+        sessions, name="queued", nodes=[NodeRow("talk", "talking-head", config=talk)]
+    )
+    process = in_flight(busy["talk"], provider="heygen", job_id="0" * 32)
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+
+    with dg.instance_for_test() as instance:
+        held = run_in_process(sessions, resource, instance, [key])
+        assert not held.success
+        assert node_row(sessions, ids["talk"]).status == "pending"
+        assert fake_heygen.requests_to("/v3/videos", method="POST") == []
+        retry_events = [e for e in held.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        failure = held.get_step_failure_events()[0].step_failure_data.error
+        assert retry_events == [] and "limit 1" in failure.cause.message
+
+        Lifecycle(sessions).failed(busy["talk"], "cancelled", process)
+        admitted = run_in_process(sessions, resource, instance, [key])
+
+    assert admitted.success
+    row = node_row(sessions, ids["talk"])
+    assert row.status == "in_progress" and row.metadata_["provider"] == "heygen"
+    assert len(fake_heygen.requests_to("/v3/videos", method="POST")) == 1
+
+
+def test_transient_failure_retries_the_step_without_redoing_finished_nodes(
+    sessions, resource, fake_elevenlabs, fake_heygen, monkeypatch
+) -> None:
+    monkeypatch.setenv("VIDPIPE_PROVIDER_STEP_RETRIES", "1")
+    get_settings.cache_clear()
+    nodes = [
+        NodeRow("voice", "generate-voiceover", config={"provider": "elevenlabs", "script": "Hi."}),
+        NodeRow(
+            "talk",
+            "talking-head",
+            inputs={"script": ["voice"]},
+            config={"provider": "heygen", "avatarId": "a"},
+        ),
+    ]
+    ids = add_pipeline(sessions, name="retry", nodes=nodes)
+    keys = [
+        node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in ("voice", "talk")
+    ]
+    fake_heygen.server_error(503, times=1, path="/v3/videos")
+
+    with dg.instance_for_test() as instance:
+        result = run_in_process(sessions, resource, instance, keys)
+        retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+    assert result.success and len(retried) == 1
+    assert len(fake_elevenlabs.requests_to("/v1/text-to-speech")) == 1
+    assert len(fake_heygen.requests_to("/v3/videos", method="POST")) == 2
+    assert node_row(sessions, ids["voice"]).status == "completed"
+    assert node_row(sessions, ids["talk"]).metadata_["stage"] == "submitted"
