@@ -1,0 +1,341 @@
+"""The execute endpoints against a real Dagster webserver, and a run killed mid-step.
+
+One ``dagster-webserver`` for the module, on a temporary DAGSTER_HOME (telemetry off) and a
+workspace loading ``vidpipe_dagster.definitions`` on the test database. The webserver runs
+without the daemon: with ``DefaultRunCoordinator`` it launches runs itself, and no sensor or
+automation tick launches runs or reloads the location behind the test's back.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from api.main import create_app
+from tests.api.conftest import BASE, make_token
+from tests.dagster.test_webserver_reload import asset_keys, free_port
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.launcher import DagsterLauncher
+from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+from vidpipe_dagster.sensors import failed_run_backstop
+from vidpipe_dagster.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_SECONDS = 120
+RUN_SECONDS = 120
+FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
+WORKSPACE = """\
+load_from:
+  - python_module:
+      module_name: vidpipe_dagster.definitions
+      attribute: defs
+      location_name: vidpipe
+"""
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: DefaultRunCoordinator
+"""
+RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
+
+
+def session_members(sid: int) -> list[int]:
+    """Processes still in session ``sid``: code servers the webserver started and left."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+@dataclass
+class Dagster:
+    """The running webserver: its URL, DAGSTER_HOME and the vidpipe settings it runs with."""
+
+    url: str
+    home: Path
+    settings: Settings
+
+
+def graphql(url: str, query: str, variables: dict) -> dict:
+    response = httpx.post(
+        f"{url}/graphql", json={"query": query, "variables": variables}, timeout=60
+    )
+    response.raise_for_status()
+    return response.json()["data"]
+
+
+@pytest.fixture(scope="module")
+def dagster(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
+    """``dagster-webserver`` on a workspace of the vidpipe location over the test database."""
+    root = tmp_path_factory.mktemp("execute_api")
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (root / "workspace.yaml").write_text(WORKSPACE)
+    port = free_port()
+    settings = Settings(
+        dagster_url=f"http://127.0.0.1:{port}",
+        database_url=database_url,
+        home=root / "vidpipe",
+        storage_url=(root / "storage").as_uri(),
+        providers="local",
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("VIDPIPE_DAGSTER_SHARD", "DAGSTER_"))
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        VIDPIPE_HOME=str(settings.home),
+        VIDPIPE_DATABASE_URL=database_url,
+        VIDPIPE_STORAGE_URL=settings.resolved_storage_url,
+        VIDPIPE_PROVIDERS="local",
+    )
+    log_path = root / "webserver.log"
+    log = log_path.open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dagster_webserver", "-w", str(root / "workspace.yaml")]
+        + ["-h", "127.0.0.1", "-p", str(port)],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + STARTUP_SECONDS
+        while True:
+            try:
+                asset_keys(settings.dagster_url)
+                break
+            except (httpx.HTTPError, KeyError, TypeError, ValueError):
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"webserver did not start: {log_path.read_text()}") from None
+                time.sleep(0.5)
+        yield Dagster(url=settings.dagster_url, home=home, settings=settings)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for pid in session_members(process.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        log.close()
+
+
+class CountingLauncher(DagsterLauncher):
+    """The real launcher, counting the reloads it makes."""
+
+    reloads = 0
+
+    def reload(self, location: str | None = None) -> None:
+        """Reload as usual and count it."""
+        self.reloads += 1
+        super().reload(location)
+
+
+@pytest.fixture
+def launcher(dagster: Dagster) -> CountingLauncher:
+    return CountingLauncher(settings=dagster.settings)
+
+
+@pytest.fixture
+def client(dagster: Dagster, sessions, launcher: CountingLauncher) -> Iterator[TestClient]:
+    """The API on the test database, launching through the webserver; writes notify nobody,
+    so only the launcher reloads the location."""
+    app = create_app(
+        settings=dagster.settings,
+        sessions=sessions,
+        notify_change=lambda: None,
+        launcher=lambda: launcher,
+    )
+    token = make_token(sessions, admin=True)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as test_client:
+        yield test_client
+
+
+def create(client: TestClient, path: str, kind: str, body: dict) -> dict:
+    response = client.post(f"{BASE}{path}", json={kind: body})
+    assert response.status_code == 201, response.text
+    return response.json()[kind]
+
+
+def wait_for_run(url: str, run_id: str) -> str:
+    deadline = time.monotonic() + RUN_SECONDS
+    while time.monotonic() < deadline:
+        run = graphql(url, RUN_STATUS, {"id": run_id})["runOrError"]
+        if run.get("status") in FINISHED:
+            return run["status"]
+        time.sleep(0.5)
+    raise AssertionError(f"run {run_id} did not finish in {RUN_SECONDS} s")
+
+
+def node_row(sessions, node_uuid: str) -> Node:
+    with sessions() as session:
+        return session.scalars(select(Node).where(Node.id == uuid.UUID(node_uuid))).one()
+
+
+def test_execute_endpoints_launch_real_runs(dagster, client, sessions, launcher) -> None:
+    pipeline = create(client, "", "pipeline", {"title": "Executed"})
+    base = f"/{pipeline['uuid']}"
+    script = create(
+        client,
+        f"{base}/nodes",
+        "node",
+        {"title": "Script", "type": "asset", "asset": {"type": "text", "content": "Hi there."}},
+    )
+    voiceover = create(
+        client,
+        f"{base}/nodes",
+        "node",
+        {"title": "Voice", "type": "generate-voiceover", "inputs": {"script": [script["uuid"]]}},
+    )
+    script_key = node_asset_key(pipeline_uuid=pipeline["uuid"], node_uuid=script["uuid"])
+    assert tuple(script_key.path) not in asset_keys(dagster.url)
+
+    response = client.post(f"{BASE}{base}/nodes/{script['uuid']}/execute")
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+    assert launcher.reloads == 1
+    assert wait_for_run(dagster.url, run_id) == "SUCCESS"
+    row = node_row(sessions, script["uuid"])
+    assert row.status == "completed"
+    assert row.metadata_["dagster_run_id"] == run_id
+    storage_root = Path(dagster.settings.resolved_storage_url.removeprefix("file://"))
+    assert (storage_root / row.output["s3_key"]).read_text() == "Hi there."
+
+    response = client.post(f"{BASE}{base}/execute", json={"only": "pending"})
+    assert response.status_code == 202, response.text
+    assert [n["uuid"] for n in response.json()["nodes"]] == [voiceover["uuid"]]
+    second = response.json()["run_id"]
+    assert launcher.reloads == 1
+    assert wait_for_run(dagster.url, second) == "SUCCESS"
+    row = node_row(sessions, voiceover["uuid"])
+    assert row.status == "completed" and row.metadata_["dagster_run_id"] == second
+    assert row.output["type"] == "audio" and row.output["duration"] > 0
+
+    late = create(
+        client,
+        f"{base}/nodes",
+        "node",
+        {"title": "Late", "type": "asset", "asset": {"type": "text", "content": "Added later."}},
+    )
+    response = client.post(f"{BASE}{base}/nodes/{late['uuid']}/execute")
+    assert response.status_code == 202, response.text
+    assert launcher.reloads == 2
+    assert wait_for_run(dagster.url, response.json()["run_id"]) == "SUCCESS"
+    assert node_row(sessions, late["uuid"]).status == "completed"
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in map(int, children):
+            found += [child, *_descendants(child)]
+    return found
+
+
+def worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    """The pid of the run's worker process, from its "Started process for run" event."""
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.ENGINE_EVENT):
+        match = re.search(r"Started process for run \(pid: (\d+)\)", entry.message or "")
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def test_run_killed_mid_step_is_failed_by_the_backstop(dagster, client, sessions) -> None:
+    pipeline = create(client, "", "pipeline", {"title": "Killed"})
+    slow = create(
+        client,
+        f"/{pipeline['uuid']}/nodes",
+        "node",
+        {
+            "title": "Long animation",
+            "type": "generate-animation",
+            "config": {"prompt": "waves", "duration": 120},
+        },
+    )
+    response = client.post(f"{BASE}/{pipeline['uuid']}/nodes/{slow['uuid']}/execute")
+    assert response.status_code == 202, response.text
+    run_id = response.json()["run_id"]
+
+    with dg.DagsterInstance.from_config(str(dagster.home)) as instance:
+        deadline = time.monotonic() + RUN_SECONDS
+        pid = None
+        while time.monotonic() < deadline:
+            row = node_row(sessions, slow["uuid"])
+            pid = pid or worker_pid(instance, run_id)
+            if row.status == "in_progress" and pid:
+                break
+            assert row.status == "pending", row.metadata_
+            time.sleep(0.2)
+        assert pid and row.metadata_["dagster_run_id"] == run_id
+        children = _descendants(pid)
+        os.kill(pid, signal.SIGKILL)
+        for child in children:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+        assert node_row(sessions, slow["uuid"]).status == "in_progress"
+        instance.report_run_failed(
+            instance.get_run_by_id(run_id), f"Run worker (pid {pid}) is no longer running."
+        )
+        assert wait_for_run(dagster.url, run_id) == "FAILURE"
+
+        failure = instance.get_records_for_run(
+            run_id, of_type=dg.DagsterEventType.RUN_FAILURE
+        ).records[0]
+        context = dg.build_run_status_sensor_context(
+            sensor_name="vidpipe_failed_run_backstop",
+            dagster_instance=instance,
+            dagster_run=instance.get_run_by_id(run_id),
+            dagster_event=failure.event_log_entry.dagster_event,
+            resources={
+                "vidpipe": VidpipeResource(
+                    database_url=dagster.settings.database_url,
+                    storage_url=dagster.settings.storage_url,
+                    home=str(dagster.settings.home),
+                    providers="local",
+                )
+            },
+        ).for_run_failure()
+        failed_run_backstop(context)
+
+    row = node_row(sessions, slow["uuid"])
+    assert row.status == "failed"
+    assert run_id in row.metadata_["error"] and "no longer running" in row.metadata_["error"]
