@@ -70,3 +70,28 @@ def test_schedule_requests_one_run_per_pipeline(sessions, database_url) -> None:
     }
     again = schedule.evaluate_tick(context)
     assert not again.run_requests
+
+
+def test_a_success_resets_the_retry_count(sessions, database_url) -> None:
+    ids = add_pipeline(sessions, name="recovers", nodes=[NodeRow("clip", "render-code")])
+    fail(sessions, ids["clip"], minutes_ago=100, retries=3)
+    with sessions() as session, session.begin():
+        assert claim_retries(session, pipeline_uuids=[ids["pipeline"]], now=NOW) == {}
+
+    lifecycle = VidpipeResource(database_url=database_url).lifecycle()
+    process = lifecycle.started(ids["clip"], {"dagster_run_id": "retry-run"})
+    with sessions() as session:
+        assert session.get(Node, uuid.UUID(ids["clip"])).metadata_["retries"] == 3
+    assert lifecycle.succeeded(ids["clip"], {"type": "video", "s3_key": "a.mp4"}, process)
+    with sessions() as session:
+        metadata = session.get(Node, uuid.UUID(ids["clip"])).metadata_
+    assert "retries" not in metadata and "retried_at" not in metadata
+
+    process = lifecycle.started(ids["clip"], {"dagster_run_id": "later-run"})
+    assert lifecycle.failed(ids["clip"], "provider outage", process)
+    later = datetime.now(UTC) + timedelta(minutes=5)
+    with sessions() as session, session.begin():
+        due = claim_retries(session, pipeline_uuids=[ids["pipeline"]], now=later)
+    assert due == {ids["pipeline"]: [ids["clip"]]}
+    with sessions() as session:
+        assert session.get(Node, uuid.UUID(ids["clip"])).metadata_["retries"] == 1

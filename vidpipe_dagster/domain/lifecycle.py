@@ -120,7 +120,11 @@ class Lifecycle:
         *,
         metadata: dict[str, Any] | None = None,
     ) -> bool:
-        """Complete the execution with ``output`` (merging ``metadata``); False when stale."""
+        """Complete the execution with ``output`` (merging ``metadata``); False when stale.
+
+        A success ends a failure streak, so the retry count (``retries``, ``retried_at``) is
+        cleared: a later failure gets the full ``maxRetries`` again.
+        """
         with self.sessions() as session, session.begin():
             row = _lock(session, node_uuid)
             if not _is_current(row, process_uuid):
@@ -128,7 +132,8 @@ class Lifecycle:
                 return False
             merged = {**(row.metadata_ or {}), **(metadata or {})}
             merged["completed_at"] = utcnow().isoformat()
-            merged.pop("error", None)
+            for name in ("error", "retries", "retried_at"):
+                merged.pop(name, None)
             cost = _cost(output.get("cost")) if isinstance(output, dict) else 0.0
             if cost:
                 merged["cost"] = cost
