@@ -119,7 +119,22 @@ _reloader = Reloader()
 
 
 def request_reload(settings: Settings, *, location: str | None = None) -> None:
-    """Ask the webserver at ``settings.dagster_url`` to reload the location; returns at once."""
-    _reloader.request(
-        dagster_url=settings.dagster_url, location=location or settings.dagster_location
-    )
+    """Ask the webserver at ``settings.dagster_url`` to reload a location; returns at once.
+
+    Without ``location``: the vidpipe location, or with ``VIDPIPE_DAGSTER_SHARDS`` > 1 every
+    shard's location (the caller does not say which pipeline changed).
+    """
+    from vidpipe_dagster.compiler import location_name
+
+    shards = settings.dagster_shards
+    if location is not None:
+        targets = [location]
+    else:
+        targets = [
+            location_name(
+                settings.dagster_location, shard=shard if shards > 1 else None, shards=shards
+            )
+            for shard in range(shards)
+        ]
+    for target in targets:
+        _reloader.request(dagster_url=settings.dagster_url, location=target)

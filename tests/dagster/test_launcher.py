@@ -58,3 +58,22 @@ def test_unsharded_launch_targets_the_one_location() -> None:
 def test_shards_spread_pipelines_over_every_location() -> None:
     launcher, _ = recording_launcher(Settings(dagster_location="vidpipe", dagster_shards=3))
     assert {launcher.location_for(p) for p in PIPELINES} == {"vidpipe_0", "vidpipe_1", "vidpipe_2"}
+
+
+def test_change_notification_reloads_every_shard_location(monkeypatch) -> None:
+    from vidpipe_dagster import reload
+
+    reloaded: list[str] = []
+    reloader = reload.Reloader(
+        debounce_seconds=0.01, reload=lambda **kwargs: reloaded.append(kwargs["location"])
+    )
+    monkeypatch.setattr(reload, "_reloader", reloader)
+
+    reload.request_reload(Settings(dagster_location="vidpipe", dagster_shards=3))
+    assert reloader.wait_idle(timeout=10)
+    assert sorted(reloaded) == ["vidpipe_0", "vidpipe_1", "vidpipe_2"]
+
+    reloaded.clear()
+    reload.request_reload(Settings(dagster_location="vidpipe"))
+    assert reloader.wait_idle(timeout=10)
+    assert reloaded == ["vidpipe"]
