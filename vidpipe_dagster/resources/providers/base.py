@@ -334,30 +334,51 @@ class HttpSettings:
 class HttpProvider:
     """Base for HTTP provider clients: base URL, auth headers, retries and error mapping.
 
-    Subclasses set :attr:`name` and implement :meth:`auth_headers` and :meth:`parse_error`.
-    ``client`` is an ``httpx.Client`` the caller owns (tests point it at a fake server); when
-    omitted one is created and closed by :meth:`close` or the context manager.
+    Subclasses set :attr:`name`, :attr:`env_var`, :attr:`default_base_url` and the names of
+    their key and base-URL settings, and implement :meth:`auth_headers` and
+    :meth:`parse_error`. ``client`` is an ``httpx.Client`` the caller owns (tests point it at a
+    fake server); when omitted one is created and closed by :meth:`close` or the context
+    manager.
     """
 
     name: str = "provider"
+    env_var: str = ""
+    default_base_url: str = ""
+    key_setting: str = ""
+    base_url_setting: str = ""
 
     def __init__(
         self,
         *,
         api_key: SecretStr | str,
-        base_url: str,
+        base_url: str | None = None,
         client: httpx.Client | None = None,
         http: HttpSettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
         asleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._api_key = api_key if isinstance(api_key, SecretStr) else SecretStr(api_key)
-        self.base_url = base_url.rstrip("/")
+        self.base_url = (base_url or self.default_base_url).rstrip("/")
         self.http = http or HttpSettings()
         self._owns_client = client is None
         self.client = client or httpx.Client(timeout=self.http.httpx_timeout())
         self.sleep = sleep
         self.asleep = asleep
+
+    @classmethod
+    def from_settings(
+        cls, settings: Any, *, client: httpx.Client | None = None, **extra: Any
+    ) -> Self:
+        """A client from vidpipe settings; :class:`MissingApiKeyError` without a key."""
+        return cls(
+            api_key=require_key(
+                getattr(settings, cls.key_setting), env_var=cls.env_var, provider=cls.name
+            ),
+            base_url=getattr(settings, cls.base_url_setting),
+            client=client,
+            http=http_settings_from(settings),
+            **extra,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"

@@ -19,18 +19,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from vidpipe_dagster.resources.providers.base import (
     HttpProvider,
-    HttpSettings,
     MalformedResponseError,
     PermanentError,
     ProviderError,
     error_for_status,
-    http_settings_from,
     json_body,
-    require_key,
 )
 
 NAME = "elevenlabs"
@@ -151,29 +147,10 @@ class ElevenLabsClient(HttpProvider):
     """ElevenLabs text-to-speech over an injectable ``httpx.Client``."""
 
     name = NAME
-
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
-        client: httpx.Client | None = None,
-        http: HttpSettings | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, client=client, http=http, **kwargs)
-
-    @classmethod
-    def from_settings(
-        cls, settings: Any, *, client: httpx.Client | None = None
-    ) -> ElevenLabsClient:
-        """A client from vidpipe settings; :class:`MissingApiKeyError` without a key."""
-        return cls(
-            api_key=require_key(settings.elevenlabs_api_key, env_var=ENV_VAR, provider=NAME),
-            base_url=settings.elevenlabs_base_url,
-            client=client,
-            http=http_settings_from(settings),
-        )
+    env_var = ENV_VAR
+    default_base_url = DEFAULT_BASE_URL
+    key_setting = "elevenlabs_api_key"
+    base_url_setting = "elevenlabs_base_url"
 
     def auth_headers(self) -> dict[str, str]:
         """``xi-api-key``."""

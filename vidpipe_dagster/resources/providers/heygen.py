@@ -40,10 +40,8 @@ from vidpipe_dagster.resources.providers.base import (
     ProviderError,
     dig,
     error_for_status,
-    http_settings_from,
     json_body,
     require_json,
-    require_key,
 )
 
 NAME = "heygen"
@@ -214,12 +212,16 @@ class HeyGenClient(PollingHttpProvider):
     """HeyGen's video API (v3 or legacy v2) over an injectable ``httpx.Client``."""
 
     name = NAME
+    env_var = ENV_VAR
+    default_base_url = DEFAULT_BASE_URL
+    key_setting = "heygen_api_key"
+    base_url_setting = "heygen_base_url"
 
     def __init__(
         self,
         *,
         api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
+        base_url: str | None = None,
         api_version: ApiVersion = "v3",
         client: httpx.Client | None = None,
         http: HttpSettings | None = None,
@@ -229,15 +231,12 @@ class HeyGenClient(PollingHttpProvider):
         self.api_version: ApiVersion = api_version
 
     @classmethod
-    def from_settings(cls, settings: Any, *, client: httpx.Client | None = None) -> HeyGenClient:
+    def from_settings(
+        cls, settings: Any, *, client: httpx.Client | None = None, **extra: Any
+    ) -> HeyGenClient:
         """A client from vidpipe settings; :class:`MissingApiKeyError` without a key."""
-        return cls(
-            api_key=require_key(settings.heygen_api_key, env_var=ENV_VAR, provider=NAME),
-            base_url=settings.heygen_base_url,
-            api_version=settings.heygen_api_version,
-            client=client,
-            http=http_settings_from(settings),
-        )
+        extra.setdefault("api_version", settings.heygen_api_version)
+        return super().from_settings(settings, client=client, **extra)
 
     def auth_headers(self) -> dict[str, str]:
         """``X-Api-Key``."""

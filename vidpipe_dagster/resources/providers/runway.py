@@ -19,10 +19,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from vidpipe_dagster.resources.providers.base import (
-    HttpSettings,
     JobState,
     JobStatus,
     MalformedResponseError,
@@ -30,10 +28,8 @@ from vidpipe_dagster.resources.providers.base import (
     PollingHttpProvider,
     ProviderError,
     error_for_status,
-    http_settings_from,
     json_body,
     require_json,
-    require_key,
 )
 
 NAME = "runway"
@@ -158,27 +154,10 @@ class RunwayClient(PollingHttpProvider):
     """Runway's task API over an injectable ``httpx.Client``."""
 
     name = NAME
-
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
-        client: httpx.Client | None = None,
-        http: HttpSettings | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, client=client, http=http, **kwargs)
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, client: httpx.Client | None = None) -> RunwayClient:
-        """A client from vidpipe settings; :class:`MissingApiKeyError` without a key."""
-        return cls(
-            api_key=require_key(settings.runway_api_key, env_var=ENV_VAR, provider=NAME),
-            base_url=settings.runway_base_url,
-            client=client,
-            http=http_settings_from(settings),
-        )
+    env_var = ENV_VAR
+    default_base_url = DEFAULT_BASE_URL
+    key_setting = "runway_api_key"
+    base_url_setting = "runway_base_url"
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer`` and ``X-Runway-Version``."""

@@ -19,11 +19,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
-from pydantic import SecretStr
 
 from vidpipe_dagster.resources.providers.base import (
     AuthError,
-    HttpSettings,
     JobStatus,
     MalformedResponseError,
     PermanentError,
@@ -31,10 +29,8 @@ from vidpipe_dagster.resources.providers.base import (
     ProviderError,
     dig,
     error_for_status,
-    http_settings_from,
     json_body,
     require_json,
-    require_key,
 )
 
 NAME = "veo3"
@@ -137,28 +133,11 @@ class VeoClient(PollingHttpProvider):
     """Veo on the Gemini API (API key) over an injectable ``httpx.Client``."""
 
     name = NAME
+    env_var = ENV_VAR
+    default_base_url = DEFAULT_BASE_URL
+    key_setting = "gemini_api_key"
+    base_url_setting = "gemini_base_url"
     result_needs_auth = True
-
-    def __init__(
-        self,
-        *,
-        api_key: SecretStr | str,
-        base_url: str = DEFAULT_BASE_URL,
-        client: httpx.Client | None = None,
-        http: HttpSettings | None = None,
-        **kwargs: Any,
-    ) -> None:
-        super().__init__(api_key=api_key, base_url=base_url, client=client, http=http, **kwargs)
-
-    @classmethod
-    def from_settings(cls, settings: Any, *, client: httpx.Client | None = None) -> VeoClient:
-        """A client from vidpipe settings; :class:`MissingApiKeyError` without a key."""
-        return cls(
-            api_key=require_key(settings.gemini_api_key, env_var=ENV_VAR, provider=NAME),
-            base_url=settings.gemini_base_url,
-            client=client,
-            http=http_settings_from(settings),
-        )
 
     def auth_headers(self) -> dict[str, str]:
         """``x-goog-api-key``."""
