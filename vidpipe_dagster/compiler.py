@@ -28,6 +28,7 @@ from vidpipe_dagster.checks import output_check_spec
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
 from vidpipe_dagster.domain.node_types import DEFAULT_PROVIDERS, is_known_type, referenced_uuids
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
+from vidpipe_dagster.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,9 @@ def pipeline_problems(pipeline: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _node_spec(pipeline_uuid: str, node: Mapping[str, Any]) -> dg.AssetSpec:
+def _node_spec(
+    pipeline_uuid: str, node: Mapping[str, Any], *, automation: bool = True
+) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node["uuid"]),
         deps=[
@@ -155,7 +158,7 @@ def _node_spec(pipeline_uuid: str, node: Mapping[str, Any]) -> dg.AssetSpec:
         kinds={node_provider(node)},
         code_version=node_code_version(node),
         skippable=True,
-        automation_condition=NODE_AUTOMATION,
+        automation_condition=NODE_AUTOMATION if automation else None,
         metadata={
             "pipeline_uuid": pipeline_uuid,
             "node_uuid": node["uuid"],
@@ -164,15 +167,20 @@ def _node_spec(pipeline_uuid: str, node: Mapping[str, Any]) -> dg.AssetSpec:
     )
 
 
-def compile_pipeline(pipeline: Mapping[str, Any]) -> dg.AssetsDefinition:
+def compile_pipeline(
+    pipeline: Mapping[str, Any], *, automation: bool = True
+) -> dg.AssetsDefinition:
     """One ``multi_asset`` for ``pipeline``: a spec per node, executed subset by subset.
 
-    The pipeline must be free of ``pipeline_problems``.
+    The pipeline must be free of ``pipeline_problems``. ``automation`` puts the eager
+    automation condition on every node (``VIDPIPE_AUTOMATION=off`` leaves it out).
     """
     pipeline_uuid = pipeline["uuid"]
     order = topological_order(node_dependencies(pipeline))
     nodes_by_uuid = {node["uuid"]: node for node in pipeline["nodes"]}
-    specs = [_node_spec(pipeline_uuid, nodes_by_uuid[uuid]) for uuid in order]
+    specs = [
+        _node_spec(pipeline_uuid, nodes_by_uuid[uuid], automation=automation) for uuid in order
+    ]
     plan = PipelinePlan(
         pipeline_uuid=pipeline_uuid,
         order=tuple(order),
@@ -260,10 +268,18 @@ def shard_snapshot(snapshot: Mapping[str, Any], *, shard: int, shards: int) -> d
 
 
 def compile_snapshot(
-    snapshot: Mapping[str, Any], *, only: Iterable[str] | None = None
+    snapshot: Mapping[str, Any],
+    *,
+    only: Iterable[str] | None = None,
+    automation: bool | None = None,
 ) -> CompileResult:
-    """Compile every pipeline of ``snapshot`` (or only the UUIDs in ``only``)."""
+    """Compile every pipeline of ``snapshot`` (or only the UUIDs in ``only``).
+
+    ``automation`` defaults to the ``VIDPIPE_AUTOMATION`` setting.
+    """
     wanted = set(only) if only is not None else None
+    if automation is None:
+        automation = get_settings().automation == "eager"
     result = CompileResult()
     for pipeline in snapshot.get("pipelines", []):
         if wanted is not None and pipeline["uuid"] not in wanted:
@@ -274,7 +290,7 @@ def compile_snapshot(
         try:
             if problems:
                 raise ValueError("; ".join(problems))
-            assets = compile_pipeline(pipeline)
+            assets = compile_pipeline(pipeline, automation=automation)
             schedule = compile_schedule(pipeline)
         except Exception as error:
             result.errors[pipeline["uuid"]] = str(error)

@@ -13,6 +13,8 @@ from pathlib import Path
 from vidpipe_dagster.dagster_home import ensure_dagster_home
 from vidpipe_dagster.settings import Settings
 
+GRPC_MESSAGE_BYTES = 400 * 1024 * 1024
+
 WORKSPACE_TEMPLATE = """\
 load_from:
   - python_module:
@@ -69,6 +71,9 @@ def run_dev(
         "VIDPIPE_HOME": str(settings.resolved_home),
         "VIDPIPE_DAGSTER_URL": dagster_url,
     }
+    for name in ("DAGSTER_GRPC_MAX_RX_BYTES", "DAGSTER_GRPC_MAX_SEND_BYTES"):
+        # A location of about 1,000 pipelines snapshots past gRPC's 100 MB default.
+        env.setdefault(name, str(GRPC_MESSAGE_BYTES))
     commands = {
         "dagster": [
             sys.executable, "-m", "dagster", "dev", "-w", str(workspace),

@@ -51,6 +51,12 @@ class Settings(BaseSettings):
         default=None, ge=0, description="The shard this code server loads; all when unset."
     )
 
+    automation: Literal["eager", "off"] = Field(
+        default="eager",
+        description="'eager': downstream nodes follow a changed upstream (declarative "
+        "automation on every node); 'off' leaves the condition out of the compiled graph.",
+    )
+
     max_body_bytes: int = 1_000_000
 
     heygen_api_key: SecretStr | None = None
