@@ -268,3 +268,25 @@ def test_compile_snapshot_can_build_only_some_pipelines() -> None:
     assert [a.group_names_by_key.popitem()[1] for a in result.assets] == [
         f"pipeline_{wanted.replace('-', '_')}"
     ]
+
+
+def test_automation_condition_is_on_every_node_unless_turned_off(monkeypatch) -> None:
+    node = {"uuid": str(uuid.uuid4()), "title": "s", "type": "asset", "inputs": {}}
+    snapshot = {"pipelines": [{"uuid": str(uuid.uuid4()), "title": "p", "nodes": [node]}]}
+
+    def conditions(result):
+        return [spec.automation_condition for assets in result.assets for spec in assets.specs]
+
+    from vidpipe_dagster.compiler import NODE_AUTOMATION
+
+    assert conditions(compile_snapshot(snapshot)) == [NODE_AUTOMATION]
+    assert conditions(compile_snapshot(snapshot, automation=False)) == [None]
+    monkeypatch.setenv("VIDPIPE_AUTOMATION", "off")
+    from vidpipe_dagster.settings import get_settings
+
+    get_settings.cache_clear()
+    try:
+        assert conditions(compile_snapshot(snapshot)) == [None]
+    finally:
+        monkeypatch.delenv("VIDPIPE_AUTOMATION")
+        get_settings.cache_clear()
