@@ -26,8 +26,14 @@ from croniter import croniter
 
 from vidpipe_dagster.checks import output_check_spec
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
-from vidpipe_dagster.domain.node_types import DEFAULT_PROVIDERS, is_known_type, referenced_uuids
+from vidpipe_dagster.domain.node_types import (
+    DEFAULT_PROVIDERS,
+    effective_provider,
+    is_known_type,
+    referenced_uuids,
+)
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
+from vidpipe_dagster.resources.providers.registry import PAID_PROVIDERS
 from vidpipe_dagster.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -167,17 +173,51 @@ def _node_spec(
     )
 
 
-def compile_pipeline(
-    pipeline: Mapping[str, Any], *, automation: bool = True
-) -> dg.AssetsDefinition:
-    """One ``multi_asset`` for ``pipeline``: a spec per node, executed subset by subset.
+def pool_group(node: Mapping[str, Any], *, force_local: bool = False) -> str | None:
+    """The Dagster pool a node's step runs in: its paid provider, or None for the rest."""
+    provider = effective_provider(node["type"], node.get("config"), force_local=force_local)
+    return provider if provider in PAID_PROVIDERS else None
 
-    The pipeline must be free of ``pipeline_problems``. ``automation`` puts the eager
-    automation condition on every node (``VIDPIPE_AUTOMATION=off`` leaves it out).
+
+def compile_pipeline(
+    pipeline: Mapping[str, Any], *, automation: bool = True, force_local: bool = False
+) -> list[dg.AssetsDefinition]:
+    """The ``multi_asset`` definitions of ``pipeline``: a spec per node, run subset by subset.
+
+    Nodes of a paid provider go into a multi-asset of their own per provider, with that
+    provider as its Dagster pool (``dagster instance concurrency set heygen 3`` caps how many
+    steps submit to HeyGen at once); every other node is in the pipeline's main multi-asset.
+    Dagster orders the steps by the nodes' dependencies, splitting a multi-asset into several
+    steps where the graph goes back and forth. The pipeline must be free of
+    ``pipeline_problems``. ``automation`` puts the eager automation condition on every node
+    (``VIDPIPE_AUTOMATION=off`` leaves it out).
     """
-    pipeline_uuid = pipeline["uuid"]
     order = topological_order(node_dependencies(pipeline))
     nodes_by_uuid = {node["uuid"]: node for node in pipeline["nodes"]}
+    groups: dict[str | None, list[str]] = {}
+    for uuid in order:
+        groups.setdefault(pool_group(nodes_by_uuid[uuid], force_local=force_local), []).append(uuid)
+    return [
+        _pipeline_multi_asset(
+            pipeline,
+            pool=pool,
+            order=members,
+            nodes_by_uuid=nodes_by_uuid,
+            automation=automation,
+        )
+        for pool, members in groups.items()
+    ]
+
+
+def _pipeline_multi_asset(
+    pipeline: Mapping[str, Any],
+    *,
+    pool: str | None,
+    order: list[str],
+    nodes_by_uuid: Mapping[str, Mapping[str, Any]],
+    automation: bool,
+) -> dg.AssetsDefinition:
+    pipeline_uuid = pipeline["uuid"]
     specs = [
         _node_spec(pipeline_uuid, nodes_by_uuid[uuid], automation=automation) for uuid in order
     ]
@@ -186,14 +226,16 @@ def compile_pipeline(
         order=tuple(order),
         nodes={uuid: dict(nodes_by_uuid[uuid]) for uuid in order},
     )
+    name = pipeline_name(pipeline_uuid) + (f"__{pool}" if pool else "")
 
     @dg.multi_asset(
-        name=pipeline_name(pipeline_uuid),
+        name=name,
         specs=specs,
         check_specs=[output_check_spec(spec.key) for spec in specs],
         can_subset=True,
         required_resource_keys={RESOURCE_KEY},
         description=pipeline.get("title") or None,
+        pool=pool,
     )
     def _pipeline(context: dg.AssetExecutionContext):
         yield from execute_pipeline_selection(context, plan=plan)
@@ -278,8 +320,10 @@ def compile_snapshot(
     ``automation`` defaults to the ``VIDPIPE_AUTOMATION`` setting.
     """
     wanted = set(only) if only is not None else None
+    settings = get_settings()
     if automation is None:
-        automation = get_settings().automation == "eager"
+        automation = settings.automation == "eager"
+    force_local = (settings.providers or "").strip().lower() == "local"
     result = CompileResult()
     for pipeline in snapshot.get("pipelines", []):
         if wanted is not None and pipeline["uuid"] not in wanted:
@@ -290,13 +334,13 @@ def compile_snapshot(
         try:
             if problems:
                 raise ValueError("; ".join(problems))
-            assets = compile_pipeline(pipeline, automation=automation)
+            assets = compile_pipeline(pipeline, automation=automation, force_local=force_local)
             schedule = compile_schedule(pipeline)
         except Exception as error:
             result.errors[pipeline["uuid"]] = str(error)
             log.warning("pipeline %s left out: %s", pipeline["uuid"], error)
             continue
-        result.assets.append(assets)
+        result.assets.extend(assets)
         if schedule is not None:
             result.schedules.append(schedule)
     return result

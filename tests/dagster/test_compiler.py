@@ -290,3 +290,44 @@ def test_automation_condition_is_on_every_node_unless_turned_off(monkeypatch) ->
     finally:
         monkeypatch.delenv("VIDPIPE_AUTOMATION")
         get_settings.cache_clear()
+
+
+def test_paid_provider_nodes_run_in_their_providers_pool(monkeypatch) -> None:
+    def node(name: str, node_type: str, provider: str | None = None, **inputs: list[str]):
+        config = {"provider": provider} if provider else {}
+        return {"uuid": name, "title": name, "type": node_type, "inputs": inputs, "config": config}
+
+    ids = {n: str(uuid.uuid5(uuid.NAMESPACE_DNS, n)) for n in ("s", "v", "h", "a", "m")}
+    nodes = [
+        node(ids["s"], "asset"),
+        node(ids["v"], "generate-voiceover", "elevenlabs", script=[ids["s"]]),
+        node(ids["h"], "talking-head", "heygen", script=[ids["v"]]),
+        node(ids["a"], "generate-animation", "local", prompt=[ids["s"]]),
+        node(ids["m"], "merge-videos", segments=[ids["h"], ids["a"]]),
+    ]
+    pipeline_uuid = str(uuid.uuid4())
+    snapshot = {"pipelines": [{"uuid": pipeline_uuid, "title": "p", "nodes": nodes}]}
+
+    def pools(result):
+        return {assets.op.pool: sorted(k.path[1] for k in assets.keys) for assets in result.assets}
+
+    def stem(name: str) -> str:
+        return "node_" + ids[name].replace("-", "_")
+
+    assert pools(compile_snapshot(snapshot)) == {
+        None: sorted([stem("s"), stem("a"), stem("m")]),
+        "elevenlabs": [stem("v")],
+        "heygen": [stem("h")],
+    }
+    [main] = [a for a in compile_snapshot(snapshot).assets if a.op.pool is None]
+    assert main.op.name == f"pipeline_{pipeline_uuid.replace('-', '_')}"
+
+    from vidpipe_dagster.settings import get_settings
+
+    monkeypatch.setenv("VIDPIPE_PROVIDERS", "local")
+    get_settings.cache_clear()
+    try:
+        assert list(pools(compile_snapshot(snapshot))) == [None]
+    finally:
+        monkeypatch.delenv("VIDPIPE_PROVIDERS")
+        get_settings.cache_clear()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import dagster as dg
 
 from tests.dagster.builders import NodeRow, add_pipeline
@@ -106,3 +108,33 @@ def test_transient_failure_retries_the_step_without_redoing_finished_nodes(
     assert len(fake_heygen.requests_to("/v3/videos", method="POST")) == 2
     assert node_row(sessions, ids["voice"]).status == "completed"
     assert node_row(sessions, ids["talk"]).metadata_["stage"] == "submitted"
+
+
+def test_a_providers_dagster_pool_holds_its_steps_until_a_slot_is_free(
+    sessions, resource, fake_veo
+) -> None:
+    nodes = [NodeRow("anim", "generate-animation", config={"provider": "veo3", "prompt": "sea"})]
+    ids = add_pipeline(sessions, name="pooled", nodes=nodes)
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
+
+    with dg.instance_for_test() as instance:
+        instance.event_log_storage.set_concurrency_slots("veo3", 0)
+        results: list[dg.ExecuteInProcessResult] = []
+        worker = threading.Thread(
+            target=lambda: results.append(run_in_process(sessions, resource, instance, [key])),
+            daemon=True,
+        )
+        worker.start()
+        worker.join(4)
+        assert worker.is_alive()
+        assert node_row(sessions, ids["anim"]).status == "pending"
+        assert fake_veo.requests_to(":predictLongRunning") == []
+
+        instance.event_log_storage.set_concurrency_slots("veo3", 1)
+        worker.join(120)
+        assert not worker.is_alive()
+
+    assert results[0].success
+    row = node_row(sessions, ids["anim"])
+    assert (row.status, row.metadata_["provider"]) == ("in_progress", "veo3")
+    assert len(fake_veo.requests_to(":predictLongRunning")) == 1

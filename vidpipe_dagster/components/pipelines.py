@@ -133,7 +133,7 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
             return dg.Definitions()
         snapshot = json.loads(state_path.read_text())
         result = compile_snapshot(snapshot)
-        compiled = [uuid for asset in result.assets for uuid in _pipeline_uuids(asset)]
+        compiled = sorted({uuid for asset in result.assets for uuid in _pipeline_uuids(asset)})
         return dg.Definitions.merge(
             result.definitions(),
             dg.Definitions(
