@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from tests.fakes.media import tiny_mp3, tiny_png
 from vidpipe_dagster.assets import EXECUTORS
@@ -190,6 +191,21 @@ def test_remotion_render_gets_the_config_inputs_props(
     (job,) = fake_remotion.jobs.jobs.values()
     assert json.loads(job.request["inputProps"]["payload"]) == {"title": "Intro", "lines": 3}
     assert outcome.job_id.endswith(f":{job.id}")
+    assert job.request["webhook"] is None
+
+    settings = settings.model_copy(
+        update={
+            "webhook_base_url": "https://vidpipe.example/",
+            "remotion_webhook_secret": SecretStr("s3"),
+        }
+    )
+    EXECUTORS["render-code"](node, {props.uuid: props}, context(storage, settings, tmp_path))
+    latest = list(fake_remotion.jobs.jobs.values())[-1]
+    assert latest.request["webhook"] == {
+        "url": "https://vidpipe.example/v1/webhooks/remotion",
+        "secret": "s3",
+        "customData": {"node": node.uuid},
+    }
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from vidpipe_dagster.assets.base import (
     store_file,
     submitted,
     text_input,
+    webhook_url,
 )
 from vidpipe_dagster.resources.providers import local
 from vidpipe_dagster.resources.providers.base import ProviderError
@@ -115,7 +116,17 @@ def submit(
             composition_id=str(config.get("compositionId") or ""),
             serve_url=str(config.get("serveUrl") or ""),
             input_props=props,
+            webhook=remotion_webhook(node, ctx),
         )
     except ProviderError as exc:
         raise provider_failure(node, exc) from exc
     return submitted("remotion", job_id, estimated_cost=0.0)
+
+
+def remotion_webhook(node: NodeSpec, ctx: ExecutionContext) -> dict | None:
+    """Remotion's webhook block when ``VIDPIPE_WEBHOOK_BASE_URL`` and its secret are set."""
+    url = webhook_url(ctx.settings, "remotion")
+    secret = ctx.settings.remotion_webhook_secret
+    if not url or secret is None:
+        return None
+    return {"url": url, "secret": secret.get_secret_value(), "customData": {"node": node.uuid}}

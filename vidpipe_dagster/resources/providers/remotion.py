@@ -64,8 +64,13 @@ def build_start_payload(
     codec: str = "h264",
     privacy: str = "public",
     out_name: str | None = None,
+    webhook: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The ``start`` payload, with the SDK's defaults for everything not given."""
+    """The ``start`` payload, with the SDK's defaults for everything not given.
+
+    ``webhook`` is Remotion's ``{"url", "secret", "customData"}``: where it calls back when
+    the render ends, signing the body with ``secret``.
+    """
     if not composition:
         raise PermanentError(f"{NAME}: config.compositionId is required", provider=NAME)
     if not serve_url:
@@ -111,7 +116,7 @@ def build_start_payload(
         "overwrite": int(version.split(".", maxsplit=1)[0]) >= 5,
         "audioBitrate": None,
         "videoBitrate": None,
-        "webhook": None,
+        "webhook": dict(webhook) if webhook else None,
         "forceHeight": None,
         "forceFps": None,
         "forceDurationInFrames": None,
@@ -350,6 +355,7 @@ class RemotionClient:
         codec: str = "h264",
         privacy: str = "public",
         out_name: str | None = None,
+        webhook: Mapping[str, Any] | None = None,
     ) -> str:
         """Start a render; return its job id (``"{bucket}:{renderId}"``).
 
@@ -364,6 +370,7 @@ class RemotionClient:
             codec=codec,
             privacy=privacy,
             out_name=out_name,
+            webhook=webhook,
         )
         body = self.invoke(payload, what="render start", idempotent=False)
         render_id, bucket = body.get("renderId"), body.get("bucketName")
