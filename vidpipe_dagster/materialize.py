@@ -31,6 +31,7 @@ from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.node_types import referenced_uuids
+from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS
 
 if TYPE_CHECKING:
     from vidpipe_dagster.compiler import PipelinePlan
@@ -142,16 +143,23 @@ def materialize_node(
     node = plan.nodes[node_uuid]
     key = plan.key(node_uuid)
     lifecycle = resource.lifecycle()
+    settings = resource.settings()
     try:
-        provider_jobs.admit_submission(
-            resource.sessions(), node_uuid=node_uuid, settings=resource.settings()
+        provider = provider_jobs.admit_submission(
+            resource.sessions(), node_uuid=node_uuid, settings=settings
         )
     except VidpipeError as error:
         lifecycle.failed(node_uuid, error.message, None)
         raise
-    process_uuid = lifecycle.started(
-        node_uuid, {"dagster_run_id": context.run.run_id, "dagster_asset_key": key.to_user_string()}
-    )
+    started: dict[str, Any] = {
+        "dagster_run_id": context.run.run_id,
+        "dagster_asset_key": key.to_user_string(),
+    }
+    admit = None
+    if provider in ASYNC_PROVIDERS:
+        started["provider"] = provider
+        admit = provider_jobs.provider_slot(provider, node_uuid=node_uuid, settings=settings)
+    process_uuid = lifecycle.started(node_uuid, started, admit=admit)
     begun = time.monotonic()
     try:
         upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))

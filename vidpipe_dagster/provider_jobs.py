@@ -26,13 +26,13 @@ import logging
 import tempfile
 import time
 import uuid as uuid_lib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from lambdas.ffmpeg import FFmpegError, probe
@@ -328,15 +328,36 @@ def _reservations(rows: Iterable[Node], *, exclude: str) -> list[NodeEstimate]:
 
 
 def in_flight_count(session: Session, provider: str, *, exclude: str | None = None) -> int:
-    """Nodes ``in_progress`` on a job of ``provider`` (other than ``exclude``)."""
+    """Nodes ``in_progress`` at ``provider`` (submitting or waiting), other than ``exclude``."""
     query = select(func.count()).where(
         Node.status == "in_progress",
         Node.metadata_["provider"].as_string() == provider,
-        Node.metadata_["provider_job_id"].as_string().is_not(None),
     )
     if exclude:
         query = query.where(Node.id != uuid_lib.UUID(exclude))
     return int(session.execute(query).scalar_one())
+
+
+def provider_slot(provider: str, *, node_uuid: str, settings: Any) -> Callable[[Session], None]:
+    """An ``admit`` hook for ``Lifecycle.started``: refuse when ``provider`` is at its limit.
+
+    It runs in the transaction that marks the node ``in_progress`` with its provider, under
+    a per-provider advisory lock on PostgreSQL (SQLite serialises writers anyway), so two
+    steps starting at once can't both take the last slot.
+    """
+    limit = jobs_limit(provider, settings)
+
+    def admit(session: Session) -> None:
+        if session.get_bind().dialect.name == "postgresql":
+            session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:key))"),
+                {"key": f"vidpipe:provider:{provider}"},
+            )
+        count = in_flight_count(session, provider, exclude=node_uuid)
+        if count >= limit:
+            raise ProviderLimitReached(provider, in_flight=count, limit=limit)
+
+    return admit
 
 
 def admit_submission(
@@ -345,8 +366,8 @@ def admit_submission(
     """Check a node may start paid work now; return its paid provider (``None`` if free).
 
     Raises ``ValidationError`` ("Over budget: ...") when its estimate, plus the estimates of
-    the pipeline's jobs in flight, exceeds what is left of ``config.budget``, and
-    :class:`ProviderLimitReached` when its provider has ``jobs_limit`` jobs in flight.
+    the pipeline's jobs in flight, exceeds what is left of ``config.budget``. The limit of
+    jobs in flight per provider is checked when the node starts (:func:`provider_slot`).
     """
     with sessions() as session:
         node = session.get(Node, uuid_lib.UUID(node_uuid))
@@ -365,11 +386,6 @@ def admit_submission(
         )
         if pipeline is not None and sum(line.estimate.usd for line in lines) > 0:
             check_budget(pipeline, [*lines, *_reservations(every, exclude=node.uuid)])
-        if provider in ASYNC_PROVIDERS:
-            limit = jobs_limit(provider, settings)
-            count = in_flight_count(session, provider, exclude=node.uuid)
-            if count >= limit:
-                raise ProviderLimitReached(provider, in_flight=count, limit=limit)
     return provider
 
 

@@ -138,3 +138,44 @@ def test_a_providers_dagster_pool_holds_its_steps_until_a_slot_is_free(
     row = node_row(sessions, ids["anim"])
     assert (row.status, row.metadata_["provider"]) == ("in_progress", "veo3")
     assert len(fake_veo.requests_to(":predictLongRunning")) == 1
+
+
+def test_the_last_provider_slot_goes_to_exactly_one_of_two_racing_starts(
+    sessions, monkeypatch
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from vidpipe_dagster.provider_jobs import ProviderLimitReached, provider_slot
+
+    monkeypatch.setenv("VIDPIPE_PROVIDER_LIMITS", '{"heygen": 2}')
+    get_settings.cache_clear()
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hi."}
+    rows = [NodeRow(f"t{i}", "talking-head", config=talk) for i in range(4)]
+    ids = add_pipeline(sessions, name="race", nodes=rows)
+    lifecycle = Lifecycle(sessions)
+    lifecycle.started(ids["t0"], {"provider": "heygen"})
+    barrier = threading.Barrier(3)
+
+    def start(name: str) -> str:
+        admit = provider_slot("heygen", node_uuid=ids[name], settings=get_settings())
+        barrier.wait()
+        try:
+            lifecycle.started(ids[name], {"provider": "heygen"}, admit=admit)
+            return "started"
+        except ProviderLimitReached:
+            return "refused"
+
+    try:
+        for _ in range(3):
+            with ThreadPoolExecutor(max_workers=3) as pool:
+                outcomes = list(pool.map(start, ["t1", "t2", "t3"]))
+            assert sorted(outcomes) == ["refused", "refused", "started"]
+            statuses = [node_row(sessions, ids[f"t{i}"]).status for i in range(1, 4)]
+            assert statuses.count("in_progress") == 1
+            for i in range(1, 4):
+                lifecycle.failed(ids[f"t{i}"], "reset", None)
+                row = node_row(sessions, ids[f"t{i}"])
+                if row.status == "in_progress":
+                    lifecycle.failed(ids[f"t{i}"], "reset", row.metadata_["process_uuid"])
+    finally:
+        get_settings.cache_clear()

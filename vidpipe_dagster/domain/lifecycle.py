@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import uuid as uuid_lib
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -80,17 +81,28 @@ class Lifecycle:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
-    def started(self, node_uuid: str, metadata: dict[str, Any] | None = None) -> str:
+    def started(
+        self,
+        node_uuid: str,
+        metadata: dict[str, Any] | None = None,
+        *,
+        admit: Callable[[Session], None] | None = None,
+    ) -> str:
         """Mark the node ``in_progress`` for a new execution and return its ``process_uuid``.
 
         Any execution already running is superseded: its ``process_uuid`` stops matching.
         The previous execution's :data:`EXECUTION_KEYS` are cleared; other metadata is kept.
+        ``admit`` runs first inside the same transaction, under the node's lock: whatever it
+        raises aborts the start and leaves the node as it was (a per-provider limit check
+        counts the running nodes atomically this way).
         """
         process_uuid = str(uuid_lib.uuid4())
         with self.sessions() as session, session.begin():
             row = _lock(session, node_uuid)
             if row is None:
                 raise NotFoundError("Node not found")
+            if admit is not None:
+                admit(session)
             merged = dict(row.metadata_ or {})
             for name in EXECUTION_KEYS:
                 merged.pop(name, None)
