@@ -185,3 +185,35 @@ def test_downstream_selection_waits_for_every_input(statuses, completed, expecte
     }
     nodes = {uuid: (statuses.get(uuid, "pending"), inputs[uuid]) for uuid in inputs}
     assert downstream_selection(nodes, completed) == expected
+
+
+def test_a_job_submitted_by_a_cancelled_run_still_finishes(sessions, resource, fake_heygen) -> None:
+    from tests.provider_jobs.conftest import run_in_process
+    from vidpipe_dagster.sensors import canceled_run_backstop
+
+    fake_heygen.jobs.steps = 0
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hello there."}
+    ids = add_pipeline(
+        sessions, name="cancelled", nodes=[NodeRow("talk", "talking-head", config=talk)]
+    )
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+    with dg.instance_for_test() as instance:
+        result = run_in_process(sessions, resource, instance, [key])
+        assert node_row(sessions, ids["talk"]).status == "in_progress"
+        event = next(e for e in result.all_events if e.event_type_value == "PIPELINE_SUCCESS")
+        context = dg.build_run_status_sensor_context(
+            sensor_name="vidpipe_canceled_run_backstop",
+            dagster_instance=instance,
+            dagster_run=result.dagster_run.with_status(dg.DagsterRunStatus.CANCELED),
+            dagster_event=event,
+            resources={"vidpipe": resource},
+        )
+        canceled_run_backstop(context)
+        assert node_row(sessions, ids["talk"]).status == "in_progress"
+
+        tick = sensor_tick(sessions, resource, instance)
+
+    assert isinstance(tick, dg.SensorResult) and len(tick.asset_events) == 1
+    row = node_row(sessions, ids["talk"])
+    assert row.status == "completed"
+    assert len(fake_heygen.requests_to("/v3/videos", method="POST")) == 1
