@@ -41,8 +41,8 @@ def create_app(
     app.state.settings = settings
     app.state.sessions = sessions or make_sessionmaker(make_engine(settings.resolved_database_url))
     app.state.notify_change = _never_raises(notify_change or _default_notify(settings))
-    app.state.launcher = launcher or _cached(lambda: _default_launcher(settings))
-    app.state.storage = storage or _cached(lambda: _default_storage(settings))
+    app.state.launcher = launcher or cache(lambda: _default_launcher(settings))
+    app.state.storage = storage or cache(lambda: _default_storage(settings))
     install_error_handlers(app)
     for module in (health, pipelines, nodes, execution, webhooks):
         app.include_router(module.router)
@@ -65,10 +65,6 @@ def _default_notify(settings: Settings) -> Callable[[], None]:
     from vidpipe_dagster.reload import request_reload
 
     return lambda: request_reload(settings)
-
-
-def _cached(factory: Callable[[], Any]) -> Callable[[], Any]:
-    return cache(factory)
 
 
 def _default_launcher(settings: Settings) -> Any:

@@ -30,12 +30,12 @@ def refresh_pipeline_metadata(session: Session, pipeline_id: Any, *, add_cost: f
 
     Engine writes leave ``updated_at`` alone: it tracks the editor's changes to structure.
     """
-    metadata = session.execute(
+    row = session.execute(
         select(Pipeline.metadata_).where(Pipeline.id == pipeline_id).with_for_update()
-    ).scalar_one_or_none()
-    if metadata is None and not session.get(Pipeline, pipeline_id):
+    ).one_or_none()
+    if row is None:
         return
-    metadata = dict(metadata or {})
+    metadata = dict(row.metadata_ or {})
     metadata["progress"] = count_statuses(session, pipeline_id)
     total = float(metadata.get("totalCost") or 0.0) + float(add_cost or 0.0)
     metadata["totalCost"] = round(total, 6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -31,6 +32,7 @@ def check_readiness(
     *,
     also_running: set[str] | None = None,
     rerun_completed: bool = False,
+    pipeline_nodes: Sequence[Node] | None = None,
 ) -> list[Readiness]:
     """Readiness of each of ``nodes`` (all of one pipeline), in two queries at most.
 
@@ -38,14 +40,17 @@ def check_readiness(
     its input nodes is ``completed`` or is itself in ``also_running`` (nodes launched in
     the same run, which Dagster orders before it). ``rerun_completed`` lets completed nodes
     run again (an explicit "run everything"); a node already in progress never is.
+    ``pipeline_nodes`` (every node of the pipeline) saves the query when the caller has them.
     """
     if not nodes:
         return []
     also_running = also_running or set()
     pipeline_id = nodes[0].pipeline_id
-    rows = session.execute(
-        select(Node.id, Node.title, Node.status).where(Node.pipeline_id == pipeline_id)
-    ).all()
+    rows = pipeline_nodes
+    if rows is None:
+        rows = session.execute(
+            select(Node.id, Node.title, Node.status).where(Node.pipeline_id == pipeline_id)
+        ).all()
     by_uuid = {str(row.id): row for row in rows}
     results: list[Readiness] = []
     for node in nodes:

@@ -61,6 +61,7 @@ def select_nodes(
         selected,
         also_running=chosen,
         rerun_completed=rerun or (node_uuids is None and only == "stale"),
+        pipeline_nodes=nodes,
     )
     reasons = [reason for result in results for reason in result.reasons]
     if reasons:
