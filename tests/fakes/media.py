@@ -6,11 +6,13 @@ import functools
 import os
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import imageio_ffmpeg
 
 CACHE = Path(tempfile.gettempdir()) / "vidpipe-fake-media"
+_LOCK = threading.Lock()  # the fakes serve from several threads
 
 RECIPES: dict[str, list[str]] = {
     "clip.mp4": [
@@ -32,13 +34,16 @@ def media_bytes(name: str) -> bytes:
     """The bytes of cached media ``name`` (``clip.mp4``, ``voice.mp3``, ``frame.png``)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / name
-    if not path.exists():
-        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
-        subprocess.run(
-            [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *RECIPES[name], str(tmp)],
-            check=True,
-        )
-        tmp.replace(path)
+    with _LOCK:
+        if not path.exists():
+            # other processes may be writing the same file: each writes its own and renames
+            tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp{path.suffix}")
+            subprocess.run(
+                [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", *RECIPES[name]]
+                + [str(tmp)],
+                check=True,
+            )
+            tmp.replace(path)
     return path.read_bytes()
 
 
