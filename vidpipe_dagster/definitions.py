@@ -14,6 +14,7 @@ from typing import Any
 
 import dagster as dg
 
+from vidpipe_dagster import code_server
 from vidpipe_dagster.compiler import compile_snapshot, location_name
 from vidpipe_dagster.components.pipelines import PipelinesComponent
 from vidpipe_dagster.materialize import RESOURCE_KEY
@@ -60,6 +61,9 @@ def build_definitions(
             executor=dg.in_process_executor,
         ),
     )
+
+
+code_server.install()  # a code server imports this module: serve its snapshots once
 
 
 @dg.definitions

@@ -1,0 +1,111 @@
+"""The code server answers each snapshot request of the same definitions from one build."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import dagster
+import pytest
+from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteRepositoryOrigin
+from dagster._core.remote_representation.external_data import RepositorySnap
+from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
+from dagster._grpc.__generated__ import dagster_api_pb2
+from dagster._grpc.server import DagsterApiServer, FuturesAwareThreadPoolExecutor
+from dagster._serdes import deserialize_value, serialize_value
+
+from vidpipe_dagster import code_server
+
+DEFS_FILE = Path(__file__).parent / "fixtures_defs" / "tiny.py"
+
+
+@pytest.fixture
+def server():
+    origin = LoadableTargetOrigin(python_file=str(DEFS_FILE), attribute="defs")
+    api = DagsterApiServer(
+        threading.Event(),
+        logging.getLogger("test_code_server"),
+        FuturesAwareThreadPoolExecutor(max_workers=4),
+        loadable_target_origin=origin,
+    )
+    (name,) = api._loaded_repositories.definitions_by_name
+    return api, RemoteRepositoryOrigin(InProcessCodeLocationOrigin(origin), name)
+
+
+def _repository_request(origin, *, defer: bool = True):
+    return dagster_api_pb2.ExternalRepositoryRequest(
+        serialized_repository_python_origin=serialize_value(origin), defer_snapshots=defer
+    )
+
+
+def test_the_memo_is_written_for_the_pinned_dagster():
+    # a Dagster upgrade must re-check the wrapped private methods before the memo applies
+    assert dagster.__version__ == code_server.TESTED_DAGSTER
+    assert code_server.install() is True
+    assert code_server.install() is True  # idempotent
+
+
+def test_repository_snapshot_is_built_once_for_concurrent_and_later_callers(server):
+    api, origin = server
+    before = code_server.MEMO.computed
+    request = _repository_request(origin)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(
+            pool.map(lambda _: api._get_serialized_external_repository_data(request), range(4))
+        )
+    answers.append(api._get_serialized_external_repository_data(request))
+    assert code_server.MEMO.computed == before + 1
+    assert all(answer is answers[0] for answer in answers)
+    snap = deserialize_value(answers[0], RepositorySnap)
+    repo = api._loaded_repositories.definitions_by_name[origin.repository_name]
+    fresh = RepositorySnap.from_def(repo, defer_snapshots=True)
+    assert snap == deserialize_value(serialize_value(fresh), RepositorySnap)
+    assert {node.asset_key.to_user_string() for node in snap.asset_nodes} == {
+        "upstream",
+        "downstream",
+    }
+    # the non-deferred form is a different answer, built on its own
+    full = api._get_serialized_external_repository_data(_repository_request(origin, defer=False))
+    assert code_server.MEMO.computed == before + 2
+    assert deserialize_value(full, RepositorySnap).has_job_data()
+
+
+def test_job_snapshot_is_built_once(server):
+    api, origin = server
+    before = code_server.MEMO.computed
+    request = dagster_api_pb2.ExternalJobRequest(
+        serialized_repository_origin=serialize_value(origin), job_name="__ASSET_JOB"
+    )
+    first = api.ExternalJob(request, None)
+    second = api.ExternalJob(request, None)
+    assert first.serialized_job_data and second is first
+    assert code_server.MEMO.computed == before + 1
+
+
+def test_errors_are_answered_and_never_stored(server):
+    api, origin = server
+    before = code_server.MEMO.computed
+    missing_job = dagster_api_pb2.ExternalJobRequest(
+        serialized_repository_origin=serialize_value(origin), job_name="no_such_job"
+    )
+    for _ in range(2):
+        reply = api.ExternalJob(missing_job, None)
+        assert not reply.serialized_job_data and "no_such_job" in reply.serialized_error
+    assert code_server.MEMO.computed == before + 2
+    # an unknown repository goes straight to Dagster's own error answer
+    unknown = RemoteRepositoryOrigin(origin.code_location_origin, "no_such_repository")
+    answer = api._get_serialized_external_repository_data(_repository_request(unknown))
+    assert "ExternalRepositoryErrorData" in answer and "no_such_repository" in answer
+
+
+def test_a_new_definitions_object_is_not_answered_from_the_old_one():
+    memo = code_server.SnapshotMemo()
+    first, second = object(), object()
+    assert memo.get(first, ("k",), lambda: "a", bool) == "a"
+    assert memo.get(first, ("k",), lambda: "changed", bool) == "a"
+    assert memo.get(second, ("k",), lambda: "b", bool) == "b"
+    assert memo.get(first, ("e",), lambda: "", bool) == ""
+    assert memo.get(first, ("e",), lambda: "x", bool) == "x"  # falsy answers were not kept
+    assert memo.computed == 4
