@@ -22,14 +22,15 @@ def create_app(
     *,
     settings: Settings | None = None,
     sessions: sessionmaker[Session] | None = None,
-    notify_change: Callable[[], None] | None = None,
+    notify_change: Callable[[str], None] | None = None,
     launcher: Callable[[], Any] | None = None,
     storage: Callable[[], Any] | None = None,
 ) -> FastAPI:
     """Build the app.
 
-    ``notify_change`` is called after every committed write (by default it asks Dagster to
-    reload, debounced, off the request path); ``launcher`` and ``storage`` are factories of
+    ``notify_change`` is called with the pipeline's UUID after every committed write (by
+    default it asks Dagster to reload that pipeline's code location, debounced, off the
+    request path); ``launcher`` and ``storage`` are factories of
     the run launcher and the media storage, built on first use.
     """
     settings = settings or get_settings()
@@ -49,22 +50,22 @@ def create_app(
     return app
 
 
-def _never_raises(callback: Callable[[], None]) -> Callable[[], None]:
+def _never_raises(callback: Callable[[str], None]) -> Callable[[str], None]:
     """Writes commit before they notify, so a failing notification must not become a 500."""
 
-    def notify() -> None:
+    def notify(pipeline_uuid: str) -> None:
         try:
-            callback()
+            callback(pipeline_uuid)
         except Exception:
             log.exception("change notification failed")
 
     return notify
 
 
-def _default_notify(settings: Settings) -> Callable[[], None]:
+def _default_notify(settings: Settings) -> Callable[[str], None]:
     from vidpipe_dagster.reload import request_reload
 
-    return lambda: request_reload(settings)
+    return lambda pipeline_uuid: request_reload(settings, pipeline_uuid=pipeline_uuid)
 
 
 def _default_launcher(settings: Settings) -> Any:

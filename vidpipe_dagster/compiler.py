@@ -75,11 +75,6 @@ def uuids_from_asset_key(key: dg.AssetKey) -> tuple[str, str] | None:
     return pipeline_uuid, node_uuid
 
 
-def shard_of(pipeline_uuid: str, shards: int) -> int:
-    """The shard (code location index) a pipeline belongs to, stable across processes."""
-    return int(str(pipeline_uuid).replace("-", ""), 16) % shards if shards > 1 else 0
-
-
 def location_name(base: str, *, shard: int | None, shards: int) -> str:
     """The code location name of a shard: ``base`` alone, or ``base_<shard>`` when sharded."""
     return base if shards <= 1 or shard is None else f"{base}_{shard}"
@@ -297,16 +292,6 @@ def compile_errors(snapshot: Mapping[str, Any]) -> dict[str, str]:
         if problems:
             errors[pipeline["uuid"]] = "; ".join(problems)
     return errors
-
-
-def shard_snapshot(snapshot: Mapping[str, Any], *, shard: int, shards: int) -> dict[str, Any]:
-    """The part of ``snapshot`` holding the pipelines of one shard."""
-    return {
-        **snapshot,
-        "pipelines": [
-            p for p in snapshot.get("pipelines", []) if shard_of(p["uuid"], shards) == shard
-        ],
-    }
 
 
 def compile_snapshot(

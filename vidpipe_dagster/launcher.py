@@ -12,7 +12,8 @@ from typing import Any
 
 import httpx
 
-from vidpipe_dagster.compiler import location_name, node_asset_key, shard_of
+from vidpipe_dagster.compiler import location_name, node_asset_key
+from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.domain.errors import UnavailableError, VidpipeError
 from vidpipe_dagster.reload import ReloadError, reload_location
 from vidpipe_dagster.settings import Settings

@@ -1,8 +1,12 @@
 """Reloading the code location after pipeline rows change: debounced and non-blocking.
 
-``request_reload(settings)`` returns at once. Requests for the same location within the
+``request_reload(settings, pipeline_uuid=...)`` returns at once and reloads only the
+location holding that pipeline (its shard). Requests for the same location within the
 debounce window collapse into one ``reloadRepositoryLocation`` GraphQL call made on a
 background thread, so a burst of API writes costs one reload and never delays a response.
+A location reloads one at a time: requests arriving while its reload runs (a 1,000-pipeline
+location takes about a minute) are answered by one more reload when it ends, since the
+running one may have read the tables before their write.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import httpx
 
@@ -30,6 +35,22 @@ mutation Reload($location: String!) {
     ... on ReloadNotSupported { message }
     ... on RepositoryLocationNotFound { message }
     ... on PythonError { message }
+  }
+}
+"""
+
+
+LOCATION_VIEW_QUERY = """
+query View($location: String!, $sensor: String!) {
+  workspaceLocationEntryOrError(name: $location) {
+    __typename
+    ... on WorkspaceLocationEntry { loadStatus }
+  }
+  sensorOrError(sensorSelector: {
+    repositoryLocationName: $location, repositoryName: "__repository__", sensorName: $sensor
+  }) {
+    __typename
+    ... on Sensor { metadataEntries { label ... on TextMetadataEntry { text } } }
   }
 }
 """
@@ -65,8 +86,55 @@ def reload_location(
         raise ReloadError(f"Location {location!r} failed to load: {loaded.get('message')}")
 
 
+@dataclass(frozen=True)
+class LocationView:
+    """What the webserver holds of a location: loading now, and the sensor's metadata."""
+
+    loading: bool
+    metadata: dict[str, str]
+
+
+def location_view(
+    *, dagster_url: str, location: str, sensor: str, timeout: float = 10.0
+) -> LocationView:
+    """Ask the webserver whether ``location`` is loading and for ``sensor``'s text metadata."""
+    url = dagster_url.rstrip("/") + "/graphql"
+    try:
+        response = httpx.post(
+            url,
+            json={
+                "query": LOCATION_VIEW_QUERY,
+                "variables": {"location": location, "sensor": sensor},
+            },
+            timeout=httpx.Timeout(timeout, connect=3.0),
+        )
+        response.raise_for_status()
+        data = response.json()["data"]
+    except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
+        raise ReloadError(f"Cannot ask Dagster at {url} about {location!r}: {error}") from error
+    entry = data.get("workspaceLocationEntryOrError") or {}
+    found = data.get("sensorOrError") or {}
+    metadata = {
+        item["label"]: item["text"]
+        for item in found.get("metadataEntries") or []
+        if isinstance(item, dict) and "text" in item
+    }
+    return LocationView(loading=entry.get("loadStatus") == "LOADING", metadata=metadata)
+
+
+@dataclass
+class _Target:
+    timer: threading.Timer | None = None
+    running: bool = False
+    again: bool = False
+
+
 class Reloader:
-    """Debounces reload requests per location and runs them on a background thread."""
+    """Debounces reload requests per location and runs them on a background thread.
+
+    At most one reload of a location runs at a time; requests made while it runs are
+    answered by a single further reload once it ends.
+    """
 
     def __init__(
         self,
@@ -77,7 +145,7 @@ class Reloader:
         self.debounce_seconds = debounce_seconds
         self._reload = reload
         self._lock = threading.Lock()
-        self._timers: dict[tuple[str, str], threading.Timer] = {}
+        self._targets: dict[tuple[str, str], _Target] = {}
         self._done = threading.Condition(self._lock)
         self._busy = 0
         self._failing: set[tuple[str, str]] = set()
@@ -86,17 +154,24 @@ class Reloader:
         """Schedule a reload of ``location``; a pending one for it absorbs this request."""
         target = (dagster_url, location)
         with self._lock:
-            if target in self._timers:
-                return
-            timer = threading.Timer(self.debounce_seconds, self._fire, args=(target,))
-            timer.daemon = True
-            self._timers[target] = timer
-            self._busy += 1
-            timer.start()
+            state = self._targets.setdefault(target, _Target())
+            if state.running:
+                state.again = True
+            elif state.timer is None:
+                self._arm(target, state)
+
+    def _arm(self, target: tuple[str, str], state: _Target) -> None:
+        # called with the lock held
+        state.timer = threading.Timer(self.debounce_seconds, self._fire, args=(target,))
+        state.timer.daemon = True
+        self._busy += 1
+        state.timer.start()
 
     def _fire(self, target: tuple[str, str]) -> None:
         with self._lock:
-            self._timers.pop(target, None)
+            state = self._targets[target]
+            state.timer = None
+            state.running = True
         try:
             self._reload(dagster_url=target[0], location=target[1])
             self._failing.discard(target)
@@ -106,7 +181,11 @@ class Reloader:
             log.log(level, "%s (further failures are logged at debug level)", error)
         finally:
             with self._done:
+                state.running = False
                 self._busy -= 1
+                if state.again:
+                    state.again = False
+                    self._arm(target, state)
                 self._done.notify_all()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
@@ -118,17 +197,23 @@ class Reloader:
 _reloader = Reloader()
 
 
-def request_reload(settings: Settings, *, location: str | None = None) -> None:
+def request_reload(
+    settings: Settings, *, location: str | None = None, pipeline_uuid: str | None = None
+) -> None:
     """Ask the webserver at ``settings.dagster_url`` to reload a location; returns at once.
 
-    Without ``location``: the vidpipe location, or with ``VIDPIPE_DAGSTER_SHARDS`` > 1 every
-    shard's location (the caller does not say which pipeline changed).
+    ``location`` names it; else ``pipeline_uuid`` picks the location holding that pipeline
+    (its shard with ``VIDPIPE_DAGSTER_SHARDS`` > 1); with neither, every location reloads.
     """
     from vidpipe_dagster.compiler import location_name
+    from vidpipe_dagster.db.snapshot import shard_of
 
     shards = settings.dagster_shards
     if location is not None:
         targets = [location]
+    elif pipeline_uuid is not None and shards > 1:
+        shard = shard_of(pipeline_uuid, shards)
+        targets = [location_name(settings.dagster_location, shard=shard, shards=shards)]
     else:
         targets = [
             location_name(

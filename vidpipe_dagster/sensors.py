@@ -6,26 +6,33 @@
   ``in_progress`` from a run that failed or was cancelled (a run killed mid-step included:
   run monitoring marks it failed), taking the run's nodes from its
   ``ASSET_MATERIALIZATION_PLANNED`` events; nodes waiting on a provider job are left alone;
-- ``vidpipe_database_changes``: compares the tables' latest ``updated_at`` with the one the
-  loaded definitions were compiled from and asks the webserver to reload when they differ,
-  catching writes that bypass the API.
+- ``vidpipe_database_changes``: compares the change marker of the location's pipelines
+  (newest ``updated_at`` and counts, over its shard) with the one the loaded definitions
+  were compiled from and asks the webserver to reload when they differ, catching writes
+  that bypass the API. It leaves alone a change the webserver is already loading or has
+  loaded (the daemon's copy of the location lags the webserver's by a few seconds), and a
+  change younger than ``REFRESH_GRACE_SECONDS``, which the API's own reload covers.
 """
 
 from __future__ import annotations
 
 import uuid as uuid_lib
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_dagster.compiler import uuids_from_asset_key
-from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.db.snapshot import latest_updated_at
-from vidpipe_dagster.reload import request_reload
+from vidpipe_dagster.reload import ReloadError, location_view, request_reload
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 BACKSTOP_INTERVAL_SECONDS = 15
 REFRESH_INTERVAL_SECONDS = 15
+REFRESH_GRACE_SECONDS = 10
+REFRESH_SENSOR = "vidpipe_database_changes"
+COMPILED_FROM = "compiled_from"
 AUTOMATION_INTERVAL_SECONDS = 30
 
 
@@ -107,29 +114,57 @@ def canceled_run_backstop(context: dg.RunStatusSensorContext, vidpipe: VidpipeRe
         context.log.info(f"Failed {len(failed)} node(s) of run {run.run_id}: {failed}")
 
 
-def build_refresh_sensor(*, compiled_from: str | None, location: str) -> dg.SensorDefinition:
-    """The sensor reloading ``location`` when the tables moved past ``compiled_from``.
+def _marker_time(marker: str) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(marker.split("|", 1)[0])
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)  # SQLite keeps naive UTC
 
-    ``compiled_from`` is the snapshot's ``latest_updated_at`` marker. The cursor holds the
-    marker a reload was last requested for, so one change asks for one reload.
+
+def build_refresh_sensor(
+    *, compiled_from: str | None, location: str, shard: int | None = None, shards: int = 1
+) -> dg.SensorDefinition:
+    """The sensor reloading ``location`` when its pipelines moved past ``compiled_from``.
+
+    ``compiled_from`` is the snapshot's change marker; it is also the sensor's metadata, so
+    the webserver's copy of the location says what it was compiled from. The cursor holds
+    the marker a reload was last requested for, so one change asks for one reload.
     """
 
     @dg.sensor(
-        name="vidpipe_database_changes",
+        name=REFRESH_SENSOR,
         minimum_interval_seconds=REFRESH_INTERVAL_SECONDS,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Reloads the code location when the pipeline tables change.",
+        description="Reloads the code location when its pipeline rows change.",
+        metadata={COMPILED_FROM: compiled_from or ""},
     )
     def database_changes(
         context: dg.SensorEvaluationContext, vidpipe: VidpipeResource
     ) -> dg.SkipReason:
         with vidpipe.sessions()() as session:
-            current = latest_updated_at(session)
+            current = latest_updated_at(session, shard=shard, shards=shards)
         if current == compiled_from:
             return dg.SkipReason("The definitions match the tables.")
         if context.cursor == current:
             return dg.SkipReason(f"Reload already requested for {current}.")
-        request_reload(vidpipe.settings(), location=location)
+        changed_at = _marker_time(current)
+        if changed_at is not None and utcnow() - changed_at < timedelta(
+            seconds=REFRESH_GRACE_SECONDS
+        ):
+            return dg.SkipReason(f"Change {current} is recent; the API reloads for its writes.")
+        settings = vidpipe.settings()
+        try:
+            view = location_view(
+                dagster_url=settings.dagster_url, location=location, sensor=REFRESH_SENSOR
+            )
+        except ReloadError as error:
+            return dg.SkipReason(f"Tables changed to {current}, but {error}")
+        if view.loading:
+            return dg.SkipReason(f"Tables changed to {current}; a reload is in progress.")
+        if view.metadata.get(COMPILED_FROM) == current:
+            return dg.SkipReason(f"The webserver has already loaded {current}.")
+        request_reload(settings, location=location)
         context.update_cursor(current)
         return dg.SkipReason(f"Tables changed ({compiled_from} -> {current}); reload requested.")
 

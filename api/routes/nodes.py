@@ -36,7 +36,7 @@ def create_node(
     pipeline = get_pipeline(session, pipeline_uuid, lock=True)
     node = commands.create_node(session, pipeline, **body.sent)
     session.commit()
-    request.app.state.notify_change()
+    request.app.state.notify_change(pipeline.uuid)
     return JSONResponse({"node": node_public(node)}, status_code=201)
 
 
@@ -63,7 +63,7 @@ def update_node(
     node = commands.get_node(session, pipeline, node_uuid, lock=True)
     commands.update_node(session, node, **body.sent)
     session.commit()
-    request.app.state.notify_change()
+    request.app.state.notify_change(pipeline.uuid)
     return JSONResponse({"node": node_public(node)})
 
 
@@ -76,5 +76,5 @@ def destroy_node(
     node = commands.get_node(session, pipeline, node_uuid)
     commands.destroy_node(session, node)
     session.commit()
-    request.app.state.notify_change()
+    request.app.state.notify_change(pipeline.uuid)
     return Response(status_code=204)

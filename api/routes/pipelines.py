@@ -76,7 +76,7 @@ def create_pipeline(
     """Create a pipeline."""
     pipeline = commands.create_pipeline(session, **body.sent)
     session.commit()
-    request.app.state.notify_change()
+    request.app.state.notify_change(pipeline.uuid)
     return JSONResponse({"pipeline": pipeline_public(pipeline)}, status_code=201)
 
 
@@ -101,7 +101,7 @@ def update_pipeline(
     pipeline = commands.get_pipeline(session, pipeline_uuid, lock=True)
     commands.update_pipeline(session, pipeline, **body.sent)
     session.commit()
-    request.app.state.notify_change()
+    request.app.state.notify_change(pipeline.uuid)
     return JSONResponse({"pipeline": pipeline_public(pipeline)})
 
 
@@ -111,7 +111,8 @@ def destroy_pipeline(
 ) -> Response:
     """Delete a pipeline and its nodes."""
     pipeline = commands.get_pipeline(session, pipeline_uuid)
+    uuid = pipeline.uuid
     commands.destroy_pipeline(session, pipeline)
     session.commit()
-    request.app.state.notify_change()
+    request.app.state.notify_change(uuid)
     return Response(status_code=204)

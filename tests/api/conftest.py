@@ -36,13 +36,15 @@ MISSING_UUID = "00000000-0000-4000-8000-000000000000"
 
 
 class ChangeRecorder:
-    """A ``notify_change`` callback that counts its calls."""
+    """A ``notify_change`` callback that counts its calls and keeps the pipeline UUIDs."""
 
     def __init__(self) -> None:
         self.calls = 0
+        self.pipelines: list[str] = []
 
-    def __call__(self) -> None:
+    def __call__(self, pipeline_uuid: str) -> None:
         self.calls += 1
+        self.pipelines.append(pipeline_uuid)
 
 
 def make_token(sessions: sessionmaker[Session], *, admin: bool) -> str:

@@ -15,7 +15,9 @@ SCRIPT = "x" * 2000
 @pytest.fixture
 def offline(sessions):
     settings = Settings(dagster_url="http://127.0.0.1:9")
-    app = create_app(settings=settings, sessions=sessions, notify_change=lambda: None)
+    app = create_app(
+        settings=settings, sessions=sessions, notify_change=lambda _pipeline_uuid: None
+    )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
 
@@ -58,7 +60,9 @@ def test_estimate_lists_every_node_and_the_budget(offline, admin_headers, api, s
 
 def test_local_preview_costs_nothing(sessions, admin_headers, api):
     settings = Settings(providers="local", dagster_url="http://127.0.0.1:9")
-    app = create_app(settings=settings, sessions=sessions, notify_change=lambda: None)
+    app = create_app(
+        settings=settings, sessions=sessions, notify_change=lambda _pipeline_uuid: None
+    )
     pipeline, *_ = _paid_pipeline(api, budget=1)
     with TestClient(app) as client:
         body = client.get(f"{BASE}/{pipeline['uuid']}/estimate", headers=admin_headers).json()

@@ -14,8 +14,10 @@ class SnapshotRecorder:
     def __init__(self, sessions) -> None:
         self.sessions = sessions
         self.seen: list[tuple[list[str], list[str]]] = []
+        self.pipelines: list[str] = []
 
-    def __call__(self) -> None:
+    def __call__(self, pipeline_uuid: str) -> None:
+        self.pipelines.append(pipeline_uuid)
         with self.sessions() as session:
             self.seen.append(
                 (
@@ -51,6 +53,8 @@ def test_each_successful_write_notifies_after_commit(sessions, admin_headers):
         assert client.delete(p, headers=h).status_code == 204
         assert recorder.seen[-1] == ([], [])
         assert len(recorder.seen) == 6
+        # each notification names the pipeline written, so only its location reloads
+        assert recorder.pipelines == [pipeline["pipeline"]["uuid"]] * 6
 
 
 def test_reads_and_failed_writes_do_not_notify(client, api, admin_headers, user_headers, changes):

@@ -174,7 +174,7 @@ def client(dagster: Dagster, sessions, launcher: CountingLauncher) -> Iterator[T
     app = create_app(
         settings=dagster.settings,
         sessions=sessions,
-        notify_change=lambda: None,
+        notify_change=lambda _pipeline_uuid: None,
         launcher=lambda: launcher,
     )
     token = make_token(sessions, admin=True)

@@ -7,7 +7,8 @@ import json
 import httpx
 import pytest
 
-from vidpipe_dagster.compiler import node_asset_key, shard_of
+from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.launcher import DagsterLauncher
 from vidpipe_dagster.settings import Settings
 
@@ -75,5 +76,28 @@ def test_change_notification_reloads_every_shard_location(monkeypatch) -> None:
 
     reloaded.clear()
     reload.request_reload(Settings(dagster_location="vidpipe"))
+    assert reloader.wait_idle(timeout=10)
+    assert reloaded == ["vidpipe"]
+
+
+@pytest.mark.parametrize("pipeline_uuid", PIPELINES)
+def test_a_pipeline_change_reloads_only_its_shard(monkeypatch, pipeline_uuid: str) -> None:
+    from vidpipe_dagster import reload
+
+    reloaded: list[str] = []
+    reloader = reload.Reloader(
+        debounce_seconds=0.01, reload=lambda **kwargs: reloaded.append(kwargs["location"])
+    )
+    monkeypatch.setattr(reload, "_reloader", reloader)
+
+    settings = Settings(dagster_location="vidpipe", dagster_shards=3)
+    reload.request_reload(settings, pipeline_uuid=pipeline_uuid)
+    assert reloader.wait_idle(timeout=10)
+    assert reloaded == [f"vidpipe_{shard_of(pipeline_uuid, 3)}"]
+    # and the launcher sends that pipeline's runs to the same location
+    assert DagsterLauncher(settings=settings).location_for(pipeline_uuid) == reloaded[0]
+
+    reloaded.clear()
+    reload.request_reload(Settings(dagster_location="vidpipe"), pipeline_uuid=pipeline_uuid)
     assert reloader.wait_idle(timeout=10)
     assert reloaded == ["vidpipe"]

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from vidpipe_dagster.compiler import node_asset_key
@@ -130,29 +130,97 @@ def test_database_change_sensor_requests_one_reload_per_change(
     sessions, resource, monkeypatch
 ) -> None:
     from vidpipe_dagster import sensors
+    from vidpipe_dagster.reload import LocationView, ReloadError
 
     requested: list[str] = []
     monkeypatch.setattr(
         sensors, "request_reload", lambda settings, *, location: requested.append(location)
     )
+    webserver = {"view": LocationView(loading=False, metadata={})}
+
+    def view(**kwargs) -> LocationView:
+        assert kwargs["location"] == "vidpipe" and kwargs["sensor"] == sensors.REFRESH_SENSOR
+        if isinstance(webserver["view"], Exception):
+            raise webserver["view"]
+        return webserver["view"]
+
+    monkeypatch.setattr(sensors, "location_view", view)
     ids = add_pipeline(sessions, name="watched", nodes=NODES)
     with sessions() as session:
         marker = latest_updated_at(session)
     sensor = build_refresh_sensor(compiled_from=marker, location="vidpipe")
+    assert sensor.metadata[sensors.COMPILED_FROM].text == marker
+
+    def tick(context) -> str:
+        result = sensor(context)
+        assert isinstance(result, dg.SkipReason)
+        return result.skip_message
 
     with dg.instance_for_test() as instance:
         context = dg.build_sensor_context(instance=instance, resources={"vidpipe": resource})
-        assert isinstance(sensor(context), dg.SkipReason)
-        assert requested == []
+        assert "match" in tick(context)
 
         with sessions() as session, session.begin():
             session.execute(
                 update(Node).where(Node.id == uuid.UUID(ids["clip"])).values(title="Renamed")
             )
-        sensor(context)
+        with sessions() as session:
+            current = latest_updated_at(session)
+        # a fresh change is the API's to reload
+        assert "recent" in tick(context)
+        monkeypatch.setattr(sensors, "REFRESH_GRACE_SECONDS", 0)
+        # the webserver is reloading, or has already loaded the change: nothing to ask
+        webserver["view"] = LocationView(loading=True, metadata={})
+        assert "in progress" in tick(context)
+        webserver["view"] = LocationView(loading=False, metadata={"compiled_from": current})
+        assert "already loaded" in tick(context)
+        webserver["view"] = ReloadError("connection refused")
+        assert "connection refused" in tick(context)
+        assert requested == []
+
+        webserver["view"] = LocationView(loading=False, metadata={"compiled_from": marker})
+        assert "reload requested" in tick(context)
         assert requested == ["vidpipe"]
         context = dg.build_sensor_context(
             instance=instance, cursor=context.cursor, resources={"vidpipe": resource}
         )
-        sensor(context)
+        assert "already requested" in tick(context)
         assert requested == ["vidpipe"]
+
+
+def test_change_marker_follows_only_its_shard(sessions) -> None:
+    from vidpipe_dagster.db.snapshot import shard_of
+
+    pipelines = [add_pipeline(sessions, name=f"p{i}", nodes=NODES) for i in range(6)]
+    shard = shard_of(pipelines[0]["pipeline"], 2)
+    mine = [p for p in pipelines if shard_of(p["pipeline"], 2) == shard]
+    other = next(p for p in pipelines if shard_of(p["pipeline"], 2) != shard)
+    with sessions() as session:
+        before = latest_updated_at(session, shard=shard, shards=2)
+        snapshot = take_snapshot(session, shard=shard, shards=2)
+    assert snapshot["latest_updated_at"] == before
+    assert before.endswith(f"|{len(mine)}|{2 * len(mine)}")
+    assert {p["uuid"] for p in snapshot["pipelines"]} == {p["pipeline"] for p in mine}
+
+    with sessions() as session, session.begin():
+        session.execute(
+            update(Node).where(Node.id == uuid.UUID(other["clip"])).values(title="Elsewhere")
+        )
+    with sessions() as session:
+        assert latest_updated_at(session, shard=shard, shards=2) == before
+        assert latest_updated_at(session) != latest_updated_at(session, shard=shard, shards=2)
+
+    with sessions() as session, session.begin():
+        session.execute(
+            update(Node).where(Node.id == uuid.UUID(mine[0]["clip"])).values(title="Mine")
+        )
+    with sessions() as session:
+        assert latest_updated_at(session, shard=shard, shards=2) != before
+    # a delete moves the counts even though no updated_at moved
+    with sessions() as session:
+        moved = latest_updated_at(session, shard=shard, shards=2)
+    with sessions() as session, session.begin():
+        session.execute(delete(Node).where(Node.id == uuid.UUID(mine[-1]["script"])))
+    with sessions() as session:
+        after = latest_updated_at(session, shard=shard, shards=2)
+    assert after != moved and after.endswith(f"|{len(mine)}|{2 * len(mine) - 1}")

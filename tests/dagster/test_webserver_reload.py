@@ -18,7 +18,9 @@ import pytest
 from tests.dagster.builders import NodeRow, add_pipeline
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.reload import Reloader, reload_location
+from vidpipe_dagster.db.snapshot import latest_updated_at
+from vidpipe_dagster.reload import Reloader, location_view, reload_location
+from vidpipe_dagster.sensors import COMPILED_FROM, REFRESH_SENSOR
 
 ROOT = Path(__file__).resolve().parents[2]
 ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
@@ -115,3 +117,9 @@ def test_a_new_node_appears_after_a_reload(sessions, webserver: str) -> None:
 
     second = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=str(added))
     assert asset_keys(webserver) == {tuple(first.path), tuple(second.path)}
+    # the webserver says what its copy of the location was compiled from: the
+    # database-change sensor compares that with the tables before asking for a reload
+    view = location_view(dagster_url=webserver, location="vidpipe", sensor=REFRESH_SENSOR)
+    assert view.loading is False
+    with sessions() as session:
+        assert view.metadata[COMPILED_FROM] == latest_updated_at(session)

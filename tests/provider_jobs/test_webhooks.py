@@ -22,7 +22,7 @@ def client(sessions, resource, provider_settings):
     app = create_app(
         settings=provider_settings,
         sessions=sessions,
-        notify_change=lambda: None,
+        notify_change=lambda _pipeline_uuid: None,
         storage=resource.storage,
     )
     with TestClient(app, raise_server_exceptions=False) as test_client:

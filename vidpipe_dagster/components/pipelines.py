@@ -21,10 +21,10 @@ from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDef
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster.compiler import compile_errors, compile_snapshot, shard_snapshot
+from vidpipe_dagster.compiler import compile_errors, compile_snapshot
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
-from vidpipe_dagster.db.snapshot import take_snapshot
+from vidpipe_dagster.db.snapshot import in_shard, take_snapshot
 from vidpipe_dagster.schedules import build_retry_schedule
 from vidpipe_dagster.sensors import build_refresh_sensor
 
@@ -34,9 +34,12 @@ STATE_KEY = "vidpipe_pipelines"
 COMPILE_ERROR = "compileError"
 
 
-def record_compile_errors(session: Session, errors: Mapping[str, str]) -> int:
+def record_compile_errors(
+    session: Session, errors: Mapping[str, str], *, shard: int | None = None, shards: int = 1
+) -> int:
     """Set ``metadata.compileError`` on failing pipelines and clear it on the others.
 
+    With a ``shard``, only that shard's pipelines are touched (``errors`` covers no more).
     Only rows whose value changes are written, under the pipeline's row lock, leaving
     ``updated_at`` alone (it tracks the editor's changes). Returns how many rows changed.
     """
@@ -48,6 +51,8 @@ def record_compile_errors(session: Session, errors: Mapping[str, str]) -> int:
     ).all()
     changed = 0
     for pipeline_id, _ in rows:
+        if not in_shard(str(pipeline_id), shard=shard, shards=shards):
+            continue
         metadata = session.execute(
             select(Pipeline.metadata_).where(Pipeline.id == pipeline_id).with_for_update()
         ).scalar_one_or_none()
@@ -68,18 +73,18 @@ def record_compile_errors(session: Session, errors: Mapping[str, str]) -> int:
     return changed
 
 
-def read_state(database_url: str) -> dict:
-    """Snapshot the pipeline tables at ``database_url`` and record compile errors there."""
+def read_state(database_url: str, *, shard: int | None = None, shards: int = 1) -> dict:
+    """Snapshot the pipelines (of ``shard``) at ``database_url``; record compile errors there."""
     engine = make_engine(database_url)
     try:
         sessions = make_sessionmaker(engine)
         with sessions() as session, session.begin():
-            snapshot = take_snapshot(session)
+            snapshot = take_snapshot(session, shard=shard, shards=shards)
         errors = compile_errors(snapshot)
         for pipeline_uuid, error in errors.items():
             log.warning("pipeline %s cannot compile: %s", pipeline_uuid, error)
         with sessions() as session, session.begin():
-            record_compile_errors(session, errors)
+            record_compile_errors(session, errors, shard=shard, shards=shards)
         return snapshot
     finally:
         engine.dispose()
@@ -115,9 +120,7 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
 
     def write_state_to_path(self, state_path: Path) -> None:
         """Write the snapshot of the pipeline tables as JSON."""
-        snapshot = read_state(self._database_url())
-        if self.shard is not None:
-            snapshot = shard_snapshot(snapshot, shard=self.shard, shards=self.shards)
+        snapshot = read_state(self._database_url(), shard=self.shard, shards=self.shards)
         state_path.write_text(json.dumps(snapshot))
 
     def build_defs_from_state(
@@ -139,7 +142,10 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
             dg.Definitions(
                 sensors=[
                     build_refresh_sensor(
-                        compiled_from=snapshot.get("latest_updated_at"), location=self.location
+                        compiled_from=snapshot.get("latest_updated_at"),
+                        location=self.location,
+                        shard=self.shard,
+                        shards=self.shards,
                     )
                 ],
                 schedules=[build_retry_schedule(compiled)],

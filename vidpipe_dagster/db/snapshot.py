@@ -5,7 +5,7 @@ The snapshot is plain JSON so it can travel inside a run's reconstruction metada
 
 Shape::
 
-    {"version": 1, "taken_at": iso, "latest_updated_at": iso | None,
+    {"version": 1, "taken_at": iso, "latest_updated_at": change marker,
      "pipelines": [{"uuid", "title", "version", "config", "updated_at",
                     "nodes": [{"uuid", "title", "type", "inputs", "config", "asset"}]}]}
 """
@@ -27,18 +27,57 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def latest_updated_at(session: Session) -> str | None:
-    """The newest ``updated_at`` across both tables (plus the counts, to notice deletes)."""
-    p_max, p_count = session.execute(
-        select(func.max(Pipeline.updated_at), func.count(Pipeline.id))
-    ).one()
-    n_max, n_count = session.execute(select(func.max(Node.updated_at), func.count(Node.id))).one()
-    newest = max((v for v in (p_max, n_max) if v is not None), default=None)
-    return f"{_iso(newest)}|{p_count}|{n_count}"
+def shard_of(pipeline_uuid: str, shards: int) -> int:
+    """The shard (code location index) a pipeline belongs to, stable across processes."""
+    return int(str(pipeline_uuid).replace("-", ""), 16) % shards if shards > 1 else 0
 
 
-def take_snapshot(session: Session) -> dict[str, Any]:
-    """Read every pipeline and its nodes' structure in two queries."""
+def in_shard(pipeline_uuid: str, *, shard: int | None, shards: int) -> bool:
+    """Whether a pipeline belongs to ``shard`` of ``shards`` (every pipeline when unsharded)."""
+    return shard is None or shards <= 1 or shard_of(pipeline_uuid, shards) == shard
+
+
+def latest_updated_at(session: Session, *, shard: int | None = None, shards: int = 1) -> str:
+    """The change marker of the pipelines (of one shard): newest ``updated_at`` and counts.
+
+    ``"<newest updated_at>|<pipelines>|<nodes>"`` over the pipelines of ``shard`` and their
+    nodes; the counts notice deletes. Lifecycle writes keep ``updated_at``, so only the
+    editor's changes move the marker.
+    """
+    newest_node = (
+        select(
+            Node.pipeline_id,
+            func.max(Node.updated_at).label("newest"),
+            func.count(Node.id).label("count"),
+        )
+        .group_by(Node.pipeline_id)
+        .subquery()
+    )
+    rows = session.execute(
+        select(Pipeline.id, Pipeline.updated_at, newest_node.c.newest, newest_node.c.count).join(
+            newest_node, newest_node.c.pipeline_id == Pipeline.id, isouter=True
+        )
+    ).all()
+    newest: datetime | None = None
+    pipelines = nodes = 0
+    for pipeline_id, updated_at, node_newest, node_count in rows:
+        if not in_shard(str(pipeline_id), shard=shard, shards=shards):
+            continue
+        pipelines += 1
+        nodes += node_count or 0
+        for value in (updated_at, node_newest):
+            if value is not None and (newest is None or value > newest):
+                newest = value
+    return f"{_iso(newest)}|{pipelines}|{nodes}"
+
+
+def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1) -> dict[str, Any]:
+    """Read the pipelines (of ``shard``) and their nodes' structure.
+
+    The change marker is read first: a write landing during the reads leaves the marker
+    behind the data, which costs one more reload, never a missed change.
+    """
+    marker = latest_updated_at(session, shard=shard, shards=shards)
     pipelines = session.execute(
         select(
             Pipeline.id,
@@ -48,6 +87,7 @@ def take_snapshot(session: Session) -> dict[str, Any]:
             Pipeline.updated_at,
         ).order_by(Pipeline.created_at, Pipeline.id)
     ).all()
+    pipelines = [p for p in pipelines if in_shard(str(p.id), shard=shard, shards=shards)]
     nodes_by_pipeline: dict[Any, list[dict[str, Any]]] = {p.id: [] for p in pipelines}
     rows = session.execute(
         select(
@@ -61,7 +101,9 @@ def take_snapshot(session: Session) -> dict[str, Any]:
         ).order_by(Node.created_at, Node.id)
     ).all()
     for row in rows:
-        nodes_by_pipeline.setdefault(row.pipeline_id, []).append(
+        if row.pipeline_id not in nodes_by_pipeline:
+            continue
+        nodes_by_pipeline[row.pipeline_id].append(
             {
                 "uuid": str(row.id),
                 "title": row.title,
@@ -74,7 +116,7 @@ def take_snapshot(session: Session) -> dict[str, Any]:
     return {
         "version": SNAPSHOT_VERSION,
         "taken_at": utcnow().isoformat(),
-        "latest_updated_at": latest_updated_at(session),
+        "latest_updated_at": marker,
         "pipelines": [
             {
                 "uuid": str(p.id),

@@ -1,0 +1,86 @@
+"""The reloader: debounced, never blocking, one reload of a location at a time."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from vidpipe_dagster.reload import Reloader, ReloadError
+
+
+class SlowReload:
+    """A reload that takes until released, recording each start and the overlap."""
+
+    def __init__(self) -> None:
+        self.started: list[str] = []
+        self.release = threading.Event()
+        self.running = 0
+        self.most_at_once = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, *, dagster_url: str, location: str) -> None:
+        with self._lock:
+            self.started.append(location)
+            self.running += 1
+            self.most_at_once = max(self.most_at_once, self.running)
+        try:
+            assert self.release.wait(timeout=30)
+        finally:
+            with self._lock:
+                self.running -= 1
+
+
+def wait_for(predicate, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.01)
+
+
+def test_requests_during_a_running_reload_are_answered_by_one_more() -> None:
+    slow = SlowReload()
+    reloader = Reloader(debounce_seconds=0.05, reload=slow)
+    began = time.monotonic()
+    reloader.request(dagster_url="http://d", location="vidpipe")
+    assert time.monotonic() - began < 0.05  # the caller never waits for the reload
+    wait_for(lambda: slow.started == ["vidpipe"])
+
+    for _ in range(5):  # writes landing while the first reload reads the tables
+        reloader.request(dagster_url="http://d", location="vidpipe")
+    time.sleep(0.2)
+    assert slow.started == ["vidpipe"]  # no second reload beside the running one
+
+    slow.release.set()
+    assert reloader.wait_idle(timeout=10)
+    assert slow.started == ["vidpipe", "vidpipe"]
+    assert slow.most_at_once == 1
+
+
+def test_locations_reload_independently() -> None:
+    slow = SlowReload()
+    reloader = Reloader(debounce_seconds=0.01, reload=slow)
+    reloader.request(dagster_url="http://d", location="vidpipe_0")
+    reloader.request(dagster_url="http://d", location="vidpipe_1")
+    wait_for(lambda: sorted(slow.started) == ["vidpipe_0", "vidpipe_1"])
+    assert slow.most_at_once == 2
+    slow.release.set()
+    assert reloader.wait_idle(timeout=10)
+    assert len(slow.started) == 2
+
+
+def test_a_burst_before_the_debounce_costs_one_reload_and_failures_do_not_stick() -> None:
+    calls: list[str] = []
+
+    def failing_once(*, dagster_url: str, location: str) -> None:
+        calls.append(location)
+        if len(calls) == 1:
+            raise ReloadError("webserver down")
+
+    reloader = Reloader(debounce_seconds=0.2, reload=failing_once)
+    for _ in range(10):
+        reloader.request(dagster_url="http://d", location="vidpipe")
+    assert reloader.wait_idle(timeout=10)
+    assert calls == ["vidpipe"]
+    reloader.request(dagster_url="http://d", location="vidpipe")
+    assert reloader.wait_idle(timeout=10)
+    assert calls == ["vidpipe", "vidpipe"]
