@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -109,3 +110,43 @@ def test_a_new_definitions_object_is_not_answered_from_the_old_one():
     assert memo.get(first, ("e",), lambda: "", bool) == ""
     assert memo.get(first, ("e",), lambda: "x", bool) == "x"  # falsy answers were not kept
     assert memo.computed == 4
+
+
+def test_definitions_built_twice_from_the_same_state_compile_once(tmp_path, monkeypatch):
+    """Dagster resolves the definitions function twice per process start: compile once."""
+    from vidpipe_dagster.components import pipelines
+    from vidpipe_dagster.components.pipelines import PipelinesComponent
+
+    compiled: list[int] = []
+    real_compile = pipelines.compile_snapshot
+
+    def counting_compile(snapshot):
+        compiled.append(len(snapshot["pipelines"]))
+        return real_compile(snapshot)
+
+    monkeypatch.setattr(pipelines, "compile_snapshot", counting_compile)
+    node = {"uuid": "6a9f1f36-1c61-4f7c-9d5e-3e1b1f0c2a11", "title": "Script", "type": "asset"}
+    pipeline = {"uuid": "0b3f6d4e-2a8c-4b1e-8f5d-7c9a1e2b3d4f", "title": "P", "config": {}}
+    state = tmp_path / "state"
+    state.write_text(
+        json.dumps({"latest_updated_at": "m1", "pipelines": [{**pipeline, "nodes": [node]}]})
+    )
+    component = PipelinesComponent(database_url="sqlite://", location="vidpipe")
+
+    first = component.build_defs_from_state(None, state)
+    assert component.build_defs_from_state(None, state) is first
+    assert compiled == [1]
+
+    second_node = {**node, "uuid": "9c4e2f1a-7b3d-4e5f-8a6b-1c2d3e4f5a6b", "title": "More"}
+    state.write_text(
+        json.dumps(
+            {"latest_updated_at": "m2", "pipelines": [{**pipeline, "nodes": [node, second_node]}]}
+        )
+    )
+    changed = component.build_defs_from_state(None, state)
+    assert changed is not first and compiled == [1, 1]
+    assert sum(len(asset.keys) for asset in changed.assets) == 2
+    # another shard's component never gets this shard's build
+    other = PipelinesComponent(database_url="sqlite://", location="vidpipe_1", shard=1, shards=2)
+    assert other.build_defs_from_state(None, state) is not changed
+    assert len(compiled) == 3

@@ -9,8 +9,10 @@ worker rebuilds exactly the graph its run was planned with, whatever the rows sa
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import threading
 import uuid as uuid_lib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -32,6 +34,12 @@ log = logging.getLogger(__name__)
 
 STATE_KEY = "vidpipe_pipelines"
 COMPILE_ERROR = "compileError"
+
+# Dagster resolves the ``@definitions`` function twice when a code server or run worker
+# starts (once to collect reconstruction metadata, once to build the repository), both
+# times from the same state: the last build is kept and reused for identical state.
+_built_lock = threading.Lock()
+_built: dict[str, dg.Definitions] = {}
 
 
 def record_compile_errors(
@@ -134,7 +142,23 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
         """
         if state_path is None:
             return dg.Definitions()
-        snapshot = json.loads(state_path.read_text())
+        from vidpipe_dagster.settings import get_settings
+
+        text = state_path.read_text()
+        settings = get_settings()
+        key = hashlib.sha256(
+            json.dumps(
+                [text, self.location, self.shard, self.shards]
+                + [settings.automation, settings.providers]
+            ).encode()
+        ).hexdigest()
+        with _built_lock:
+            if key not in _built:
+                _built.clear()
+                _built[key] = self._build(json.loads(text))
+            return _built[key]
+
+    def _build(self, snapshot: dict) -> dg.Definitions:
         result = compile_snapshot(snapshot)
         compiled = sorted({uuid for asset in result.assets for uuid in _pipeline_uuids(asset)})
         return dg.Definitions.merge(
