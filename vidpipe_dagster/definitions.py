@@ -63,7 +63,9 @@ def build_definitions(
     )
 
 
-code_server.install()  # a code server imports this module: serve its snapshots once
+# code servers and run workers import this module: serve snapshots once, collect less often
+code_server.install()
+code_server.tune_gc()
 
 
 @dg.definitions

@@ -150,3 +150,18 @@ def test_definitions_built_twice_from_the_same_state_compile_once(tmp_path, monk
     other = PipelinesComponent(database_url="sqlite://", location="vidpipe_1", shard=1, shards=2)
     assert other.build_defs_from_state(None, state) is not changed
     assert len(compiled) == 3
+
+
+def test_gc_thresholds_are_raised_only_from_python_defaults():
+    import gc
+
+    saved = gc.get_threshold()
+    try:
+        gc.set_threshold(*code_server.PYTHON_GC_DEFAULTS)
+        assert code_server.tune_gc() is True
+        assert gc.get_threshold() == code_server.GC_THRESHOLDS
+        gc.set_threshold(5000, 20, 20)  # someone tuned it: leave it
+        assert code_server.tune_gc() is False
+        assert gc.get_threshold() == (5000, 20, 20)
+    finally:
+        gc.set_threshold(*saved)
