@@ -204,6 +204,9 @@ def main() -> None:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
+        from vidpipe_dagster import code_server
+
+        code_server.tune_gc()  # as vidpipe's code location does in code servers and run workers
         mode, shape, state = args.child[:3]
         if mode == "build":
             result = child_build(shape, state)

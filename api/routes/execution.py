@@ -11,7 +11,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
-from sqlalchemy.orm import Session
 
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
 from api.errors import ApiError
@@ -27,20 +26,22 @@ router = APIRouter(
 )
 
 
-def _estimates(request: Request, session: Session, pipeline: Pipeline, nodes: list[Node]):
+def _estimates(request: Request, nodes: list[Node], pipeline_nodes: list[Node]):
     from vidpipe_dagster.resources.providers.prices import prices_from_settings
 
     settings = request.app.state.settings
     return estimate_nodes(
         nodes,
-        list_nodes(session, pipeline),
+        pipeline_nodes,
         force_local=(settings.providers or "").strip().lower() == "local",
         prices=prices_from_settings(settings),
     )
 
 
-def _launch(request: Request, session: Session, pipeline: Pipeline, nodes: list[Node]) -> str:
-    check_budget(pipeline, _estimates(request, session, pipeline, nodes))
+def _launch(
+    request: Request, pipeline: Pipeline, nodes: list[Node], pipeline_nodes: list[Node]
+) -> str:
+    check_budget(pipeline, _estimates(request, nodes, pipeline_nodes))
     launcher = request.app.state.launcher()
     return launcher.launch(
         pipeline_uuid=pipeline.uuid,
@@ -56,8 +57,9 @@ def execute_node(
     """Run one node (its inputs must be completed)."""
     pipeline = get_pipeline(session, pipeline_uuid)
     node = get_node(session, pipeline, node_uuid)
-    select_nodes(session, pipeline, node_uuids=[node.uuid])
-    run_id = _launch(request, session, pipeline, [node])
+    pipeline_nodes = list_nodes(session, pipeline)
+    select_nodes(session, pipeline, node_uuids=[node.uuid], pipeline_nodes=pipeline_nodes)
+    run_id = _launch(request, pipeline, [node], pipeline_nodes)
     return JSONResponse({"node": node_public(node), "run_id": run_id}, status_code=202)
 
 
@@ -71,10 +73,15 @@ def execute_pipeline(
 ) -> JSONResponse:
     """Run a selection of the pipeline's nodes: ``node_uuids``, or ``only`` (default stale)."""
     pipeline = get_pipeline(session, pipeline_uuid)
+    pipeline_nodes = list_nodes(session, pipeline)
     nodes = select_nodes(
-        session, pipeline, only=body.sent.get("only"), node_uuids=body.sent.get("node_uuids")
+        session,
+        pipeline,
+        only=body.sent.get("only"),
+        node_uuids=body.sent.get("node_uuids"),
+        pipeline_nodes=pipeline_nodes,
     )
-    run_id = _launch(request, session, pipeline, nodes)
+    run_id = _launch(request, pipeline, nodes, pipeline_nodes)
     return JSONResponse(
         {"nodes": [node_public(node) for node in nodes], "run_id": run_id}, status_code=202
     )
@@ -86,7 +93,8 @@ def estimate_pipeline(
 ) -> JSONResponse:
     """Estimated cost of one run of every node, the total, and the budget left."""
     pipeline = get_pipeline(session, pipeline_uuid)
-    lines = _estimates(request, session, pipeline, list_nodes(session, pipeline))
+    pipeline_nodes = list_nodes(session, pipeline)
+    lines = _estimates(request, pipeline_nodes, pipeline_nodes)
     total = sum(line.estimate.usd for line in lines)
     return JSONResponse(
         {

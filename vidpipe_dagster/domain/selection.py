@@ -19,15 +19,17 @@ def select_nodes(
     *,
     only: str | None = None,
     node_uuids: list[str] | None = None,
+    pipeline_nodes: list[Node] | None = None,
 ) -> list[Node]:
     """The nodes to run, in dependency order, checked for readiness.
 
     ``node_uuids`` names them; otherwise ``only`` picks: ``pending`` or ``failed`` nodes by
     status, ``stale`` (the default) every node not completed plus everything downstream of
     one, ``all`` every node. Raises ``ValidationError`` listing every reason a selected node
-    can't run, or when nothing is selected.
+    can't run, or when nothing is selected. ``pipeline_nodes`` are the pipeline's nodes when
+    the caller already loaded them.
     """
-    nodes = list_nodes(session, pipeline)
+    nodes = pipeline_nodes if pipeline_nodes is not None else list_nodes(session, pipeline)
     by_uuid = {node.uuid: node for node in nodes}
     deps = dependencies({node.uuid: node.inputs for node in nodes})
     if node_uuids is not None and only is not None:
