@@ -60,23 +60,35 @@ class ReloadError(RuntimeError):
     """The webserver could not be reached or refused to reload the location."""
 
 
-def reload_location(
-    *, dagster_url: str, location: str, timeout: float = RELOAD_TIMEOUT_SECONDS
-) -> None:
-    """Reload ``location`` on the webserver at ``dagster_url`` and wait for the result."""
+def _graphql(dagster_url: str, query: str, variables: dict, *, timeout: float, doing: str) -> dict:
+    """The JSON body of one GraphQL request; ``ReloadError`` naming ``doing`` when it fails."""
     url = dagster_url.rstrip("/") + "/graphql"
     try:
         response = httpx.post(
             url,
-            json={"query": RELOAD_MUTATION, "variables": {"location": location}},
+            json={"query": query, "variables": variables},
             timeout=httpx.Timeout(timeout, connect=3.0),
         )
         response.raise_for_status()
         body = response.json()
     except (httpx.HTTPError, ValueError) as error:
-        raise ReloadError(
-            f"Cannot reload Dagster location {location!r} at {url}: {error}"
-        ) from error
+        raise ReloadError(f"Cannot {doing} at {url}: {error}") from error
+    if not isinstance(body, dict):
+        raise ReloadError(f"Cannot {doing} at {url}: the answer is not a JSON object")
+    return body
+
+
+def reload_location(
+    *, dagster_url: str, location: str, timeout: float = RELOAD_TIMEOUT_SECONDS
+) -> None:
+    """Reload ``location`` on the webserver at ``dagster_url`` and wait for the result."""
+    body = _graphql(
+        dagster_url,
+        RELOAD_MUTATION,
+        {"location": location},
+        timeout=timeout,
+        doing=f"reload Dagster location {location!r}",
+    )
     result = (body.get("data") or {}).get("reloadRepositoryLocation") or {}
     if result.get("__typename") != "WorkspaceLocationEntry":
         detail = result.get("message") or body.get("errors") or result
@@ -98,20 +110,16 @@ def location_view(
     *, dagster_url: str, location: str, sensor: str, timeout: float = 10.0
 ) -> LocationView:
     """Ask the webserver whether ``location`` is loading and for ``sensor``'s text metadata."""
-    url = dagster_url.rstrip("/") + "/graphql"
-    try:
-        response = httpx.post(
-            url,
-            json={
-                "query": LOCATION_VIEW_QUERY,
-                "variables": {"location": location, "sensor": sensor},
-            },
-            timeout=httpx.Timeout(timeout, connect=3.0),
-        )
-        response.raise_for_status()
-        data = response.json()["data"]
-    except (httpx.HTTPError, ValueError, KeyError, TypeError) as error:
-        raise ReloadError(f"Cannot ask Dagster at {url} about {location!r}: {error}") from error
+    body = _graphql(
+        dagster_url,
+        LOCATION_VIEW_QUERY,
+        {"location": location, "sensor": sensor},
+        timeout=timeout,
+        doing=f"ask Dagster about location {location!r}",
+    )
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ReloadError(f"Dagster answered no data about {location!r}: {body.get('errors')}")
     entry = data.get("workspaceLocationEntryOrError") or {}
     found = data.get("sensorOrError") or {}
     metadata = {

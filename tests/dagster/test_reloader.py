@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from vidpipe_dagster.reload import Reloader, ReloadError
 
 
@@ -84,3 +86,12 @@ def test_a_burst_before_the_debounce_costs_one_reload_and_failures_do_not_stick(
     reloader.request(dagster_url="http://d", location="vidpipe")
     assert reloader.wait_idle(timeout=10)
     assert calls == ["vidpipe", "vidpipe"]
+
+
+def test_asking_an_unreachable_webserver_is_a_reload_error() -> None:
+    from vidpipe_dagster.reload import location_view, reload_location
+
+    with pytest.raises(ReloadError, match="ask Dagster about location 'vidpipe'"):
+        location_view(dagster_url="http://127.0.0.1:9", location="vidpipe", sensor="s", timeout=2)
+    with pytest.raises(ReloadError, match="reload Dagster location 'vidpipe'"):
+        reload_location(dagster_url="http://127.0.0.1:9", location="vidpipe", timeout=2)
