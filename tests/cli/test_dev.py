@@ -1,0 +1,94 @@
+"""``vidpipe dev`` on a fresh embedded home: both services come up, Ctrl-C stops both."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.dagster.test_webserver_reload import free_port
+
+LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _processes_mentioning(text: str) -> list[int]:
+    """PIDs whose command line contains ``text`` (the webserver, daemon and code servers
+    started by ``dagster dev`` name the instance's directory)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if text in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def _up(api: str, dagster: str) -> bool:
+    try:
+        health = httpx.get(f"{api}/healthz", timeout=5)
+        body = httpx.post(f"{dagster}/graphql", json={"query": LOCATIONS}, timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    entries = body["data"]["workspaceOrError"]["locationEntries"]
+    return health.status_code == 200 and [(e["name"], e["loadStatus"]) for e in entries] == [
+        ("vidpipe", "LOADED")
+    ]
+
+
+def test_dev_serves_the_api_and_dagster_and_stops_both_on_ctrl_c(tmp_path: Path):
+    home = tmp_path / "home"
+    env = {**os.environ, "VIDPIPE_HOME": str(home)}
+    for name in ("VIDPIPE_DATABASE_URL", "VIDPIPE_STORAGE_URL", "DAGSTER_HOME"):
+        env.pop(name, None)
+    api_port, dagster_port = free_port(), free_port()
+    out = (tmp_path / "dev.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidpipe_dagster.cli", "dev"]
+        + ["--api-port", str(api_port), "--dagster-port", str(dagster_port)],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,  # not the repo: the installed package must be enough
+    )
+    api, dagster = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dagster_port}"
+    try:
+        deadline = time.monotonic() + 180
+        while not _up(api, dagster):
+            assert process.poll() is None, (tmp_path / "dev.log").read_text()
+            assert time.monotonic() < deadline, (tmp_path / "dev.log").read_text()
+            time.sleep(1)
+        printed = (tmp_path / "dev.log").read_text()
+        assert f"vidpipe API   {api}" in printed and f"Dagster UI    {dagster}" in printed
+        assert (home / "vidpipe.db").exists() and (home / "dagster" / "dagster.yaml").exists()
+        assert _processes_mentioning(str(home / "dagster")), "dagster dev's children not found"
+
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+        out.close()
+    log = (tmp_path / "dev.log").read_text()
+    assert "Stopped." in log
+    deadline = time.monotonic() + 30
+    while (
+        _listening(api_port)
+        or _listening(dagster_port)
+        or _processes_mentioning(str(home / "dagster"))
+    ):
+        assert time.monotonic() < deadline, "a service outlived vidpipe dev"
+        time.sleep(0.5)
