@@ -74,6 +74,15 @@ def fail_nodes_of_run(
     return failed
 
 
+def _backstop(context: dg.RunStatusSensorContext, vidpipe: VidpipeResource, reason: str) -> None:
+    run_id = context.dagster_run.run_id
+    failed = fail_nodes_of_run(
+        instance=context.instance, run_id=run_id, resource=vidpipe, reason=reason
+    )
+    if failed:
+        context.log.info(f"Failed {len(failed)} node(s) of run {run_id}: {failed}")
+
+
 @dg.run_failure_sensor(
     name="vidpipe_failed_run_backstop",
     minimum_interval_seconds=BACKSTOP_INTERVAL_SECONDS,
@@ -82,16 +91,11 @@ def fail_nodes_of_run(
 )
 def failed_run_backstop(context: dg.RunFailureSensorContext, vidpipe: VidpipeResource) -> None:
     """Fail the nodes a failed run left ``in_progress``."""
-    run = context.dagster_run
+    run_id = context.dagster_run.run_id
     message = context.failure_event.message if context.failure_event else None
-    failed = fail_nodes_of_run(
-        instance=context.instance,
-        run_id=run.run_id,
-        resource=vidpipe,
-        reason=f"Dagster run {run.run_id} failed: {message or 'the run worker stopped'}",
+    _backstop(
+        context, vidpipe, f"Dagster run {run_id} failed: {message or 'the run worker stopped'}"
     )
-    if failed:
-        context.log.info(f"Failed {len(failed)} node(s) of run {run.run_id}: {failed}")
 
 
 @dg.run_status_sensor(
@@ -103,15 +107,7 @@ def failed_run_backstop(context: dg.RunFailureSensorContext, vidpipe: VidpipeRes
 )
 def canceled_run_backstop(context: dg.RunStatusSensorContext, vidpipe: VidpipeResource) -> None:
     """Fail the nodes a cancelled run left ``in_progress``."""
-    run = context.dagster_run
-    failed = fail_nodes_of_run(
-        instance=context.instance,
-        run_id=run.run_id,
-        resource=vidpipe,
-        reason=f"Dagster run {run.run_id} was cancelled",
-    )
-    if failed:
-        context.log.info(f"Failed {len(failed)} node(s) of run {run.run_id}: {failed}")
+    _backstop(context, vidpipe, f"Dagster run {context.dagster_run.run_id} was cancelled")
 
 
 def _marker_time(marker: str) -> datetime | None:

@@ -27,6 +27,7 @@ from lambdas.ffmpeg import FFmpegError, MediaInfo, probe
 from vidpipe_dagster.domain.node_types import AI_PROVIDERS, effective_provider
 from vidpipe_dagster.resources.lambda_invoker import LambdaInvocationError, LambdaInvoker
 from vidpipe_dagster.resources.providers.base import MissingApiKeyError, ProviderError
+from vidpipe_dagster.resources.providers.local import Rendered
 from vidpipe_dagster.resources.storage import (
     Storage,
     StorageError,
@@ -368,6 +369,21 @@ def store_file(
         "content_type": content_type,
         **(extra or {}),
     }
+
+
+def store_local_video(
+    node: NodeSpec, ctx: ExecutionContext, rendered: Rendered, *, provider: str
+) -> dict:
+    """Store an MP4 the ``local`` provider rendered as the output; it cost nothing."""
+    return store_file(
+        node,
+        ctx,
+        rendered.path,
+        media_type="video",
+        content_type="video/mp4",
+        duration=rendered.duration,
+        extra={"provider": provider, "cost": 0.0},
+    )
 
 
 def invoke_ffmpeg_function(

@@ -22,7 +22,7 @@ from vidpipe_dagster.assets.base import (
     provider_failure,
     required_text,
     select_provider,
-    store_file,
+    store_local_video,
     submitted,
     text_input,
 )
@@ -52,15 +52,7 @@ def execute(
     )
     ctx.log(f"Rendering a {duration:g} s animation locally")
     rendered = local.render_animation(prompt, ctx.workdir / "animation.mp4", duration=duration)
-    return store_file(
-        node,
-        ctx,
-        rendered.path,
-        media_type="video",
-        content_type="video/mp4",
-        duration=rendered.duration,
-        extra={"provider": provider, "cost": 0.0},
-    )
+    return store_local_video(node, ctx, rendered, provider=provider)
 
 
 def submit(
@@ -81,27 +73,16 @@ def submit(
         f"Submitting a {provider} generation"
         + (" with a reference image" if image is not None else "")
     )
+    client_class = VeoClient if provider == "veo3" else RunwayClient
+    client = provider_client(node, provider, lambda: client_class.from_settings(ctx.settings))
     try:
-        if provider == "veo3":
-            veo = provider_client(node, provider, lambda: VeoClient.from_settings(ctx.settings))
-            with veo:
-                job_id = veo.submit(
-                    config=config,
-                    prompt=prompt or "",
-                    image=image[0] if image else None,
-                    image_mime_type=image[1] if image else "image/png",
-                )
-        else:
-            runway = provider_client(
-                node, provider, lambda: RunwayClient.from_settings(ctx.settings)
+        with client:
+            job_id = client.submit(
+                config=config,
+                prompt=prompt,
+                image=image[0] if image else None,
+                image_mime_type=image[1] if image else "image/png",
             )
-            with runway:
-                job_id = runway.submit(
-                    config=config,
-                    prompt=prompt,
-                    image=image[0] if image else None,
-                    image_mime_type=image[1] if image else "image/png",
-                )
     except ProviderError as exc:
         raise provider_failure(node, exc) from exc
     estimate = estimate_cost(provider, node.type, config, prices=prices_from_settings(ctx.settings))

@@ -23,7 +23,7 @@ from vidpipe_dagster.assets.base import (
     provider_client,
     provider_failure,
     select_provider,
-    store_file,
+    store_local_video,
     submitted,
     text_input,
     webhook_url,
@@ -48,15 +48,7 @@ def execute(
         duration = config_number(node, "duration", default=0, minimum=0.5, maximum=MAX_SECONDS)
     ctx.log(f"Rendering {len(code.splitlines())} lines of code locally")
     rendered = local.render_code(code, ctx.workdir / "code.mp4", duration=duration)
-    return store_file(
-        node,
-        ctx,
-        rendered.path,
-        media_type="video",
-        content_type="video/mp4",
-        duration=rendered.duration,
-        extra={"provider": provider, "cost": 0.0},
-    )
+    return store_local_video(node, ctx, rendered, provider=provider)
 
 
 def code_text(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: ExecutionContext) -> str:

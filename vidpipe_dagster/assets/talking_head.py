@@ -21,7 +21,7 @@ from vidpipe_dagster.assets.base import (
     required_text,
     script_audio,
     select_provider,
-    store_file,
+    store_local_video,
     submitted,
     upstream_nodes,
     webhook_url,
@@ -45,15 +45,7 @@ def execute(
     script = required_text(node, "script", upstream, ctx)
     ctx.log(f"Rendering talking head locally ({len(script.split())} words)")
     rendered = local.render_talking_head(script, ctx.workdir / "talking-head.mp4")
-    return store_file(
-        node,
-        ctx,
-        rendered.path,
-        media_type="video",
-        content_type="video/mp4",
-        duration=rendered.duration,
-        extra={"provider": provider, "cost": 0.0},
-    )
+    return store_local_video(node, ctx, rendered, provider=provider)
 
 
 def submit(
@@ -70,6 +62,7 @@ def submit(
     else:
         script = required_text(node, "script", upstream, ctx)
     client = provider_client(node, "heygen", lambda: HeyGenClient.from_settings(ctx.settings))
+    callback_url = webhook_url(ctx.settings, "heygen")
     ctx.log(
         "Submitting a HeyGen avatar video "
         + ("speaking the voiceover's audio" if audio_url else f"reading {len(script or '')} chars")
@@ -81,8 +74,8 @@ def submit(
                 script=script,
                 audio_url=audio_url,
                 title=node.title or None,
-                callback_url=webhook_url(ctx.settings, "heygen"),
-                callback_id=node.uuid if webhook_url(ctx.settings, "heygen") else None,
+                callback_url=callback_url,
+                callback_id=node.uuid if callback_url else None,
             )
     except ProviderError as exc:
         raise provider_failure(node, exc) from exc

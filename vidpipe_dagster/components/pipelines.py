@@ -39,7 +39,7 @@ COMPILE_ERROR = "compileError"
 # starts (once to collect reconstruction metadata, once to build the repository), both
 # times from the same state: the last build is kept and reused for identical state.
 _built_lock = threading.Lock()
-_built: dict[str, dg.Definitions] = {}
+_built: dict[tuple, dg.Definitions] = {}
 
 
 def record_compile_errors(
@@ -146,12 +146,14 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
 
         text = state_path.read_text()
         settings = get_settings()
-        key = hashlib.sha256(
-            json.dumps(
-                [text, self.location, self.shard, self.shards]
-                + [settings.automation, settings.providers]
-            ).encode()
-        ).hexdigest()
+        key = (
+            hashlib.sha256(text.encode()).hexdigest(),
+            self.location,
+            self.shard,
+            self.shards,
+            settings.automation,
+            settings.providers,
+        )
         with _built_lock:
             if key not in _built:
                 _built.clear()
