@@ -12,7 +12,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.dagster.test_webserver_reload import free_port
+from tests.fixtures.webserver import free_port
 
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -12,6 +13,7 @@ from dagster._core.definitions.definitions_load_context import (
 )
 
 from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 
 @pytest.fixture
@@ -24,3 +26,14 @@ def load_location(database_url: str) -> Callable[[], dg.Definitions]:
             return build_definitions(database_url=database_url)
 
     return load
+
+
+@pytest.fixture
+def resource(database_url: str, tmp_path: Path) -> VidpipeResource:
+    """The vidpipe resource on the test database, local storage and the local provider."""
+    return VidpipeResource(
+        database_url=database_url,
+        storage_url=(tmp_path / "storage").as_uri(),
+        home=str(tmp_path / "home"),
+        providers="local",
+    )

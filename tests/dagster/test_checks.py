@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -22,16 +21,6 @@ NODES = [
     NodeRow("voiceover", "generate-voiceover", inputs={"script": ["script"]}),
     NodeRow("clip", "render-code", config={"code": "print('hi')", "duration": 1}),
 ]
-
-
-@pytest.fixture
-def resource(database_url: str, tmp_path: Path) -> VidpipeResource:
-    return VidpipeResource(
-        database_url=database_url,
-        storage_url=(tmp_path / "storage").as_uri(),
-        home=str(tmp_path / "home"),
-        providers="local",
-    )
 
 
 def location(sessions, resource: VidpipeResource) -> dg.Definitions:

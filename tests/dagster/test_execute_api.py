@@ -11,8 +11,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -27,7 +25,7 @@ from sqlalchemy import select
 
 from api.main import create_app
 from tests.api.conftest import BASE, make_token
-from tests.dagster.test_webserver_reload import asset_keys, free_port
+from tests.fixtures.webserver import asset_keys, free_port, running_webserver
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.launcher import DagsterLauncher
@@ -35,8 +33,6 @@ from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.sensors import failed_run_backstop
 from vidpipe_dagster.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-STARTUP_SECONDS = 120
 RUN_SECONDS = 120
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
 WORKSPACE = """\
@@ -54,19 +50,6 @@ run_coordinator:
   class: DefaultRunCoordinator
 """
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { __typename ... on Run { status } } }"
-
-
-def session_members(sid: int) -> list[int]:
-    """Processes still in session ``sid``: code servers the webserver started and left."""
-    members = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == sid:
-            members.append(int(stat.parent.name))
-    return members
 
 
 @dataclass
@@ -114,41 +97,10 @@ def dagster(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
         VIDPIPE_STORAGE_URL=settings.resolved_storage_url,
         VIDPIPE_PROVIDERS="local",
     )
-    log_path = root / "webserver.log"
-    log = log_path.open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-w", str(root / "workspace.yaml")]
-        + ["-h", "127.0.0.1", "-p", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                asset_keys(settings.dagster_url)
-                break
-            except (httpx.HTTPError, KeyError, TypeError, ValueError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"webserver did not start: {log_path.read_text()}") from None
-                time.sleep(0.5)
+    with running_webserver(
+        workspace=root / "workspace.yaml", port=port, env=env, log_path=root / "webserver.log"
+    ):
         yield Dagster(url=settings.dagster_url, home=home, settings=settings)
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
-        for pid in session_members(process.pid):
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        log.close()
 
 
 class CountingLauncher(DagsterLauncher):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -16,17 +15,6 @@ from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-
-
-@pytest.fixture
-def resource(database_url: str, tmp_path: Path) -> VidpipeResource:
-    """The vidpipe resource on the test database, local storage and the local provider."""
-    return VidpipeResource(
-        database_url=database_url,
-        storage_url=(tmp_path / "storage").as_uri(),
-        home=str(tmp_path / "home"),
-        providers="local",
-    )
 
 
 def run_nodes(sessions, resource: VidpipeResource, keys: list[dg.AssetKey]):

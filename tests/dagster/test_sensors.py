@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from pathlib import Path
 
 import dagster as dg
-import pytest
 from sqlalchemy import delete, select, update
 
 from tests.dagster.builders import NodeRow, add_pipeline
@@ -15,7 +13,6 @@ from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import latest_updated_at, take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.sensors import (
     build_refresh_sensor,
     canceled_run_backstop,
@@ -26,16 +23,6 @@ NODES = [
     NodeRow("script", "asset", asset={"content": "Hi."}),
     NodeRow("clip", "render-code", config={"code": "x", "duration": 1}),
 ]
-
-
-@pytest.fixture
-def resource(database_url: str, tmp_path: Path) -> VidpipeResource:
-    return VidpipeResource(
-        database_url=database_url,
-        storage_url=(tmp_path / "storage").as_uri(),
-        home=str(tmp_path / "home"),
-        providers="local",
-    )
 
 
 def node_rows(sessions, ids) -> dict[str, Node]:

@@ -3,85 +3,37 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from tests.dagster.builders import NodeRow, add_pipeline
+from tests.fixtures.webserver import asset_keys, free_port, running_webserver
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import latest_updated_at
 from vidpipe_dagster.reload import Reloader, location_view, reload_location
 from vidpipe_dagster.sensors import COMPILED_FROM, REFRESH_SENSOR
 
-ROOT = Path(__file__).resolve().parents[2]
-ASSET_KEYS = "{ assetNodes { assetKey { path } } }"
-STARTUP_SECONDS = 120
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def asset_keys(url: str) -> set[tuple[str, ...]]:
-    body = httpx.post(f"{url}/graphql", json={"query": ASSET_KEYS}, timeout=60).json()
-    return {tuple(node["assetKey"]["path"]) for node in body["data"]["assetNodes"]}
-
 
 @pytest.fixture
 def webserver(database_url: str, tmp_path: Path, sessions) -> Iterator[str]:
-    """``dagster-webserver -w workspace.yaml`` on the test database; yields its URL."""
+    """``dagster-webserver -w workspace.yaml`` (the repo's) on the test database."""
     home = tmp_path / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")
-    port = free_port()
     env = {
         **os.environ,
         "DAGSTER_HOME": str(home),
         "VIDPIPE_HOME": str(tmp_path / "vidpipe"),
         "VIDPIPE_DATABASE_URL": database_url,
     }
-    log = (tmp_path / "webserver.log").open("w")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml", "-h", "127.0.0.1"]
-        + ["-p", str(port)],
-        cwd=ROOT,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            try:
-                asset_keys(url)
-                break
-            except (httpx.HTTPError, KeyError, TypeError, ValueError):
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        "webserver did not start: " + (tmp_path / "webserver.log").read_text()
-                    ) from None
-                time.sleep(0.5)
+    with running_webserver(
+        workspace="workspace.yaml", port=free_port(), env=env, log_path=tmp_path / "webserver.log"
+    ) as url:
         yield url
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
 
 
 def test_a_new_node_appears_after_a_reload(sessions, webserver: str) -> None:
