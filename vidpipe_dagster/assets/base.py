@@ -178,6 +178,27 @@ def media_output(
     return output
 
 
+def download_input(
+    node: NodeSpec,
+    slot: str,
+    source: UpstreamNode,
+    output: Mapping[str, Any],
+    dest: Path,
+    ctx: ExecutionContext,
+    *,
+    what: str,
+) -> Path:
+    """Download ``source``'s stored ``output`` (input ``slot`` of ``node``) to ``dest``."""
+    try:
+        ctx.storage.download(output["s3_key"], dest)
+    except (StorageError, OSError) as exc:
+        raise ExecutorError(
+            f"Cannot read the {what} of upstream node {source.describe()} "
+            f"(input '{slot}' of {node.describe()}): {exc}; run {source.title!r} again."
+        ) from exc
+    return dest
+
+
 def text_input(
     node: NodeSpec,
     slot: str,
@@ -199,14 +220,9 @@ def text_input(
             parts.append(content if isinstance(content, str) else json.dumps(content))
             continue
         output = media_output(node, slot, source, types=("text",))
-        dest = ctx.workdir / f"text-{source.uuid}.txt"
-        try:
-            ctx.storage.download(output["s3_key"], dest)
-        except (StorageError, OSError) as exc:
-            raise ExecutorError(
-                f"Cannot read the text of upstream node {source.describe()} "
-                f"(input '{slot}' of {node.describe()}): {exc}; run {source.title!r} again."
-            ) from exc
+        dest = download_input(
+            node, slot, source, output, ctx.workdir / f"text-{source.uuid}.txt", ctx, what="text"
+        )
         parts.append(dest.read_text(encoding="utf-8", errors="replace"))
     return "\n\n".join(part.strip() for part in parts)
 
@@ -321,14 +337,9 @@ def image_input(
     if not sources:
         return None
     output = media_output(node, slot, sources[0], types=("image",))
-    dest = ctx.workdir / f"image-{sources[0].uuid}"
-    try:
-        ctx.storage.download(output["s3_key"], dest)
-    except (StorageError, OSError) as exc:
-        raise ExecutorError(
-            f"Cannot read the image of upstream node {sources[0].describe()} "
-            f"(input '{slot}' of {node.describe()}): {exc}; run {sources[0].title!r} again."
-        ) from exc
+    dest = download_input(
+        node, slot, sources[0], output, ctx.workdir / f"image-{sources[0].uuid}", ctx, what="image"
+    )
     mime = output.get("content_type") or guess_content_type(output["s3_key"])
     return dest.read_bytes(), str(mime)
 
