@@ -89,21 +89,22 @@ def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1
     ).all()
     pipelines = [p for p in pipelines if in_shard(str(p.id), shard=shard, shards=shards)]
     nodes_by_pipeline: dict[Any, list[dict[str, Any]]] = {p.id: [] for p in pipelines}
-    rows = session.execute(
-        select(
-            Node.id,
-            Node.pipeline_id,
-            Node.title,
-            Node.type,
-            Node.inputs,
-            Node.config,
-            Node.asset,
-        ).order_by(Node.created_at, Node.id)
-    ).all()
-    for row in rows:
-        if row.pipeline_id not in nodes_by_pipeline:
+    query = select(
+        Node.id,
+        Node.pipeline_id,
+        Node.title,
+        Node.type,
+        Node.inputs,
+        Node.config,
+        Node.asset,
+    ).order_by(Node.created_at, Node.id)
+    if shard is not None and shards > 1:  # only this shard's nodes leave the database
+        query = query.where(Node.pipeline_id.in_(list(nodes_by_pipeline)))
+    for row in session.execute(query).all():
+        nodes = nodes_by_pipeline.get(row.pipeline_id)
+        if nodes is None:  # another shard's, or a pipeline created after the read above
             continue
-        nodes_by_pipeline[row.pipeline_id].append(
+        nodes.append(
             {
                 "uuid": str(row.id),
                 "title": row.title,
