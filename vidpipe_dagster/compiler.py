@@ -25,6 +25,7 @@ import dagster as dg
 from croniter import croniter
 
 from vidpipe_dagster.checks import output_check_spec
+from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
 from vidpipe_dagster.domain.node_types import (
     DEFAULT_PROVIDERS,
@@ -78,6 +79,11 @@ def uuids_from_asset_key(key: dg.AssetKey) -> tuple[str, str] | None:
 def location_name(base: str, *, shard: int | None, shards: int) -> str:
     """The code location name of a shard: ``base`` alone, or ``base_<shard>`` when sharded."""
     return base if shards <= 1 or shard is None else f"{base}_{shard}"
+
+
+def pipeline_location(base: str, pipeline_uuid: str, *, shards: int) -> str:
+    """The code location that compiles ``pipeline_uuid``: its shard's when sharded."""
+    return location_name(base, shard=shard_of(pipeline_uuid, shards), shards=shards)
 
 
 def schedule_name(pipeline_uuid: str) -> str:

@@ -12,8 +12,7 @@ from typing import Any
 
 import httpx
 
-from vidpipe_dagster.compiler import location_name, node_asset_key
-from vidpipe_dagster.db.snapshot import shard_of
+from vidpipe_dagster.compiler import node_asset_key, pipeline_location
 from vidpipe_dagster.domain.errors import UnavailableError, VidpipeError
 from vidpipe_dagster.reload import ReloadError, reload_location
 from vidpipe_dagster.settings import Settings
@@ -77,9 +76,8 @@ class DagsterLauncher:
 
     def location_for(self, pipeline_uuid: str) -> str:
         """The code location that compiles ``pipeline_uuid`` (its shard's, when sharded)."""
-        shards = self.settings.dagster_shards
-        return location_name(
-            self.settings.dagster_location, shard=shard_of(pipeline_uuid, shards), shards=shards
+        return pipeline_location(
+            self.settings.dagster_location, pipeline_uuid, shards=self.settings.dagster_shards
         )
 
     def reload(self, location: str | None = None) -> None:

@@ -213,15 +213,13 @@ def request_reload(
     ``location`` names it; else ``pipeline_uuid`` picks the location holding that pipeline
     (its shard with ``VIDPIPE_DAGSTER_SHARDS`` > 1); with neither, every location reloads.
     """
-    from vidpipe_dagster.compiler import location_name
-    from vidpipe_dagster.db.snapshot import shard_of
+    from vidpipe_dagster.compiler import location_name, pipeline_location
 
     shards = settings.dagster_shards
     if location is not None:
         targets = [location]
-    elif pipeline_uuid is not None and shards > 1:
-        shard = shard_of(pipeline_uuid, shards)
-        targets = [location_name(settings.dagster_location, shard=shard, shards=shards)]
+    elif pipeline_uuid is not None:
+        targets = [pipeline_location(settings.dagster_location, pipeline_uuid, shards=shards)]
     else:
         targets = [
             location_name(
