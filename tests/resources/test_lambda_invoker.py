@@ -175,3 +175,63 @@ def test_invoker_from_settings() -> None:
     assert aws.function_names["audio_mixer"] == Settings().lambda_audio_mixer
     assert aws.client.meta.region_name == "eu-west-1"
     assert aws.client.meta.config.read_timeout > 900
+
+
+@pytest.fixture
+def fake_lambda(moto_s3: str, monkeypatch: pytest.MonkeyPatch):
+    """The Lambda Invoke API on loopback running the real handlers; boto3 points at it."""
+    from tests.fakes.lambda_service import FakeLambda
+
+    with FakeLambda() as server:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_LAMBDA", server.url)
+        yield server
+
+
+def _aws_invoker() -> AwsLambdaInvoker:
+    invoker = invoker_from_settings(Settings(lambda_mode="aws"))
+    assert isinstance(invoker, AwsLambdaInvoker)
+    return invoker
+
+
+def test_boto3_invoke_runs_the_real_merger_on_s3(
+    fake_lambda, s3_client, s3_bucket: str, red_clip: Path, green_clip: Path
+) -> None:
+    for name, clip in (("in/red.mp4", red_clip), ("in/green.mp4", green_clip)):
+        s3_client.upload_file(str(clip), s3_bucket, name)
+
+    result = _aws_invoker().invoke(
+        "video_merger",
+        {
+            "input_videos": [f"s3://{s3_bucket}/in/red.mp4", f"s3://{s3_bucket}/in/green.mp4"],
+            "output_bucket": s3_bucket,
+            "output_key": "out/merged.mp4",
+        },
+    )
+
+    assert result["statusCode"] == 200 and result["s3_key"] == "out/merged.mp4"
+    stored = s3_client.head_object(Bucket=s3_bucket, Key="out/merged.mp4")
+    assert stored["ContentLength"] == result["size"] > 0
+    assert [name for name, _ in fake_lambda.invocations] == [Settings().lambda_video_merger]
+
+
+def test_boto3_invoke_reports_a_handler_error_body(fake_lambda, s3_bucket: str) -> None:
+    with pytest.raises(LambdaInvocationError) as caught:
+        _aws_invoker().invoke("video_merger", {"input_videos": ["s3://x/1.mp4"]})
+    assert str(caught.value) == "Lambda returned error: At least 2 input videos required"
+
+
+def test_boto3_invoke_reports_an_unhandled_function_error(fake_lambda) -> None:
+    def broken(event, context):
+        raise MemoryError("Runtime exited with error: signal: killed")
+
+    fake_lambda.functions[Settings().lambda_audio_mixer] = broken
+    with pytest.raises(LambdaInvocationError) as caught:
+        _aws_invoker().invoke("audio_mixer", {})
+    assert str(caught.value) == ("Lambda function error: Runtime exited with error: signal: killed")
+
+
+def test_boto3_invoke_of_a_function_that_is_not_deployed(fake_lambda) -> None:
+    fake_lambda.functions.pop(Settings().lambda_video_composer)
+    with pytest.raises(LambdaInvocationError) as caught:
+        _aws_invoker().invoke("video_composer", {})
+    assert str(caught.value).startswith("AWS Lambda error: An error occurred (ResourceNotFound")
