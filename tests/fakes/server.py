@@ -106,6 +106,7 @@ class FakeServer:
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.media_tokens: set[str] = set()
+        self.host = "127.0.0.1"
 
     def route(self, method: str, pattern: str, handler: Handler) -> None:
         """Answer ``method`` requests whose path fully matches ``pattern`` with ``handler``."""
@@ -119,7 +120,7 @@ class FakeServer:
         return f"http://{host}:{port}"
 
     def start(self) -> FakeServer:
-        """Bind a free loopback port and serve in a daemon thread."""
+        """Bind a free port on ``host`` (loopback unless set) and serve in a daemon thread."""
         server = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -134,7 +135,7 @@ class FakeServer:
 
             do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
 
-        httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler, bind_and_activate=False)
+        httpd = ThreadingHTTPServer((self.host, 0), _Handler, bind_and_activate=False)
         httpd.daemon_threads = True
         httpd.request_queue_size = 4096
         httpd.server_bind()
