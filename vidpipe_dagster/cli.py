@@ -60,6 +60,17 @@ def api(host: str, port: int) -> None:
     """Serve the REST API with uvicorn (run `vidpipe db upgrade` first)."""
     import uvicorn
 
+    from vidpipe_dagster.db.session import default_engine, make_sessionmaker
+    from vidpipe_dagster.domain.errors import VidpipeError
+    from vidpipe_dagster.resources.shared_storage import verify_shared_storage
+    from vidpipe_dagster.settings import get_settings
+
+    try:
+        verify_shared_storage(get_settings(), make_sessionmaker(default_engine()))
+    except VidpipeError as error:
+        click.echo(f"Error: {error.message}", err=True)
+        raise SystemExit(2) from None
+
     click.echo(f"vidpipe API on http://{host}:{port} (docs at /docs)")
     uvicorn.run("api.main:app", host=host, port=port, log_level="info")
 

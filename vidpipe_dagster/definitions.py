@@ -20,6 +20,7 @@ from vidpipe_dagster.components.pipelines import PipelinesComponent
 from vidpipe_dagster.materialize import RESOURCE_KEY
 from vidpipe_dagster.provider_sensor import build_provider_sensor
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+from vidpipe_dagster.resources.shared_storage import verify_shared_storage
 from vidpipe_dagster.sensors import STATIC_SENSORS
 from vidpipe_dagster.settings import get_settings
 
@@ -72,6 +73,7 @@ code_server.tune_gc()
 def defs() -> dg.Definitions:
     """The code location Dagster loads (the shard named by the settings, if any)."""
     settings = get_settings()
+    verify_shared_storage(settings, VidpipeResource().sessions())
     return build_definitions(
         shard=settings.dagster_shard,
         shards=settings.dagster_shards,

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+from vidpipe_dagster.db import migrate
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.domain.tokens import authenticate
 
@@ -24,7 +25,8 @@ def _vidpipe(home, *args):
 
 def test_db_upgrade_and_tokens_create_on_the_embedded_database(tmp_path):
     result = _vidpipe(tmp_path, "db", "upgrade")
-    assert "0001_initial" in result.stdout
+    revision = migrate.current_revision(f"sqlite:///{tmp_path / 'vidpipe.db'}")
+    assert revision and result.stdout.strip() == f"database at {revision}"
     assert (tmp_path / "vidpipe.db").exists()
 
     admin = _vidpipe(tmp_path, "tokens", "create", "editor", "--admin").stdout.splitlines()[-1]

@@ -70,11 +70,12 @@ class Process:
 
 @dataclass
 class Host:
-    """One machine: a network namespace and a mount namespace with a private ``home``.
+    """One machine: a network namespace and a mount namespace with private directories.
 
-    An anchor process holds the mount namespace, where ``home`` is a tmpfs; every command run
-    on the host enters both namespaces of the anchor, so the host's processes share its files
-    and nothing else does.
+    An anchor process holds the mount namespace, where ``home`` (a path of this host alone)
+    and ``machine`` (the same path on every host, like ``/var/lib/vidpipe`` on separate
+    machines) are tmpfs mounts; every command run on the host enters both namespaces of the
+    anchor, so the host's processes share its files and nothing else does.
     """
 
     name: str
@@ -82,18 +83,21 @@ class Host:
     address: str
     home: Path
     logs: Path
+    machine: Path
     anchor: subprocess.Popen[bytes] | None = None
     processes: list[Process] = field(default_factory=list)
 
     def boot(self) -> None:
         """Start the anchor and wait until ``home`` is mounted."""
-        home = shlex.quote(str(self.home))
+        home, machine = shlex.quote(str(self.home)), shlex.quote(str(self.machine))
+        mounts = " && ".join(
+            f"mkdir -p {path} && mount -t tmpfs -o size=2g tmpfs {path}" for path in (home, machine)
+        )
         self.anchor = subprocess.Popen(
             [
                 "ip", "netns", "exec", self.namespace,
                 "unshare", "--mount", "--propagation", "private",
-                "sh", "-c", f"mkdir -p {home} && mount -t tmpfs -o size=2g tmpfs {home} "
-                "&& touch {home}/.mounted && exec sleep infinity".replace("{home}", home),
+                "sh", "-c", f"{mounts} && touch {home}/.mounted && exec sleep infinity",
             ],
             start_new_session=True,
         )  # fmt: skip
@@ -204,6 +208,7 @@ class Network:
             address=address,
             home=self.root / "hosts" / name,
             logs=logs,
+            machine=self.root / "machine",
         )
         self.hosts[name] = host
         host.boot()

@@ -450,3 +450,41 @@ def test_demo_pipeline_runs_on_separate_hosts(
 def _execute(api: httpx.Client, pipeline: str) -> httpx.Response | None:
     answer = api.post(f"/pipelines/{pipeline}/execute", json={"only": "all"})
     return None if answer.status_code == 503 else answer
+
+
+def test_local_storage_across_hosts_is_refused(network: hosts.Network, services: Services) -> None:
+    cluster = Cluster(network, services)
+    cluster.migrate_and_token()
+    # the same path on every host, a different directory on each (as on separate machines)
+    storage = {"VIDPIPE_STORAGE_URL": (cluster.api_host.machine / "storage").as_uri()}
+    api_env = {**cluster.env, **storage, "VIDPIPE_HOME": str(cluster.api_host.home)}
+    cluster.processes.append(
+        cluster.api_host.spawn(
+            "api", ["vidpipe", "api", "--host", "0.0.0.0", "--port", "8000"], env=api_env
+        )
+    )
+    _wait(
+        "the API",
+        lambda: _healthy(f"{cluster.api_url}/healthz"),
+        seconds=60,
+        processes=cluster.processes,
+    )
+    validate = ["dagster", "definitions", "validate", "-m", "vidpipe_dagster.definitions"]
+    shard_host = cluster.shard_hosts[0]
+    shard_env = {
+        **cluster.env,
+        **storage,
+        "VIDPIPE_HOME": str(shard_host.home),
+        "VIDPIPE_DAGSTER_SHARD": "0",
+    }
+
+    refused = shard_host.run(validate, env=shard_env, timeout=180)
+    same_host = cluster.api_host.run(validate, env={**shard_env, **api_env}, timeout=180)
+
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert (
+        f"VIDPIPE_STORAGE_URL={storage['VIDPIPE_STORAGE_URL']} is not the media directory" in output
+    )
+    assert "VIDPIPE_STORAGE_URL=s3://bucket/prefix" in output
+    assert same_host.returncode == 0, same_host.stdout + same_host.stderr

@@ -149,3 +149,17 @@ class ApiToken(Base):
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class InstanceValue(Base):
+    """A fact about this vidpipe installation every process must agree on, by name.
+
+    ``storage_id`` names the local media directory all processes share (see
+    ``resources.shared_storage``).
+    """
+
+    __tablename__ = "vidpipe_instance"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
