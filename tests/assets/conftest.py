@@ -69,3 +69,13 @@ def node(node_type: str, *, title: str = "Node", **fields: object) -> NodeSpec:
         type=node_type,
         **fields,  # type: ignore[arg-type]
     )
+
+
+@pytest.fixture(autouse=True)
+def tone_narration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Executor tests narrate with the tone (as without a voice installed): they are about
+    the executors, and the tone's length is exactly the script's reading time. The voice has
+    its own tests in tests/resources/test_speech.py."""
+    from vidpipe_dagster.resources.providers import local
+
+    monkeypatch.setattr(local, "speak", lambda text, out: None)

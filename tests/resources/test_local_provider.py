@@ -11,6 +11,13 @@ from tests.fixtures.media import frame_rgb, mean_volume, read_frame
 from vidpipe_dagster.resources.providers import local
 
 
+@pytest.fixture(autouse=True)
+def tone_narration(monkeypatch: pytest.MonkeyPatch) -> None:
+    """These tests pin the picture and the tone fallback's exact length; speech is covered
+    by tests/resources/test_speech.py."""
+    monkeypatch.setattr(local, "speak", lambda text, out: None)
+
+
 @pytest.mark.parametrize(
     ("text", "seconds"),
     [("", 1.0), ("one", 1.0), ("word " * 5, 2.0), ("word " * 150, 60.0), ("a\nb\tc  d", 1.6)],

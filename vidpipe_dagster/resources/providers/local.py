@@ -3,10 +3,11 @@
 Text is typeset with Pillow's embedded scalable font (``ImageFont.load_default(size=...)``),
 so nothing depends on fonts installed on the machine, and ffmpeg composites the picture.
 
-- :func:`render_talking_head`: the script scrolling beside an avatar disc, 1280x720, as long
-  as the script takes to read (:data:`WORDS_PER_MINUTE`), with a voice-like tone track.
+- :func:`render_talking_head`: the script scrolling beside an avatar disc, 1280x720, spoken
+  by the neural voice of :mod:`~vidpipe_dagster.resources.speech` (or, without one, a tone as
+  long as the script takes to read at :data:`WORDS_PER_MINUTE`).
 - :func:`render_animation`: a moving test pattern under the prompt text, for ``duration`` s.
-- :func:`render_voiceover`: a voice-like MP3 as long as the script takes to read.
+- :func:`render_voiceover`: the script spoken, as an MP3 (the same voice or tone).
 - :func:`render_code`: the code typeset light-on-dark with line numbers.
 """
 
@@ -17,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lambdas.ffmpeg import probe, run_ffmpeg
+from vidpipe_dagster.resources.speech import speak
 
 if TYPE_CHECKING:
     from PIL.ImageFont import FreeTypeFont
@@ -55,9 +57,9 @@ def render_talking_head(
     size: tuple[int, int] = DEFAULT_SIZE,
     fps: int = DEFAULT_FPS,
 ) -> Rendered:
-    """A video of ``script`` scrolling beside an avatar, with a voice-like audio track."""
+    """A video of ``script`` scrolling beside an avatar, narrated."""
     width, height = size
-    duration = reading_seconds(script)
+    voice, duration = _narration(script, out)
     margin = max(8, height // 12)
     panel_x = width * 2 // 5
     font_size = max(10, height // 22)
@@ -75,13 +77,13 @@ def render_talking_head(
     graph = (
         f"{_still(0, pix_fmt='yuv420p')}[bg];{_still(1, pix_fmt='yuva420p')}[txt];"
         f"[bg][txt]overlay=x={panel_x}:y='{y}':format=yuv420,format=yuv420p[v];"
-        f"[2:a]{VOICE_FILTER}[a]"
+        f"[2:a]{'anull' if voice else VOICE_FILTER}[a]"
     )
     run_ffmpeg(
         [
             "-framerate", str(fps), "-i", str(base),
             "-framerate", str(fps), "-i", str(text.path),
-            "-f", "lavfi", "-i", f"sine=f=150:sample_rate=48000:d={duration:.3f}",
+            *_audio_input(voice, duration, sample_rate=48000),
             "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
             *VIDEO_CODEC, "-c:a", "aac", "-b:a", "96k",
             "-t", f"{duration:.3f}", "-movflags", "+faststart", str(out),
@@ -125,15 +127,32 @@ def render_animation(
 
 
 def render_voiceover(script: str, out: Path) -> Rendered:
-    """A voice-like MP3 lasting as long as ``script`` takes to read."""
-    duration = reading_seconds(script)
+    """``script`` spoken, as an MP3 (a tone as long as it takes to read without a voice)."""
+    voice, duration = _narration(script, out)
     run_ffmpeg(
         [
-            "-f", "lavfi", "-i", f"sine=f=150:sample_rate=44100:d={duration:.3f}",
-            "-af", VOICE_FILTER, "-c:a", "libmp3lame", "-b:a", "96k", str(out),
+            *_audio_input(voice, duration, sample_rate=44100),
+            "-af", "anull" if voice else VOICE_FILTER,
+            "-c:a", "libmp3lame", "-b:a", "96k", str(out),
         ]
     )  # fmt: skip
     return _measured(out)
+
+
+def _narration(script: str, out: Path) -> tuple[Path | None, float]:
+    """The spoken script beside ``out`` and its seconds; no file, reading time, without a voice."""
+    wav = out.with_name(f"{out.stem}-voice.wav")
+    seconds = speak(script, wav)
+    if seconds is None:
+        return None, reading_seconds(script)
+    return wav, max(MIN_SECONDS, round(seconds, 3))
+
+
+def _audio_input(voice: Path | None, duration: float, *, sample_rate: int) -> list[str]:
+    """ffmpeg input arguments for the narration: the spoken WAV, else a tone."""
+    if voice is not None:
+        return ["-i", str(voice)]
+    return ["-f", "lavfi", "-i", f"sine=f=150:sample_rate={sample_rate}:d={duration:.3f}"]
 
 
 def code_seconds(code: str) -> float:
