@@ -36,6 +36,19 @@ mutation LaunchRun($executionParams: ExecutionParams!) {
 """
 
 
+ACTIVE_STATUSES = ["QUEUED", "NOT_STARTED", "STARTING", "STARTED"]
+
+ACTIVE_RUNS = """
+query ActiveRuns($filter: RunsFilter!) {
+  runsOrError(filter: $filter) {
+    __typename
+    ... on Runs { results { runId status assetSelection { path } } }
+    ... on PythonError { message }
+  }
+}
+"""
+
+
 class LaunchError(VidpipeError):
     """Dagster answered but refused the run."""
 
@@ -89,6 +102,27 @@ class DagsterLauncher:
             )
         except ReloadError as error:
             raise LaunchError(str(error)) from error
+
+    def active_runs(
+        self, *, pipeline_uuid: str, node_uuids: Sequence[str]
+    ) -> dict[str, tuple[str, str]]:
+        """The queued or running Dagster runs that materialize any of the nodes:
+        ``{node_uuid: (run_id, status)}`` (the oldest run per node)."""
+        wanted = {
+            tuple(node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u).path): u
+            for u in node_uuids
+        }
+        data = self._post(ACTIVE_RUNS, {"filter": {"statuses": ACTIVE_STATUSES}})
+        runs = data.get("runsOrError") or {}
+        if runs.get("__typename") != "Runs":
+            raise LaunchError(f"Dagster could not list its runs: {runs.get('message')}")
+        found: dict[str, tuple[str, str]] = {}
+        for run in runs.get("results") or []:
+            for key in run.get("assetSelection") or []:
+                node_uuid = wanted.get(tuple(key.get("path") or ()))
+                if node_uuid is not None:
+                    found[node_uuid] = (run["runId"], run["status"])
+        return found
 
     def launch(
         self,

@@ -17,20 +17,22 @@ from __future__ import annotations
 import tempfile
 import time
 import uuid as uuid_lib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from vidpipe_dagster import provider_jobs
+from vidpipe_dagster import provider_jobs, provider_queue
 from vidpipe_dagster.assets import EXECUTORS
 from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, NodeSpec, UpstreamNode
 from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.node_types import referenced_uuids
+from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
 from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS
 
 if TYPE_CHECKING:
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 RESOURCE_KEY = "vidpipe"
+
+
+class FailedEarlier(RuntimeError):
+    """A node of the step failed for good in an earlier attempt of this run."""
 
 
 class UnknownNodeTypeError(RuntimeError):
@@ -136,9 +142,13 @@ def materialize_node(
 ) -> dg.MaterializeResult | dg.AssetObservation | None:
     """Run one node through the lifecycle; None when its result was superseded meanwhile.
 
-    Raises whatever the executor raised, after recording it with lifecycle ``failed``. Paid
-    work is admitted first: over budget fails the node ("Over budget: ..."); a provider at
-    its limit of jobs in flight raises ``ProviderLimitReached`` and leaves the node as it was.
+    Raises whatever the executor raised, after recording it with lifecycle ``failed``
+    (``metadata.retryable`` when it is a transient provider error). Paid work is admitted
+    first: over budget refuses the node ("Over budget: ..."; a completed node keeps its
+    result); a provider at its limit of jobs in flight makes the node wait for a slot
+    (``provider_queue.enqueue``; an ``AssetObservation`` of its stage is returned and
+    nothing is submitted). In a run granted to a wait (tag ``vidpipe/waiting_token``) the
+    node starts only while it still waits on that turn, else it is left alone (None).
     """
     node = plan.nodes[node_uuid]
     key = plan.key(node_uuid)
@@ -155,11 +165,20 @@ def materialize_node(
         "dagster_run_id": context.run.run_id,
         "dagster_asset_key": key.to_user_string(),
     }
-    admit = None
+    hooks: list[Callable[[Session], None]] = []
+    token = context.run.tags.get(WAITING_TAG)
+    if token:
+        hooks.append(provider_queue.wait_guard(node_uuid, token))
     if provider in ASYNC_PROVIDERS:
         started["provider"] = provider
-        admit = provider_jobs.provider_slot(provider, node_uuid=node_uuid, settings=settings)
-    process_uuid = lifecycle.started(node_uuid, started, admit=admit)
+        hooks.append(provider_jobs.provider_slot(provider, node_uuid=node_uuid, settings=settings))
+    try:
+        process_uuid = lifecycle.started(node_uuid, started, admit=_all_of(hooks))
+    except provider_queue.NotWaiting as stale:
+        context.log.info(f"Node {node_uuid} not started: {stale}")
+        return None
+    except provider_jobs.ProviderLimitReached as full:
+        return _wait_for_slot(context, resource=resource, node_uuid=node_uuid, full=full, key=key)
     begun = time.monotonic()
     try:
         upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
@@ -172,7 +191,13 @@ def materialize_node(
             log=context.log,
         )
     except BaseException as error:
-        lifecycle.failed(node_uuid, f"{type(error).__name__}: {error}", process_uuid)
+        retryable = provider_jobs.transient_provider_failure(error)
+        lifecycle.failed(
+            node_uuid,
+            f"{type(error).__name__}: {error}",
+            process_uuid,
+            metadata={"retryable": True} if retryable else None,
+        )
         raise
     if isinstance(outcome, AsyncSubmission):
         submitted = {"provider": outcome.provider, "provider_job_id": outcome.job_id}
@@ -197,6 +222,40 @@ def materialize_node(
             link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
         ),
     )
+
+
+def _all_of(hooks: list[Callable[[Session], None]]) -> Callable[[Session], None] | None:
+    if not hooks:
+        return None
+
+    def admit(session: Session) -> None:
+        for hook in hooks:
+            hook(session)
+
+    return admit
+
+
+def _wait_for_slot(
+    context: dg.AssetExecutionContext,
+    *,
+    resource: VidpipeResource,
+    node_uuid: str,
+    full: provider_jobs.ProviderLimitReached,
+    key: dg.AssetKey,
+) -> dg.AssetObservation | None:
+    queued = provider_queue.enqueue(
+        resource.sessions(), node_uuid=node_uuid, provider=full.provider, run_id=context.run.run_id
+    )
+    if queued is None:
+        context.log.info(f"Node {node_uuid} is running elsewhere; not queued for a slot.")
+        return None
+    _wait, ahead = queued
+    stage = waiting_stage(full.provider, ahead=ahead)
+    context.log.info(
+        f"Node {node_uuid}: {stage} ({full.in_flight} of {full.limit} in flight); "
+        "the provider sensor starts it when a slot frees."
+    )
+    return dg.AssetObservation(asset_key=key, metadata={"stage": stage, "provider": full.provider})
 
 
 def check_node_output(
@@ -242,6 +301,8 @@ def execute_pipeline_selection(
         if node_uuid in settled:
             if settled[node_uuid] != "completed":
                 blocked.add(node_uuid)
+            if settled[node_uuid] == "failed":
+                failures.append(FailedEarlier(f"Node {node_uuid} failed in an earlier attempt"))
             continue
         waiting_on = [
             u for u in referenced_uuids(plan.nodes[node_uuid].get("inputs")) if u in blocked
@@ -276,16 +337,23 @@ def retry_or_failure(
     failures: list[BaseException],
 ) -> BaseException:
     """What a step with failed nodes raises: ``RetryRequested`` with exponential backoff
-    when every failure was a transient provider error or a provider at its limit (nodes
-    already finished in this run are not redone), else the first failure."""
+    when any failure was a transient provider error and retries are left, else the first
+    failure for good (or the first failure).
+
+    Each node is retried on its own terms: the retried attempt redoes only the nodes that
+    failed transiently; nodes that completed, were submitted or failed for good in this
+    run are not attempted again (``provider_jobs.settled_in_run``).
+    """
     settings = resource.settings()
-    if not all(provider_jobs.transient_provider_failure(error) for error in failures):
-        return failures[0]
+    transient = [e for e in failures if provider_jobs.transient_provider_failure(e)]
+    final = [e for e in failures if e not in transient]
+    if not transient or context.retry_number >= settings.provider_step_retries:
+        return (final or failures)[0]
     wait = settings.provider_retry_base_seconds * 2**context.retry_number
     context.log.warning(
         f"Transient provider failure, retrying in {wait:g} s: "
-        f"{type(failures[0]).__name__}: {failures[0]}"
+        f"{type(transient[0]).__name__}: {transient[0]}"
     )
     retry = dg.RetryRequested(max_retries=settings.provider_step_retries, seconds_to_wait=wait)
-    retry.__cause__ = failures[0]
+    retry.__cause__ = transient[0]
     return retry

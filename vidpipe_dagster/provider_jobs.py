@@ -392,8 +392,9 @@ def admit_submission(
 def settled_in_run(
     sessions: sessionmaker[Session], *, run_id: str, node_uuids: Iterable[str]
 ) -> dict[str, str]:
-    """Nodes an earlier attempt of run ``run_id`` already finished: ``completed`` or
-    ``waiting`` (submitted to a provider), so a retried step does not redo paid work."""
+    """Nodes an earlier attempt of run ``run_id`` already finished: ``completed``,
+    ``waiting`` (submitted to a provider) or ``failed`` for good (a failure not marked
+    ``metadata.retryable``), so a retried step redoes neither paid work nor lost causes."""
     ids = [uuid_lib.UUID(u) for u in node_uuids]
     if not ids:
         return {}
@@ -410,6 +411,8 @@ def settled_in_run(
             settled[str(row.id)] = "completed"
         elif row.status == "in_progress" and metadata.get("provider_job_id"):
             settled[str(row.id)] = "waiting"
+        elif row.status == "failed" and metadata.get("retryable") is not True:
+            settled[str(row.id)] = "failed"
     return settled
 
 

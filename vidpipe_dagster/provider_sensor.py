@@ -14,7 +14,11 @@ One tick (:func:`poll_provider_jobs`):
 5. reports every completion finished outside a run (by this tick or by a webhook) exactly
    once: an ``AssetMaterialization`` (link, duration, size, cost, process_uuid,
    provider_job_id) plus one ``RunRequest`` per pipeline for the downstream nodes whose
-   inputs are now all completed, ``run_key`` ``"<node>:<process_uuid>"``.
+   inputs are now all completed, ``run_key`` ``"<node>:<process_uuid>"``;
+6. grants the provider slots now free to the nodes waiting for one, oldest first
+   (``provider_queue.grant_slots``): one ``RunRequest`` per granted node, tagged with its
+   wait's token, ``run_key`` ``"slot:<node>:<token>"``; the others' ``metadata.stage``
+   says how many are ahead.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.graph import topological_order
 from vidpipe_dagster.domain.node_types import referenced_uuids
+from vidpipe_dagster.domain.waiting import WAITING_TAG
 from vidpipe_dagster.materialize import result_metadata
 from vidpipe_dagster.provider_jobs import (
     InFlightJob,
@@ -46,6 +51,7 @@ from vidpipe_dagster.provider_jobs import (
     in_flight_jobs,
     unreported_completions,
 )
+from vidpipe_dagster.provider_queue import grant_slots
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.resources.providers.base import (
     AuthError,
@@ -229,6 +235,39 @@ def report_completions(
     return result
 
 
+def grant_waiting(
+    resource: VidpipeResource,
+    *,
+    known_keys: set[dg.AssetKey] | None = None,
+    result: TickResult | None = None,
+    now: datetime | None = None,
+) -> TickResult:
+    """Request one run per waiting node granted a provider slot (module docstring, 6)."""
+    result = result or TickResult()
+
+    def known(pipeline_uuid: str, node_uuid: str) -> bool:
+        key = node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node_uuid)
+        return known_keys is None or key in known_keys
+
+    grants = grant_slots(resource.sessions(), settings=resource.settings(), now=now, known=known)
+    for grant in grants:
+        result.run_requests.append(
+            dg.RunRequest(
+                run_key=grant.run_key,
+                asset_selection=[
+                    node_asset_key(pipeline_uuid=grant.pipeline_uuid, node_uuid=grant.node_uuid)
+                ],
+                tags={
+                    "vidpipe/pipeline": grant.pipeline_uuid,
+                    "vidpipe/source": "provider-slot",
+                    WAITING_TAG: grant.token,
+                },
+            )
+        )
+    result.counts["granted"] += len(grants)
+    return result
+
+
 def poll_provider_jobs(
     resource: VidpipeResource,
     *,
@@ -309,6 +348,7 @@ def poll_provider_jobs(
         for client in clients.values():
             close_client(client)
     report_completions(resource, known_keys=known_keys, result=result)
+    grant_waiting(resource, known_keys=known_keys, result=result, now=now)
     result.counts["seconds_x1000"] = int((time.monotonic() - begun) * 1000)
     return result
 
@@ -360,7 +400,7 @@ def build_provider_sensor(*, minimum_interval_seconds: int = 30) -> dg.SensorDef
         default_status=dg.DefaultSensorStatus.RUNNING,
         target=dg.AssetSelection.all(),
         description="Polls provider jobs in flight, stores finished media, reports the "
-        "materializations and runs the downstream nodes.",
+        "materializations, runs the downstream nodes and starts nodes waiting for a slot.",
     )
     def provider_jobs(
         context: dg.SensorEvaluationContext, vidpipe: VidpipeResource

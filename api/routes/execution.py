@@ -17,6 +17,7 @@ from api.errors import ApiError
 from api.schemas import ExecuteRequest, node_public
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.costs import budget_summary, check_budget, estimate_nodes
+from vidpipe_dagster.domain.errors import ConflictError
 from vidpipe_dagster.domain.nodes import get_node, list_nodes
 from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
@@ -43,11 +44,26 @@ def _launch(
 ) -> str:
     check_budget(pipeline, _estimates(request, nodes, pipeline_nodes))
     launcher = request.app.state.launcher()
+    _refuse_second_run(launcher, pipeline=pipeline, nodes=nodes)
     return launcher.launch(
         pipeline_uuid=pipeline.uuid,
         node_uuids=[node.uuid for node in nodes],
         tags={"vidpipe/pipeline": pipeline.uuid, "vidpipe/source": "api"},
     )
+
+
+def _refuse_second_run(launcher, *, pipeline: Pipeline, nodes: list[Node]) -> None:
+    """409 when a Dagster run that materializes one of ``nodes`` is queued or running."""
+    active = launcher.active_runs(pipeline_uuid=pipeline.uuid, node_uuids=[n.uuid for n in nodes])
+    if active:
+        raise ConflictError(
+            ", ".join(
+                f"Node '{node.title or 'untitled'}' is already in Dagster run "
+                f"{active[node.uuid][0]} ({active[node.uuid][1].lower()}); wait for it to finish"
+                for node in nodes
+                if node.uuid in active
+            )
+        )
 
 
 @router.post("/nodes/{node_uuid}/execute", status_code=202)

@@ -33,3 +33,10 @@ class UnavailableError(VidpipeError):
 
     status_code = 503
     error_type = "service_unavailable"
+
+
+class ConflictError(VidpipeError):
+    """A request that clashes with work already under way (e.g. a node already running)."""
+
+    status_code = 409
+    error_type = "conflict"

@@ -36,6 +36,10 @@ EXECUTION_KEYS = (
     "estimated_cost",
     "completed_by",
     "dagster_reported",
+    "waiting",
+    "refused",
+    "refused_at",
+    "retryable",
 )
 """Metadata that belongs to one execution, cleared when a new one starts (a restarted node
 must not be finished by the previous execution's provider job)."""
@@ -153,12 +157,22 @@ class Lifecycle:
             refresh_pipeline_metadata(session, row.pipeline_id, add_cost=cost)
         return True
 
-    def failed(self, node_uuid: str, error: str, process_uuid: str | None) -> bool:
-        """Fail the execution with ``error``; False (and no change) when stale.
+    def failed(
+        self,
+        node_uuid: str,
+        error: str,
+        process_uuid: str | None,
+        *,
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """Fail the execution with ``error`` (merging ``metadata``); False when stale.
 
-        ``process_uuid=None`` fails a node whose execution never started (e.g. a missing
-        API key found before submission); it applies unless the node is ``in_progress``
-        under some execution.
+        ``process_uuid=None`` is a refusal: a node whose execution never started (over
+        budget, a missing API key found before submission). It applies unless the node is
+        ``in_progress`` under some execution, and it never overwrites a result: a
+        ``completed`` node stays completed with its output, the refusal recorded in
+        ``metadata.refused`` (False is returned). Either way a wait for a provider slot
+        ends.
         """
         with self.sessions() as session, session.begin():
             row = _lock(session, node_uuid)
@@ -171,8 +185,18 @@ class Lifecycle:
             elif not _is_current(row, process_uuid):
                 return False
             merged = dict(row.metadata_ or {})
+            if merged.pop("waiting", None) is not None:
+                merged.pop("stage", None)
+            now = utcnow().isoformat()
+            if process_uuid is None and row.status == "completed":
+                merged.pop("stage", None)
+                merged.update(refused=str(error), refused_at=now)
+                _write(session, row.id, metadata_=merged)
+                log.info("node %s stays completed; refused: %s", node_uuid, error)
+                return False
+            merged.update(metadata or {})
             merged["error"] = str(error)
-            merged["completed_at"] = utcnow().isoformat()
+            merged["completed_at"] = now
             _write(session, row.id, status="failed", metadata_=merged)
             refresh_pipeline_metadata(session, row.pipeline_id)
         return True

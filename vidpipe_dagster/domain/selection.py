@@ -5,10 +5,11 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.domain.errors import ValidationError
+from vidpipe_dagster.domain.errors import ConflictError, ValidationError
 from vidpipe_dagster.domain.graph import dependencies, downstream_of, topological_order
 from vidpipe_dagster.domain.nodes import list_nodes
 from vidpipe_dagster.domain.readiness import check_readiness
+from vidpipe_dagster.domain.waiting import already_running
 
 SELECTIONS = ("stale", "failed", "pending", "all")
 
@@ -26,8 +27,9 @@ def select_nodes(
     ``node_uuids`` names them; otherwise ``only`` picks: ``pending`` or ``failed`` nodes by
     status, ``stale`` (the default) every node not completed plus everything downstream of
     one, ``all`` every node. Raises ``ValidationError`` listing every reason a selected node
-    can't run, or when nothing is selected. ``pipeline_nodes`` are the pipeline's nodes when
-    the caller already loaded them.
+    can't run, or when nothing is selected; ``ConflictError`` (409) when a selected node is
+    already on its way (in progress, or waiting for a provider slot), naming its run.
+    ``pipeline_nodes`` are the pipeline's nodes when the caller already loaded them.
     """
     nodes = pipeline_nodes if pipeline_nodes is not None else list_nodes(session, pipeline)
     by_uuid = {node.uuid: node for node in nodes}
@@ -57,6 +59,9 @@ def select_nodes(
     except ValueError as error:
         raise ValidationError(f"Pipeline '{pipeline.title}' has a cycle") from error
     selected = [by_uuid[u] for u in order if u in chosen]
+    running = [reason for node in selected if (reason := already_running(node))]
+    if running:
+        raise ConflictError(", ".join(running))
     rerun = node_uuids is None and only == "all"
     results = check_readiness(
         session,
