@@ -7,7 +7,7 @@ from sqlalchemy import update
 
 from tests.domain.helpers import make_node, make_pipeline
 from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.domain.errors import ValidationError
+from vidpipe_dagster.domain.errors import ConflictError, ValidationError
 from vidpipe_dagster.domain.selection import select_nodes
 
 
@@ -101,5 +101,5 @@ def test_completed_nodes_rerun_only_with_all(sessions, graph):
         _select(sessions, pipeline, node_uuids=[n["a"].uuid])
     assert "A" in _select(sessions, pipeline, only="all")
     _status(sessions, n["b"], "in_progress")
-    with pytest.raises(ValidationError, match="Node 'B' is in_progress"):
+    with pytest.raises(ConflictError, match="Node 'B' is already running"):
         _select(sessions, pipeline, only="all")

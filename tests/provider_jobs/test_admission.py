@@ -10,6 +10,7 @@ from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import node_row, run_in_process
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.provider_sensor import grant_waiting
 from vidpipe_dagster.settings import get_settings
 
 SCHEDULE_TAGS = {"dagster/schedule_name": "pipeline_x_schedule"}
@@ -48,7 +49,7 @@ def test_jobs_in_flight_count_against_the_budget(sessions, resource, in_flight, 
     assert fake_veo.requests_to(":predictLongRunning") == []
 
 
-def test_provider_at_its_limit_is_not_submitted_until_a_slot_frees(
+def test_provider_at_its_limit_waits_for_a_slot_and_starts_once_it_frees(
     sessions, resource, in_flight, fake_heygen, monkeypatch
 ) -> None:
     monkeypatch.setenv("VIDPIPE_PROVIDER_LIMITS", '{"heygen": 1}')
@@ -63,19 +64,29 @@ def test_provider_at_its_limit_is_not_submitted_until_a_slot_frees(
 
     with dg.instance_for_test() as instance:
         held = run_in_process(sessions, resource, instance, [key])
-        assert not held.success
-        assert node_row(sessions, ids["talk"]).status == "pending"
+        assert held.success
+        row = node_row(sessions, ids["talk"])
+        assert row.status == "pending"
+        assert row.metadata_["stage"] == "waiting for a heygen slot, next in line"
+        assert row.metadata_["waiting"]["run_id"] == held.run_id
         assert fake_heygen.requests_to("/v3/videos", method="POST") == []
-        retry_events = [e for e in held.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
-        failure = held.get_step_failure_events()[0].step_failure_data.error
-        assert retry_events == [] and "limit 1" in failure.cause.message
+        assert grant_waiting(resource).run_requests == []
 
         Lifecycle(sessions).failed(busy["talk"], "cancelled", process)
-        admitted = run_in_process(sessions, resource, instance, [key])
+        requests = grant_waiting(resource).run_requests
+        assert [r.asset_selection for r in requests] == [[key]]
+        assert (
+            node_row(sessions, ids["talk"]).metadata_["stage"] == "starting: a heygen slot is free"
+        )
+        assert grant_waiting(resource).run_requests == []
+        admitted = run_in_process(sessions, resource, instance, [key], tags=requests[0].tags)
+        again = run_in_process(sessions, resource, instance, [key], tags=requests[0].tags)
 
-    assert admitted.success
+    assert admitted.success and again.success
     row = node_row(sessions, ids["talk"])
     assert row.status == "in_progress" and row.metadata_["provider"] == "heygen"
+    assert row.metadata_["dagster_run_id"] == admitted.run_id
+    assert "waiting" not in row.metadata_
     assert len(fake_heygen.requests_to("/v3/videos", method="POST")) == 1
 
 
