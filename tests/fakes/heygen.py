@@ -17,7 +17,8 @@ V1_WALK = ("waiting", "pending", "processing")
 
 
 class FakeHeyGen(FakeServer):
-    """HeyGen video API. Set ``jobs.outcome`` / ``jobs.next_outcomes`` / ``jobs.steps``."""
+    """HeyGen video API. Set ``jobs.outcome`` / ``jobs.next_outcomes`` / ``jobs.steps`` /
+    ``jobs.hold_seconds``."""
 
     name = "heygen"
 
@@ -96,7 +97,7 @@ class FakeHeyGen(FakeServer):
             "duration": None,
             "error": None,
         }
-        if job.outcome == "never" or index < job.steps:
+        if job.outcome == "never" or index < job.steps or job.held:
             data["status"] = walk[min(index, len(walk) - 1)]
         elif job.outcome == "fail":
             data["status"] = "failed"

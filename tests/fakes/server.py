@@ -336,7 +336,8 @@ class Job:
     """A fake provider job.
 
     ``outcome`` is ``succeed``, ``fail`` or ``never`` (stays running forever); the job reaches
-    it after ``steps`` status polls.
+    it after ``steps`` status polls, and not before ``hold_seconds`` have passed since it was
+    submitted.
     """
 
     id: str
@@ -345,6 +346,13 @@ class Job:
     polls: int = 0
     request: Any = None
     cancelled: bool = False
+    hold_seconds: float = 0.0
+    created: float = field(default_factory=time.monotonic)
+
+    @property
+    def held(self) -> bool:
+        """True while ``hold_seconds`` have not passed since submission."""
+        return time.monotonic() - self.created < self.hold_seconds
 
     def advance(self) -> int:
         """Count a poll and return how many polls came before it."""
@@ -354,7 +362,7 @@ class Job:
     @property
     def finished(self) -> bool:
         """True once ``steps`` polls have answered non-terminal (never for ``never``)."""
-        return self.outcome != "never" and self.polls > self.steps
+        return self.outcome != "never" and self.polls > self.steps and not self.held
 
 
 class JobBook:
@@ -364,6 +372,7 @@ class JobBook:
         self.jobs: dict[str, Job] = {}
         self.outcome = "succeed"
         self.steps = 2
+        self.hold_seconds = 0.0
         self.next_outcomes: list[str] = []
         self._lock = threading.Lock()
 
@@ -377,6 +386,7 @@ class JobBook:
                 id=job_id or secrets.token_hex(16),
                 outcome=outcome,
                 steps=kwargs.pop("steps", self.steps),
+                hold_seconds=kwargs.pop("hold_seconds", self.hold_seconds),
                 request=request,
                 **kwargs,
             )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import threading
+import uuid
 
 import dagster as dg
 
 from tests.dagster.builders import NodeRow, add_pipeline
-from tests.provider_jobs.conftest import node_row, run_in_process
+from tests.provider_jobs.conftest import node_row, run_in_process, sensor_tick
 from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.provider_sensor import grant_waiting
 from vidpipe_dagster.settings import get_settings
@@ -190,3 +192,86 @@ def test_the_last_provider_slot_goes_to_exactly_one_of_two_racing_starts(
                     lifecycle.failed(ids[f"t{i}"], "reset", row.metadata_["process_uuid"])
     finally:
         get_settings.cache_clear()
+
+
+def _complete(sessions, node_uuid: str) -> dict:
+    output = {"type": "video", "s3_key": f"pipelines/p/nodes/{node_uuid}/done.mp4", "size": 10}
+    with sessions() as session, session.begin():
+        row = session.get(Node, uuid.UUID(node_uuid))
+        row.status, row.output = "completed", output
+        row.metadata_ = {"process_uuid": "earlier", "completed_at": "2026-12-01T08:00:00+00:00"}
+    return output
+
+
+def test_a_budget_refusal_leaves_a_completed_node_completed(sessions, resource, fake_veo) -> None:
+    nodes = [NodeRow("anim", "generate-animation", config={"provider": "veo3", "prompt": "sea"})]
+    ids = add_pipeline(sessions, name="kept", nodes=nodes, config={"budget": 1.0})
+    output = _complete(sessions, ids["anim"])
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
+
+    with dg.instance_for_test() as instance:
+        result = run_in_process(sessions, resource, instance, [key], tags=SCHEDULE_TAGS)
+
+    assert not result.success
+    row = node_row(sessions, ids["anim"])
+    assert (row.status, row.output) == ("completed", output)
+    assert row.metadata_["refused"].startswith("Over budget: running 1 node(s)")
+    assert "error" not in row.metadata_
+    assert fake_veo.requests_to(":predictLongRunning") == []
+
+
+def test_an_admission_refusal_leaves_a_completed_node_completed(
+    sessions, resource, in_flight, fake_heygen, monkeypatch
+) -> None:
+    monkeypatch.setenv("VIDPIPE_PROVIDER_LIMITS", '{"heygen": 1}')
+    get_settings.cache_clear()
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hello."}
+    busy = add_pipeline(sessions, name="full", nodes=[NodeRow("talk", "talking-head", config=talk)])
+    ids = add_pipeline(sessions, name="rerun", nodes=[NodeRow("talk", "talking-head", config=talk)])
+    in_flight(busy["talk"], provider="heygen", job_id="1" * 32)
+    output = _complete(sessions, ids["talk"])
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+
+    with dg.instance_for_test() as instance:
+        assert run_in_process(sessions, resource, instance, [key]).success
+
+    row = node_row(sessions, ids["talk"])
+    assert (row.status, row.output) == ("completed", output)
+    assert row.metadata_["stage"] == "waiting for a heygen slot, next in line"
+    assert fake_heygen.requests_to("/v3/videos", method="POST") == []
+
+
+def test_a_transient_failure_beside_a_permanent_one_is_retried_and_completes(
+    sessions, resource, fake_heygen, monkeypatch
+) -> None:
+    monkeypatch.setenv("VIDPIPE_PROVIDER_STEP_RETRIES", "2")
+    get_settings.cache_clear()
+    fake_heygen.jobs.steps = 0
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v"}
+    nodes = [
+        NodeRow("doomed", "talking-head", config={**talk, "script": "Doomed."}),
+        NodeRow("limited", "talking-head", config={**talk, "script": "Limited."}),
+        NodeRow("fine", "talking-head", config={**talk, "script": "Fine."}),
+    ]
+    ids = add_pipeline(sessions, name="siblings", nodes=nodes)
+    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in nodes]
+    invalid = {"error": {"code": "invalid_parameter", "message": "avatar_id is not allowed"}}
+    fake_heygen.fail(400, invalid, times=1, path="/v3/videos")
+    fake_heygen.rate_limit(retry_after=0, times=1, path="/v3/videos")
+
+    with dg.instance_for_test() as instance:
+        result = run_in_process(sessions, resource, instance, keys)
+        retried = [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        assert len(retried) == 1
+        assert not result.success
+        failure = result.get_step_failure_events()[0].step_failure_data.error
+        assert "failed in an earlier attempt" in failure.to_string()
+        tick = sensor_tick(sessions, resource, instance)
+        assert isinstance(tick, dg.SensorResult)
+
+    scripts = [r.json()["script"] for r in fake_heygen.requests_to("/v3/videos", method="POST")]
+    assert scripts == ["Doomed.", "Limited.", "Fine.", "Limited."]
+    doomed = node_row(sessions, ids["doomed"])
+    assert doomed.status == "failed" and "avatar_id is not allowed" in doomed.metadata_["error"]
+    assert node_row(sessions, ids["limited"]).status == "completed"
+    assert node_row(sessions, ids["fine"]).status == "completed"
