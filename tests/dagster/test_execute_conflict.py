@@ -1,0 +1,179 @@
+"""A second execute of a node already queued or in flight is a 409 naming its run.
+
+A real ``dagster-webserver`` with the ``QueuedRunCoordinator`` and no daemon: a launched
+run stays ``QUEUED``, which is exactly the window in which a second execute used to start
+a second run.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from api.main import create_app
+from tests.api.conftest import BASE, make_token
+from tests.fixtures.webserver import free_port, running_webserver
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.waiting import Wait, row_structure
+from vidpipe_dagster.launcher import DagsterLauncher
+from vidpipe_dagster.settings import Settings
+
+WORKSPACE = """\
+load_from:
+  - python_module:
+      module_name: vidpipe_dagster.definitions
+      attribute: defs
+      location_name: vidpipe
+"""
+DAGSTER_YAML = """\
+telemetry:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator
+  class: QueuedRunCoordinator
+"""
+RUNS = "query { runsOrError { ... on Runs { results { runId status } } } }"
+
+
+@pytest.fixture(scope="module")
+def dagster_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    root = tmp_path_factory.mktemp("execute_conflict")
+    home = root / "dagster_home"
+    home.mkdir()
+    (home / "dagster.yaml").write_text(DAGSTER_YAML)
+    (root / "workspace.yaml").write_text(WORKSPACE)
+    port = free_port()
+    settings = Settings(
+        dagster_url=f"http://127.0.0.1:{port}",
+        database_url=database_url,
+        home=root / "vidpipe",
+        storage_url=(root / "storage").as_uri(),
+        providers="local",
+    )
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("VIDPIPE_DAGSTER_SHARD", "DAGSTER_"))
+    }
+    env.update(
+        DAGSTER_HOME=str(home),
+        VIDPIPE_HOME=str(settings.home),
+        VIDPIPE_DATABASE_URL=database_url,
+        VIDPIPE_STORAGE_URL=settings.resolved_storage_url,
+        VIDPIPE_PROVIDERS="local",
+    )
+    with running_webserver(
+        workspace=root / "workspace.yaml", port=port, env=env, log_path=root / "webserver.log"
+    ):
+        yield settings
+
+
+@pytest.fixture
+def client(dagster_settings: Settings, sessions) -> Iterator[TestClient]:
+    app = create_app(
+        settings=dagster_settings,
+        sessions=sessions,
+        notify_change=lambda _pipeline_uuid: None,
+        launcher=lambda: DagsterLauncher(settings=dagster_settings),
+    )
+    token = make_token(sessions, admin=True)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as test_client:
+        yield test_client
+
+
+def _create(client: TestClient, path: str, kind: str, body: dict) -> dict:
+    response = client.post(f"{BASE}{path}", json={kind: body})
+    assert response.status_code == 201, response.text
+    return response.json()[kind]
+
+
+def _runs(url: str) -> list[dict]:
+    body = httpx.post(f"{url}/graphql", json={"query": RUNS}, timeout=60).json()
+    return body["data"]["runsOrError"]["results"]
+
+
+def _set_row(sessions, node_uuid: str, **values) -> None:
+    with sessions() as session, session.begin():
+        session.execute(update(Node).where(Node.id == uuid.UUID(node_uuid)).values(**values))
+
+
+def test_second_execute_of_a_queued_node_is_a_409_naming_the_run(
+    client: TestClient, dagster_settings: Settings
+) -> None:
+    pipeline = _create(client, "", "pipeline", {"title": "Twice"})
+    script = _create(
+        client,
+        f"/{pipeline['uuid']}/nodes",
+        "node",
+        {"title": "Script", "type": "asset", "asset": {"type": "text", "content": "Hi."}},
+    )
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{script['uuid']}/execute"
+    first = client.post(url)
+    assert first.status_code == 202, first.text
+    run_id = first.json()["run_id"]
+
+    second = client.post(url)
+    assert second.status_code == 409, second.text
+    assert second.json() == {
+        "error": {
+            "type": "conflict",
+            "message": f"Node 'Script' is already in Dagster run {run_id} (queued); "
+            "wait for it to finish",
+        }
+    }
+    again = client.post(f"{BASE}/{pipeline['uuid']}/execute", json={"node_uuids": [script["uuid"]]})
+    assert again.status_code == 409 and run_id in again.json()["error"]["message"]
+    assert [run["runId"] for run in _runs(dagster_settings.dagster_url)] == [run_id]
+
+
+def test_execute_of_a_node_in_flight_or_waiting_is_a_409_naming_the_run(
+    client: TestClient, dagster_settings: Settings, sessions
+) -> None:
+    before = len(_runs(dagster_settings.dagster_url))
+    pipeline = _create(client, "", "pipeline", {"title": "Busy"})
+    talk = {"title": "Talk", "type": "talking-head", "config": {"provider": "heygen"}}
+    talk["config"].update(avatarId="a", voiceId="v", script="Hello.")
+    node = _create(client, f"/{pipeline['uuid']}/nodes", "node", talk)
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{node['uuid']}/execute"
+    metadata = {
+        "process_uuid": "p-1",
+        "dagster_run_id": "run-in-flight",
+        "provider": "heygen",
+        "provider_job_id": "abc123",
+    }
+    _set_row(sessions, node["uuid"], status="in_progress", metadata_=metadata)
+
+    response = client.post(url)
+    assert response.status_code == 409
+    assert response.json()["error"] == {
+        "type": "conflict",
+        "message": "Node 'Talk' is already waiting on heygen job abc123 in Dagster run "
+        "run-in-flight; wait for it to finish",
+    }
+
+    with sessions() as session:
+        row = session.get(Node, uuid.UUID(node["uuid"]))
+        structure = row_structure(row)
+    wait = Wait(
+        provider="heygen",
+        since="2026-12-01T08:00:00+00:00",
+        token="t",
+        structure=structure,
+        run_id="run-that-asked",
+    )
+    stage = "waiting for a heygen slot, 3 ahead"
+    waiting = {"waiting": wait.as_json(), "stage": stage}
+    _set_row(sessions, node["uuid"], status="pending", metadata_=waiting)
+    response = client.post(url)
+    assert response.status_code == 409
+    assert response.json()["error"]["message"] == (
+        f"Node 'Talk' is {stage} (asked for by Dagster run run-that-asked); "
+        "it starts when a slot frees"
+    )
+    assert len(_runs(dagster_settings.dagster_url)) == before
