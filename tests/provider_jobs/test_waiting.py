@@ -9,12 +9,18 @@ from __future__ import annotations
 
 import re
 import time
+import uuid
+from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from tests.dagster.builders import NodeRow, add_pipeline
-from tests.provider_jobs.conftest import all_nodes, run_in_process, sensor_tick
+from tests.provider_jobs.conftest import all_nodes, node_row, run_in_process, sensor_tick
 from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.provider_queue import GRANT_TIMEOUT_SECONDS
+from vidpipe_dagster.provider_sensor import grant_waiting
 from vidpipe_dagster.settings import get_settings
 
 HOLD_SECONDS = 20.0
@@ -95,3 +101,64 @@ def test_eight_heygen_nodes_against_a_limit_of_two_all_complete(
         assert seen_ahead[name] and seen_ahead[name] == sorted(seen_ahead[name], reverse=True)
         assert seen_ahead[name][-1] < seen_ahead[name][0]
     assert elapsed >= HOLD_SECONDS * (NODES // LIMIT - 1)
+
+
+def _waiting_pipeline(sessions, resource, instance, *, name: str, count: int) -> dict[str, str]:
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hi."}
+    rows = [NodeRow(f"t{i}", "talking-head", config=talk) for i in range(count)]
+    ids = add_pipeline(sessions, name=name, nodes=rows)
+    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[r.name]) for r in rows]
+    assert run_in_process(sessions, resource, instance, keys).success
+    return ids
+
+
+def test_a_node_edited_while_waiting_stops_waiting(sessions, resource, fake_heygen, monkeypatch):
+    monkeypatch.setenv("VIDPIPE_PROVIDER_LIMITS", '{"heygen": 1}')
+    get_settings.cache_clear()
+    fake_heygen.jobs.outcome = "never"
+
+    with dg.instance_for_test() as instance:
+        ids = _waiting_pipeline(sessions, resource, instance, name="edited", count=3)
+        with sessions() as session, session.begin():
+            row = session.get(Node, uuid.UUID(ids["t1"]))
+            row.config = {**row.config, "script": "Changed."}
+        Lifecycle(sessions).failed(
+            ids["t0"], "cancelled", node_row(sessions, ids["t0"]).metadata_["process_uuid"]
+        )
+        requests = grant_waiting(resource).run_requests
+
+    assert [r.asset_selection[0].path[-1] for r in requests] == [
+        node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["t2"]).path[-1]
+    ]
+    edited = node_row(sessions, ids["t1"])
+    assert "waiting" not in edited.metadata_ and "stage" not in edited.metadata_
+    assert node_row(sessions, ids["t2"]).metadata_["stage"] == "starting: a heygen slot is free"
+
+
+def test_a_grant_whose_run_never_started_is_granted_again_and_served_once(
+    sessions, resource, fake_heygen, monkeypatch
+) -> None:
+    monkeypatch.setenv("VIDPIPE_PROVIDER_LIMITS", '{"heygen": 1}')
+    get_settings.cache_clear()
+    fake_heygen.jobs.outcome = "never"
+
+    with dg.instance_for_test() as instance:
+        ids = _waiting_pipeline(sessions, resource, instance, name="lost", count=2)
+        Lifecycle(sessions).failed(
+            ids["t0"], "cancelled", node_row(sessions, ids["t0"]).metadata_["process_uuid"]
+        )
+        now = datetime.now(UTC)
+        lost = grant_waiting(resource, now=now).run_requests
+        assert len(lost) == 1
+        assert grant_waiting(resource, now=now + timedelta(seconds=60)).run_requests == []
+        later = now + timedelta(seconds=GRANT_TIMEOUT_SECONDS + 1)
+        again = grant_waiting(resource, now=later).run_requests
+        assert len(again) == 1 and again[0].run_key != lost[0].run_key
+        key = again[0].asset_selection
+        assert run_in_process(sessions, resource, instance, key, tags=again[0].tags).success
+        assert run_in_process(sessions, resource, instance, key, tags=lost[0].tags).success
+
+    row = node_row(sessions, ids["t1"])
+    assert row.status == "in_progress" and "waiting" not in row.metadata_
+    scripts = fake_heygen.requests_to("/v3/videos", method="POST")
+    assert len(scripts) == 2
