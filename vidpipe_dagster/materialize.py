@@ -9,7 +9,11 @@ link to the media, its duration, size, cost and the process_uuid. Any exception 
 Async providers answer with an ``AsyncSubmission`` instead of an output: the job id is
 recorded with ``updated``, an ``AssetObservation`` is yielded and the node stays
 ``in_progress`` until the provider polling sensor completes it (the node's spec is
-``skippable``, so its downstream nodes in the same run are skipped).
+``skippable``, so its downstream nodes in the same run are skipped). A node whose provider
+is at its limit of jobs in flight waits for a slot instead (``provider_queue``): nothing is
+submitted, an ``AssetObservation`` of its stage is yielded, and the provider sensor starts
+it later. A step is retried while any of its failures was transient, redoing only those
+nodes (:func:`retry_or_failure`).
 """
 
 from __future__ import annotations

@@ -28,7 +28,6 @@ from __future__ import annotations
 import logging
 import secrets
 import uuid as uuid_lib
-from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -266,13 +265,3 @@ def _grant_provider(
             _write_metadata(session, row.id, metadata)
     return grants
 
-
-def waiting_counts(sessions: sessionmaker[Session]) -> dict[str, int]:
-    """How many nodes wait for each provider."""
-    counts: dict[str, int] = defaultdict(int)
-    with sessions() as session:
-        for row in _waiting_rows(session):
-            wait = wait_of(row.metadata_)
-            if wait is not None:
-                counts[wait.provider] += 1
-    return dict(counts)

@@ -1,7 +1,9 @@
 """Running nodes from the editor, and fetching what they made.
 
 ``POST .../nodes/{uuid}/execute`` and ``POST .../pipelines/{p}/execute`` check readiness and
-launch a Dagster run of the selected nodes' assets (202 with the run id);
+launch a Dagster run of the selected nodes' assets (202 with the run id); a selected node
+already on its way (in progress, waiting for a provider slot, or in a queued or started
+Dagster run) is a 409 naming the run, never a second run;
 ``GET .../nodes/{uuid}/output`` redirects to the stored media.
 """
 
