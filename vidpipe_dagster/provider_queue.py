@@ -264,4 +264,3 @@ def _grant_provider(
             metadata["stage"] = stage
             _write_metadata(session, row.id, metadata)
     return grants
-
