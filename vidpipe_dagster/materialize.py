@@ -315,6 +315,10 @@ def execute_pipeline_selection(
             context.log.info(
                 f"Node {node_uuid} not attempted: its inputs {waiting_on} did not complete."
             )
+            titles = ", ".join(f"'{plan.nodes[u].get('title') or u}'" for u in waiting_on)
+            resource.lifecycle().not_run(
+                node_uuid, f"not run: input {titles} had not completed (run {context.run.run_id})"
+            )
             blocked.add(node_uuid)
             continue
         try:

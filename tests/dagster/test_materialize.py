@@ -107,7 +107,11 @@ def test_failing_node_is_failed_and_its_dependents_not_attempted(sessions, resou
     assert broken.status == "failed"
     assert "script" in broken.metadata_["error"].lower() or "text" in broken.metadata_["error"]
     assert broken.metadata_["dagster_run_id"] == result.run_id
-    assert rows_by_uuid[ids["after"]].status == "pending"
+    after = rows_by_uuid[ids["after"]]
+    assert after.status == "pending"
+    assert after.metadata_["stage"] == (
+        f"not run: input 'broken' had not completed (run {result.run_id})"
+    )
     assert pipeline.metadata_["progress"]["failed"] == 1
     assert pipeline.metadata_["progress"]["completed"] == 2
 

@@ -245,6 +245,24 @@ class Lifecycle:
             _write(session, row.id, metadata_=metadata)
         return True
 
+    def not_run(self, node_uuid: str, reason: str) -> bool:
+        """Say in ``metadata.stage`` why a run asked for the node but did not run it.
+
+        Status, output and the rest stay; nothing is written for a node ``in_progress``
+        (another execution holds it) or waiting for a provider slot (its stage says so).
+        The next execution's start clears the stage. True when written.
+        """
+        with self.sessions() as session, session.begin():
+            row = _lock(session, node_uuid)
+            if row is None or row.status == "in_progress":
+                return False
+            metadata = dict(row.metadata_ or {})
+            if metadata.get("waiting"):
+                return False
+            metadata["stage"] = reason
+            _write(session, row.id, metadata_=metadata)
+        return True
+
     def current_process_uuid(self, node_uuid: str) -> str | None:
         """The process_uuid of the node's running execution, or None when it is not running."""
         with self.sessions() as session:
