@@ -50,6 +50,10 @@ class FailedEarlier(RuntimeError):
     """A node of the step failed for good in an earlier attempt of this run."""
 
 
+class RunningElsewhere(RuntimeError):
+    """A paid node another run holds ``in_progress``: this run leaves it alone."""
+
+
 class UnknownNodeTypeError(RuntimeError):
     """No executor is registered for the node's type."""
 
@@ -170,6 +174,8 @@ def materialize_node(
         "dagster_asset_key": key.to_user_string(),
     }
     hooks: list[Callable[[Session], None]] = []
+    if provider is not None:
+        hooks.append(_not_running_elsewhere(node_uuid, run_id=context.run.run_id))
     token = context.run.tags.get(WAITING_TAG)
     if token:
         hooks.append(provider_queue.wait_guard(node_uuid, token))
@@ -178,7 +184,7 @@ def materialize_node(
         hooks.append(provider_jobs.provider_slot(provider, node_uuid=node_uuid, settings=settings))
     try:
         process_uuid = lifecycle.started(node_uuid, started, admit=_all_of(hooks))
-    except provider_queue.NotWaiting as stale:
+    except (provider_queue.NotWaiting, RunningElsewhere) as stale:
         context.log.info(f"Node {node_uuid} not started: {stale}")
         return None
     except provider_jobs.ProviderLimitReached as full:
@@ -226,6 +232,24 @@ def materialize_node(
             link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
         ),
     )
+
+
+def _not_running_elsewhere(node_uuid: str, *, run_id: str) -> Callable[[Session], None]:
+    """An ``admit`` hook for paid nodes: refuse to start a node another run holds
+    ``in_progress`` (paid work is never submitted twice by racing runs)."""
+    node_id = uuid_lib.UUID(node_uuid)
+
+    def admit(session: Session) -> None:
+        row = session.execute(
+            select(Node.status, Node.metadata_).where(Node.id == node_id)
+        ).one_or_none()
+        if row is None or row.status != "in_progress":
+            return
+        holder = (row.metadata_ or {}).get("dagster_run_id")
+        if (row.metadata_ or {}).get("process_uuid") and holder != run_id:
+            raise RunningElsewhere(f"Dagster run {holder} is already running it")
+
+    return admit
 
 
 def _all_of(hooks: list[Callable[[Session], None]]) -> Callable[[Session], None] | None:

@@ -275,3 +275,20 @@ def test_a_transient_failure_beside_a_permanent_one_is_retried_and_completes(
     assert doomed.status == "failed" and "avatar_id is not allowed" in doomed.metadata_["error"]
     assert node_row(sessions, ids["limited"]).status == "completed"
     assert node_row(sessions, ids["fine"]).status == "completed"
+
+
+def test_a_paid_node_another_run_holds_in_flight_is_not_submitted_again(
+    sessions, resource, in_flight, fake_heygen
+) -> None:
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hello."}
+    ids = add_pipeline(sessions, name="held", nodes=[NodeRow("talk", "talking-head", config=talk)])
+    process = in_flight(ids["talk"], provider="heygen", job_id="2" * 32)
+    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+
+    with dg.instance_for_test() as instance:
+        assert run_in_process(sessions, resource, instance, [key]).success
+
+    row = node_row(sessions, ids["talk"])
+    assert (row.status, row.metadata_["process_uuid"]) == ("in_progress", process)
+    assert row.metadata_["provider_job_id"] == "2" * 32
+    assert fake_heygen.requests_to("/v3/videos", method="POST") == []
