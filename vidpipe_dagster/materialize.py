@@ -330,7 +330,10 @@ def execute_pipeline_selection(
             if settled[node_uuid] != "completed":
                 blocked.add(node_uuid)
             if settled[node_uuid] == "failed":
-                failures.append(FailedEarlier(f"Node {node_uuid} failed in an earlier attempt"))
+                title = plan.nodes[node_uuid].get("title") or node_uuid
+                failures.append(
+                    FailedEarlier(f"Node '{title}' failed in an earlier attempt of this run")
+                )
             continue
         waiting_on = [
             u for u in referenced_uuids(plan.nodes[node_uuid].get("inputs")) if u in blocked

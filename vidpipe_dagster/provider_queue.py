@@ -33,7 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node
@@ -139,13 +139,15 @@ def enqueue(
             structure=structure,
             run_id=run_id,
         )
-        ahead = sum(
-            1
-            for other in _waiting_rows(session, provider=provider)
-            if other.id != node_id
-            and (w := wait_of(other.metadata_)) is not None
-            and (w.since, str(other.id)) < (since, str(node_id))
-        )
+        waited = Node.metadata_[(WAITING_KEY, "since")].as_string()
+        ahead = session.execute(
+            select(func.count()).where(
+                Node.metadata_[(WAITING_KEY, "provider")].as_string() == provider,
+                Node.status != "in_progress",
+                Node.id != node_id,
+                or_(waited < since, and_(waited == since, Node.id < node_id)),
+            )
+        ).scalar_one()
         metadata[WAITING_KEY] = wait.as_json()
         metadata["stage"] = waiting_stage(provider, ahead=ahead)
         _write_metadata(session, node_id, metadata)
