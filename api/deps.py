@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
@@ -13,9 +14,11 @@ from sqlalchemy.orm import Session
 
 from api.errors import ApiError, _describe
 from vidpipe_dagster.db.models import ApiToken
-from vidpipe_dagster.domain.tokens import authenticate
+from vidpipe_dagster.domain.tokens import authenticate, note_use
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+log = logging.getLogger(__name__)
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -39,9 +42,21 @@ def require_admin(request: Request, session: SessionDep) -> ApiToken:
     record = authenticate(session, token.strip())
     if record is None:
         raise ApiError(401, "Invalid or revoked token")
+    _note_use(session, record)
     if not record.admin:
         raise ApiError(403, "Admin access required")
     return record
+
+
+def _note_use(session: Session, record: ApiToken) -> None:
+    """Keep ``last_used_at`` (for ``vidpipe tokens list``); never fail a request over it."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        note_use(session, record)
+    except SQLAlchemyError:
+        session.rollback()
+        log.debug("could not record the use of token %r", record.name, exc_info=True)
 
 
 AdminToken = Annotated[ApiToken, Depends(require_admin)]

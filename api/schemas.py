@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from vidpipe_dagster.db.models import Node, Pipeline
 
@@ -16,6 +16,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+def _version_text(value: Any) -> Any:
+    """A numeric ``version`` (``1``, ``2.5``) is stored as its text, as Rails did."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return value
+
+
 class PipelineCreate(_Strict):
     """Body of ``POST /pipelines`` (inside ``{"pipeline": ...}``)."""
 
@@ -23,6 +30,8 @@ class PipelineCreate(_Strict):
     version: StrictStr | None = None
     config: JsonObject | None = None
     metadata: JsonObject | None = None
+
+    _version = field_validator("version", mode="before")(_version_text)
 
 
 class PipelineUpdate(_Strict):
@@ -32,6 +41,8 @@ class PipelineUpdate(_Strict):
     version: StrictStr | None = None
     config: JsonObject | None = None
     metadata: JsonObject | None = None
+
+    _version = field_validator("version", mode="before")(_version_text)
 
 
 class NodeCreate(_Strict):

@@ -1,12 +1,54 @@
-"""The ``vidpipe`` command line."""
+"""The ``vidpipe`` command line.
+
+A configuration problem ends any command with one or two lines that name the setting and the
+fix, and exit code 2 (``vidpipe --debug ...`` shows the traceback instead).
+"""
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
+CONFIG_ERROR_EXIT = 2
 
-@click.group()
-def main() -> None:
+
+class _Cli(click.Group):
+    """The top-level group: turns configuration problems into a short message."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except Exception as error:
+            if ctx.params.get("debug"):
+                raise
+            message = _explain(error)
+            if message is None:
+                raise
+            click.echo(f"Error: {message}", err=True)
+            ctx.exit(CONFIG_ERROR_EXIT)
+
+
+def _explain(error: BaseException) -> str | None:
+    from vidpipe_dagster.config_errors import explain
+    from vidpipe_dagster.settings import Settings
+
+    try:
+        settings: Settings | None = Settings()
+    except Exception as invalid:  # noqa: BLE001 - the settings themselves are the problem
+        return explain(invalid, None)
+    for cause in (error, error.__cause__, error.__context__):
+        if cause is not None and (message := explain(cause, settings)):
+            return message
+    return None
+
+
+@click.group(cls=_Cli)
+@click.version_option(package_name="vidpipe", prog_name="vidpipe")
+@click.option("--debug", is_flag=True, help="Show tracebacks instead of short error messages.")
+def main(debug: bool) -> None:
     """vidpipe: AI video-production pipelines on Dagster."""
 
 
@@ -51,6 +93,52 @@ def tokens_create(name: str, admin: bool) -> None:
     kind = "admin token" if admin else "token (not admin: every API route will answer 403)"
     click.echo(f"Created {kind} '{name}'. Store it now; it is not shown again:")
     click.echo(token)
+
+
+@tokens.command("list")
+def tokens_list() -> None:
+    """List the tokens: name, admin, created, last used, revoked (times in UTC)."""
+    from vidpipe_dagster.db.session import session_scope
+    from vidpipe_dagster.domain.tokens import list_tokens
+
+    with session_scope() as session:
+        rows = [
+            (
+                token.name,
+                "yes" if token.admin else "no",
+                _when(token.created_at),
+                _when(token.last_used_at) if token.last_used_at else "never",
+                _when(token.revoked_at) if token.revoked_at else "-",
+            )
+            for token in list_tokens(session)
+        ]
+    if not rows:
+        click.echo("No tokens yet: vidpipe tokens create NAME --admin")
+        return
+    header = ("NAME", "ADMIN", "CREATED", "LAST USED", "REVOKED")
+    widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
+    for row in (header, *rows):
+        click.echo(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+
+
+@tokens.command("revoke")
+@click.argument("name")
+def tokens_revoke(name: str) -> None:
+    """Revoke every live token named NAME; the API refuses it from then on."""
+    from vidpipe_dagster.db.session import session_scope
+    from vidpipe_dagster.domain.tokens import revoke_tokens
+
+    with session_scope() as session:
+        revoked = revoke_tokens(session, name=name)
+    if not revoked:
+        raise click.ClickException(f"No live token named {name!r} (see vidpipe tokens list)")
+    click.echo(f"Revoked {revoked} token{'s' if revoked > 1 else ''} named '{name}'.")
+
+
+def _when(moment: Any) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
 @main.command("api")

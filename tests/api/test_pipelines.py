@@ -77,6 +77,25 @@ def test_create_ignores_unknown_keys_and_null_optionals(client, admin_headers):
     assert (pipeline["version"], pipeline["config"]) == ("1.0", {})
 
 
+def test_a_numeric_version_is_stored_as_text(client, admin_headers):
+    created = client.post(
+        BASE, json={"pipeline": {"title": "T", "version": 1}}, headers=admin_headers
+    )
+    assert created.status_code == 201, created.text
+    pipeline = created.json()["pipeline"]
+    assert pipeline["version"] == "1"
+
+    patched = client.patch(
+        f"{BASE}/{pipeline['uuid']}", json={"pipeline": {"version": 2.5}}, headers=admin_headers
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["pipeline"]["version"] == "2.5"
+    flag = client.post(
+        BASE, json={"pipeline": {"title": "T", "version": True}}, headers=admin_headers
+    )
+    assert flag.status_code == 422
+
+
 def test_create_rejects_blank_fields(client, admin_headers, sessions, changes):
     cases = [
         ({}, "title: Field required"),

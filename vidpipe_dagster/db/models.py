@@ -149,6 +149,7 @@ class ApiToken(Base):
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class InstanceValue(Base):

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster.db.models import ApiToken
+from vidpipe_dagster.db.models import ApiToken, utcnow
 
 TOKEN_PREFIX = "vp_"
+USE_RESOLUTION = timedelta(minutes=1)
+"""``last_used_at`` is written at most this often per token, so reads stay reads."""
 
 
 def hash_token(token: str) -> str:
@@ -37,3 +40,31 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
             ApiToken.token_sha256 == hash_token(token), ApiToken.revoked_at.is_(None)
         )
     ).one_or_none()
+
+
+def list_tokens(session: Session) -> list[ApiToken]:
+    """Every token, live and revoked, oldest first."""
+    return list(session.scalars(select(ApiToken).order_by(ApiToken.created_at, ApiToken.id)))
+
+
+def revoke_tokens(session: Session, *, name: str) -> int:
+    """Revoke the live tokens named ``name``; how many were revoked."""
+    result = session.execute(
+        update(ApiToken)
+        .where(ApiToken.name == name.strip(), ApiToken.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return result.rowcount or 0
+
+
+def note_use(session: Session, record: ApiToken) -> None:
+    """Record that ``record`` was just used, unless that was recorded within a minute."""
+    now = utcnow()
+    last = record.last_used_at
+    if last is not None and last.tzinfo is None:
+        last = last.replace(tzinfo=now.tzinfo)
+    if last is not None and now - last < USE_RESOLUTION:
+        return
+    session.execute(update(ApiToken).where(ApiToken.id == record.id).values(last_used_at=now))
+    session.commit()
+    record.last_used_at = now

