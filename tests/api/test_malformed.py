@@ -266,3 +266,43 @@ def test_routes_and_methods_that_do_not_exist(client, admin_headers):
     _assert_error(client.get("/nope", headers=admin_headers), 404, "not_found", "Route not found")
     _assert_error(client.get(f"{BASE}/a/b/c/d", headers=admin_headers), 404, "not_found")
     _assert_error(client.put(BASE, json={}, headers=admin_headers), 405, "method_not_allowed")
+
+
+def test_a_client_that_hangs_up_mid_body_leaves_no_traceback(
+    sessions, admin_headers, caplog
+) -> None:
+    import logging
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from api.main import create_app
+    from tests.fixtures.webserver import free_port
+    from vidpipe_dagster.settings import Settings
+
+    app = create_app(settings=Settings(), sessions=sessions, notify_change=lambda uuid: None)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="info", lifespan="off"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.05)
+    caplog.set_level(logging.INFO)
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as sock:
+            sock.sendall(
+                b"POST /v1/admin/video_production/pipelines HTTP/1.1\r\nHost: x\r\n"
+                + f"Authorization: {admin_headers['Authorization']}\r\n".encode()
+                + b"Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n"
+                + b'{"pipeline": {"ti'
+            )
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR], caplog.text
+    assert "Traceback" not in caplog.text
