@@ -8,10 +8,11 @@ from functools import cache
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import install_error_handlers
-from api.routes import execution, health, nodes, pipelines, webhooks
+from api.routes import execution, health, media, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.settings import Settings, get_settings
 
@@ -45,9 +46,38 @@ def create_app(
     app.state.launcher = launcher or cache(lambda: _default_launcher(settings))
     app.state.storage = storage or cache(lambda: _default_storage(settings))
     install_error_handlers(app)
-    for module in (health, pipelines, nodes, execution, webhooks):
+    install_cors(app, settings)
+    for module in (health, pipelines, nodes, execution, media, webhooks):
         app.include_router(module.router)
     return app
+
+
+LOCALHOST_ORIGINS = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
+CORS_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Range"]
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """Let the browser origins of ``VIDPIPE_CORS_ORIGINS`` (and, under ``vidpipe dev``, any
+    localhost port) call every route.
+
+    The middleware answers preflights itself, before routing and authentication, and adds
+    the headers to every response it wraps, errors included, since the exception handlers
+    answer inside it. An origin not listed gets no CORS headers, so the browser blocks it.
+    """
+    origins = settings.cors_origin_list
+    regex = LOCALHOST_ORIGINS if settings.cors_allow_localhost else None
+    if not origins and regex is None:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=origins,
+        allow_origin_regex=regex,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_HEADERS,
+        expose_headers=["Location", "Content-Range", "Accept-Ranges", "Content-Length"],
+        max_age=600,
+    )
 
 
 def _never_raises(callback: Callable[[str], None]) -> Callable[[str], None]:

@@ -8,6 +8,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
 
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain.keys import camel_keys
+from vidpipe_dagster.domain.validation import Validity
 
 JsonObject = dict[str, Any]
 
@@ -80,8 +82,12 @@ def iso(value: datetime | None) -> str | None:
     return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def node_public(node: Node) -> JsonObject:
-    """A node as the editor reads it."""
+def node_public(node: Node, *, validity: Validity, camel_output: bool = False) -> JsonObject:
+    """A node as the editor reads it, with ``is_valid`` and ``validation_errors``.
+
+    ``camel_output`` returns ``output``'s keys camelCase (``s3Key``), as the editor
+    generation does; execution ``metadata`` is returned as stored (snake_case).
+    """
     return {
         "uuid": node.uuid,
         "pipeline_uuid": node.pipeline_uuid,
@@ -92,14 +98,16 @@ def node_public(node: Node) -> JsonObject:
         "config": node.config if node.config is not None else {},
         "asset": node.asset,
         "metadata": node.metadata_,
-        "output": node.output,
+        "output": camel_keys(node.output) if camel_output else node.output,
+        "is_valid": validity.is_valid,
+        "validation_errors": validity.errors,
         "created_at": iso(node.created_at),
         "updated_at": iso(node.updated_at),
     }
 
 
-def pipeline_public(pipeline: Pipeline, *, nodes: list[Node] | None = None) -> JsonObject:
-    """A pipeline as the editor reads it, with its nodes when given."""
+def pipeline_public(pipeline: Pipeline, *, nodes: list[JsonObject] | None = None) -> JsonObject:
+    """A pipeline as the editor reads it, with its nodes' JSON when given."""
     body = {
         "uuid": pipeline.uuid,
         "title": pipeline.title,
@@ -110,5 +118,5 @@ def pipeline_public(pipeline: Pipeline, *, nodes: list[Node] | None = None) -> J
         "updated_at": iso(pipeline.updated_at),
     }
     if nodes is not None:
-        body["nodes"] = [node_public(node) for node in nodes]
+        body["nodes"] = nodes
     return body

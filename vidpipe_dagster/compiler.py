@@ -29,6 +29,7 @@ from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
 from vidpipe_dagster.domain.node_types import (
     DEFAULT_PROVIDERS,
+    canonical_type,
     effective_provider,
     is_known_type,
     referenced_uuids,
@@ -95,7 +96,9 @@ def node_provider(node: Mapping[str, Any]) -> str:
     """The provider named by the node's ``config.provider``, else its type's default."""
     config = node.get("config") or {}
     provider = config.get("provider") if isinstance(config, dict) else None
-    return provider if provider is not None else DEFAULT_PROVIDERS.get(node.get("type"), "")
+    if provider is not None:
+        return provider
+    return DEFAULT_PROVIDERS.get(canonical_type(node.get("type")), "")
 
 
 def node_code_version(node: Mapping[str, Any]) -> str:

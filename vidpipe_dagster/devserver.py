@@ -71,6 +71,8 @@ def run_dev(
         "VIDPIPE_HOME": str(settings.resolved_home),
         "VIDPIPE_DAGSTER_URL": dagster_url,
     }
+    # The admin editor runs on another localhost port and calls the API from the browser.
+    env.setdefault("VIDPIPE_CORS_ALLOW_LOCALHOST", "true")
     for name in ("DAGSTER_GRPC_MAX_RX_BYTES", "DAGSTER_GRPC_MAX_SEND_BYTES"):
         # A location of about 1,000 pipelines snapshots past gRPC's 100 MB default.
         env.setdefault(name, str(GRPC_MESSAGE_BYTES))

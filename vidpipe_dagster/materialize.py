@@ -35,7 +35,8 @@ from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, NodeS
 from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
-from vidpipe_dagster.domain.node_types import referenced_uuids
+from vidpipe_dagster.domain.keys import stored_output
+from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
 from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
 from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS
 
@@ -106,7 +107,7 @@ def _run_executor(
     process_uuid: str,
     log: Any,
 ) -> Any:
-    executor = EXECUTORS.get(node["type"])
+    executor = EXECUTORS.get(canonical_type(node["type"]))
     if executor is None:
         raise UnknownNodeTypeError(f"No executor for node type {node['type']!r}")
     spec = NodeSpec(
@@ -124,7 +125,7 @@ def _run_executor(
             title=row.title,
             type=row.type,
             status=row.status,
-            output=row.output,
+            output=stored_output(row.output),
             asset=row.asset,
         )
         for uuid, row in upstream.items()
@@ -291,7 +292,8 @@ def check_node_output(
 ) -> dg.AssetCheckResult:
     """The ``stored_output`` check of a node, judged on the output its row records now."""
     row = _upstream_rows(resource, [node_uuid]).get(node_uuid)
-    return check_stored_output(resource.storage(), row.output if row else None).result(key)
+    output = stored_output(row.output) if row else None
+    return check_stored_output(resource.storage(), output).result(key)
 
 
 def execute_pipeline_selection(

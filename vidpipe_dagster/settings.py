@@ -59,6 +59,27 @@ class Settings(BaseSettings):
 
     max_body_bytes: int = 1_000_000
 
+    api_contract: Literal["seed", "editor"] = Field(
+        default="seed",
+        description="'seed': the documented Rails contract; 'editor': the later generation "
+        "the admin editor speaks (drafts, single slots as UUID strings, camelCase output).",
+    )
+    cors_origins: str = Field(
+        default="",
+        description="Comma-separated browser origins allowed to call the API, e.g. "
+        "http://localhost:3062; none by default.",
+    )
+    cors_allow_localhost: bool = Field(
+        default=False,
+        description="Also allow http://localhost and http://127.0.0.1 on any port "
+        "(vidpipe dev turns this on).",
+    )
+    media_signing_key: SecretStr | None = Field(
+        default=None,
+        description="HMAC key of the signed media URLs served with local storage; a key "
+        "file under VIDPIPE_HOME is made when unset.",
+    )
+
     heygen_api_key: SecretStr | None = None
     elevenlabs_api_key: SecretStr | None = None
     gemini_api_key: SecretStr | None = None
@@ -131,6 +152,11 @@ class Settings(BaseSettings):
         if self.database_url:
             return normalize_database_url(self.database_url)
         return f"sqlite:///{self.resolved_home / 'vidpipe.db'}"
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """``VIDPIPE_CORS_ORIGINS`` split on commas, without blanks or trailing slashes."""
+        return [o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def resolved_storage_url(self) -> str:

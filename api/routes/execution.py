@@ -4,7 +4,9 @@
 launch a Dagster run of the selected nodes' assets (202 with the run id); a selected node
 already on its way (in progress, waiting for a provider slot, or in a queued or started
 Dagster run) is a 409 naming the run, never a second run;
-``GET .../nodes/{uuid}/output`` redirects to the stored media.
+``GET .../nodes/{uuid}/output`` redirects to the stored media. The editor generation of
+the contract answers an execute with 200 ``{node}`` and refuses one that is not ready in a
+flat ``{"error": ...}`` (``api.contract``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
+from api.contract import ContractDep
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
 from api.errors import ApiError
-from api.schemas import ExecuteRequest, node_public
+from api.routes.media import signed_media_url
+from api.schemas import ExecuteRequest
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.costs import budget_summary, check_budget, estimate_nodes
-from vidpipe_dagster.domain.errors import ConflictError
+from vidpipe_dagster.domain.errors import ConflictError, ValidationError
+from vidpipe_dagster.domain.keys import stored_output
 from vidpipe_dagster.domain.nodes import get_node, list_nodes
 from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
@@ -70,15 +75,32 @@ def _refuse_second_run(launcher, *, pipeline: Pipeline, nodes: list[Node]) -> No
 
 @router.post("/nodes/{node_uuid}/execute", status_code=202)
 def execute_node(
-    request: Request, pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
+    request: Request,
+    pipeline_uuid: str,
+    node_uuid: str,
+    _admin: AdminToken,
+    session: SessionDep,
+    contract: ContractDep,
 ) -> JSONResponse:
-    """Run one node (its inputs must be completed)."""
+    """Run one node (it must be valid and its inputs completed)."""
     pipeline = get_pipeline(session, pipeline_uuid)
     node = get_node(session, pipeline, node_uuid)
     pipeline_nodes = list_nodes(session, pipeline)
-    select_nodes(session, pipeline, node_uuids=[node.uuid], pipeline_nodes=pipeline_nodes)
-    run_id = _launch(request, pipeline, [node], pipeline_nodes)
-    return JSONResponse({"node": node_public(node), "run_id": run_id}, status_code=202)
+    try:
+        select_nodes(
+            session,
+            pipeline,
+            node_uuids=[node.uuid],
+            pipeline_nodes=pipeline_nodes,
+            contract=contract.name,
+        )
+        run_id = _launch(request, pipeline, [node], pipeline_nodes)
+    except ValidationError as error:
+        refused = contract.refused(error)
+        if refused is None:
+            raise
+        return refused
+    return contract.executed(contract.nodes(pipeline_nodes)[pipeline_nodes.index(node)], run_id)
 
 
 @router.post("/execute", status_code=202, openapi_extra=body_doc("execute", ExecuteRequest))
@@ -88,6 +110,7 @@ def execute_pipeline(
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("execute", ExecuteRequest, required=False))],
     session: SessionDep,
+    contract: ContractDep,
 ) -> JSONResponse:
     """Run a selection of the pipeline's nodes: ``node_uuids``, or ``only`` (default stale)."""
     pipeline = get_pipeline(session, pipeline_uuid)
@@ -98,11 +121,14 @@ def execute_pipeline(
         only=body.sent.get("only"),
         node_uuids=body.sent.get("node_uuids"),
         pipeline_nodes=pipeline_nodes,
+        contract=contract.name,
     )
     run_id = _launch(request, pipeline, nodes, pipeline_nodes)
-    return JSONResponse(
-        {"nodes": [node_public(node) for node in nodes], "run_id": run_id}, status_code=202
-    )
+    selected = {node.uuid for node in nodes}
+    listed = [body for body in contract.nodes(pipeline_nodes) if body["uuid"] in selected]
+    order = {node.uuid: i for i, node in enumerate(nodes)}
+    listed.sort(key=lambda body: order[body["uuid"]])
+    return JSONResponse({"nodes": listed, "run_id": run_id}, status_code=202)
 
 
 @router.get("/estimate")
@@ -127,15 +153,27 @@ def estimate_pipeline(
 
 @router.get("/nodes/{node_uuid}/output", status_code=302)
 def node_output(
-    request: Request, pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
+    request: Request,
+    pipeline_uuid: str,
+    node_uuid: str,
+    _admin: AdminToken,
+    session: SessionDep,
+    contract: ContractDep,
 ) -> RedirectResponse:
-    """302 to a short-lived URL of the node's media; 404 when it has none."""
+    """302 to a short-lived http(s) URL of the node's media: S3's presigned URL, or with
+    local storage this API's own signed ``/v1/media`` URL. Without output: 404 (seed), or
+    422 ``{"error": ...}`` (editor)."""
     pipeline = get_pipeline(session, pipeline_uuid)
     node = get_node(session, pipeline, node_uuid)
-    key = (node.output or {}).get("s3_key")
+    key = (stored_output(node.output) or {}).get("s3_key")
     if not key:
+        if contract.editor:
+            return JSONResponse({"error": "Node has no output available"}, status_code=422)
         raise ApiError(404, "Node has no output yet")
     storage = request.app.state.storage()
     if not storage.exists(key):
         raise ApiError(404, "Node output is missing from storage")
-    return RedirectResponse(storage.browser_url(key), status_code=302)
+    url = storage.browser_url(key)
+    if not url.startswith(("http://", "https://")):
+        url = signed_media_url(request, key)
+    return RedirectResponse(url, status_code=302)

@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
+from api.contract import ContractDep
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
-from api.schemas import NodeCreate, NodeUpdate, node_public
+from api.schemas import NodeCreate, NodeUpdate
 from vidpipe_dagster.domain import nodes as commands
 from vidpipe_dagster.domain.pipelines import get_pipeline
 
@@ -18,10 +19,12 @@ router = APIRouter(
 
 
 @router.get("")
-def list_nodes(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> JSONResponse:
+def list_nodes(
+    pipeline_uuid: str, _admin: AdminToken, session: SessionDep, contract: ContractDep
+) -> JSONResponse:
     """The pipeline's nodes in creation order."""
     pipeline = get_pipeline(session, pipeline_uuid)
-    return JSONResponse({"nodes": [node_public(n) for n in commands.list_nodes(session, pipeline)]})
+    return JSONResponse({"nodes": contract.nodes(commands.list_nodes(session, pipeline))})
 
 
 @router.post("", status_code=201, openapi_extra=body_doc("node", NodeCreate))
@@ -31,22 +34,28 @@ def create_node(
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("node", NodeCreate))],
     session: SessionDep,
+    contract: ContractDep,
 ) -> JSONResponse:
-    """Create a node; its inputs are validated."""
+    """Create a node: the seed contract refuses invalid inputs, the editor's stores a draft."""
     pipeline = get_pipeline(session, pipeline_uuid, lock=True)
-    node = commands.create_node(session, pipeline, **body.sent)
+    node = commands.create_node(session, pipeline, contract=contract.name, **body.sent)
     session.commit()
     request.app.state.notify_change(pipeline.uuid)
-    return JSONResponse({"node": node_public(node)}, status_code=201)
+    return JSONResponse({"node": contract.node(session, node)}, status_code=201)
 
 
 @router.get("/{node_uuid}")
 def show_node(
-    pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
+    pipeline_uuid: str,
+    node_uuid: str,
+    _admin: AdminToken,
+    session: SessionDep,
+    contract: ContractDep,
 ) -> JSONResponse:
     """One node."""
     pipeline = get_pipeline(session, pipeline_uuid)
-    return JSONResponse({"node": node_public(commands.get_node(session, pipeline, node_uuid))})
+    node = commands.get_node(session, pipeline, node_uuid)
+    return JSONResponse({"node": contract.node(session, node)})
 
 
 @router.patch("/{node_uuid}", openapi_extra=body_doc("node", NodeUpdate))
@@ -57,14 +66,15 @@ def update_node(
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("node", NodeUpdate))],
     session: SessionDep,
+    contract: ContractDep,
 ) -> JSONResponse:
     """Update a node; a structure change resets it to pending."""
     pipeline = get_pipeline(session, pipeline_uuid, lock=True)
     node = commands.get_node(session, pipeline, node_uuid, lock=True)
-    commands.update_node(session, node, **body.sent)
+    commands.update_node(session, node, contract=contract.name, **body.sent)
     session.commit()
     request.app.state.notify_change(pipeline.uuid)
-    return JSONResponse({"node": node_public(node)})
+    return JSONResponse({"node": contract.node(session, node)})
 
 
 @router.delete("/{node_uuid}", status_code=204)

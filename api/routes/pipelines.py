@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
+from api.contract import ContractDep
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
 from api.errors import ApiError
 from api.schemas import PipelineCreate, PipelineUpdate, pipeline_public
@@ -81,12 +82,13 @@ def create_pipeline(
 
 
 @router.get("/{pipeline_uuid}")
-def show_pipeline(pipeline_uuid: str, _admin: AdminToken, session: SessionDep) -> JSONResponse:
+def show_pipeline(
+    pipeline_uuid: str, _admin: AdminToken, session: SessionDep, contract: ContractDep
+) -> JSONResponse:
     """A pipeline with its nodes in creation order."""
     pipeline = commands.get_pipeline(session, pipeline_uuid)
-    return JSONResponse(
-        {"pipeline": pipeline_public(pipeline, nodes=list_nodes(session, pipeline))}
-    )
+    nodes = contract.nodes(list_nodes(session, pipeline))
+    return JSONResponse({"pipeline": pipeline_public(pipeline, nodes=nodes)})
 
 
 @router.patch("/{pipeline_uuid}", openapi_extra=body_doc("pipeline", PipelineUpdate))

@@ -29,6 +29,8 @@ NODE_KEYS = {
     "asset",
     "metadata",
     "output",
+    "is_valid",
+    "validation_errors",
     "created_at",
     "updated_at",
 }

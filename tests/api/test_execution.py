@@ -26,7 +26,9 @@ def storage(tmp_path):
 
 @pytest.fixture
 def offline_client(sessions, storage):
-    settings = Settings(dagster_url=f"http://127.0.0.1:{_closed_port()}")
+    settings = Settings(
+        dagster_url=f"http://127.0.0.1:{_closed_port()}", media_signing_key="test-media-key"
+    )
     app = create_app(settings=settings, sessions=sessions, storage=lambda: storage)
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client
@@ -106,5 +108,8 @@ def test_output_redirects_to_the_stored_media(offline_client, admin_headers, api
     storage.put_bytes(key, b"hello", content_type="text/plain")
     response = offline_client.get(url, headers=admin_headers, follow_redirects=False)
     assert response.status_code == 302
-    assert response.headers["location"] == storage.browser_url(key)
-    assert response.headers["location"].startswith("file://")
+    location = response.headers["location"]
+    assert location.startswith("http://testserver/v1/media/" + key + "?expires=")
+    media = offline_client.get(location)
+    assert (media.status_code, media.content) == (200, b"hello")
+    assert media.headers["content-type"].startswith("text/plain")

@@ -39,6 +39,8 @@ RULES = {
     ],
     "required": [
         ("mix-audio", {"video": ["A"]}, "Input 'audio' is required for mix-audio nodes"),
+        ("mix-audio", {"video": [], "audio": ["B"]}, "Input 'video' is required for mix-audio nodes"),
+        ("merge-videos", {"segments": []}, "Input 'segments' is required for merge-videos nodes"),
         (
             "mix-audio",
             {"video": None, "audio": ["B"]},
@@ -64,7 +66,6 @@ RULES = {
             {"segments": ["A"]},
             "Input 'segments' requires at least 2 item(s), got 1",
         ),
-        ("merge-videos", {"segments": []}, "Input 'segments' requires at least 2 item(s), got 0"),
     ],
     "non-existent": [
         (
@@ -125,7 +126,6 @@ RULES = {
     ],
 }
 VALID = [
-    ("mix-audio", {"video": [], "audio": ["B"]}),
     ("merge-videos", {"segments": ["A", "A"]}),
     ("merge-videos", {"segments": ["A", "B", "A", "B"]}),
     ("talking-head", {"script": []}),

@@ -77,7 +77,7 @@ def test_the_eight_node_types_and_their_slots_match_the_seed():
             {"segments": [A]},
             ["Input 'segments' requires at least 2 item(s), got 1"],
         ),
-        ("merge-videos", {"segments": []}, ["Input 'segments' requires at least 2 item(s), got 0"]),
+        ("merge-videos", {"segments": []}, ["Input 'segments' is required for merge-videos nodes"]),
         ("merge-videos", {"segments": [A, B]}, []),
         (
             "mix-audio",

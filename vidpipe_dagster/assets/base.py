@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lambdas.ffmpeg import FFmpegError, MediaInfo, probe
-from vidpipe_dagster.domain.node_types import AI_PROVIDERS, effective_provider
+from vidpipe_dagster.domain.node_types import AI_PROVIDERS, canonical_type, effective_provider
 from vidpipe_dagster.resources.lambda_invoker import LambdaInvocationError, LambdaInvoker
 from vidpipe_dagster.resources.providers.base import MissingApiKeyError, ProviderError
 from vidpipe_dagster.resources.providers.local import Rendered
@@ -255,7 +255,7 @@ def select_provider(node: NodeSpec, settings: Settings) -> str:
     """
     force_local = (settings.providers or "").strip().lower() == LOCAL_PROVIDER
     provider = effective_provider(node.type, node.config, force_local=force_local)
-    allowed = AI_PROVIDERS.get(node.type, frozenset({LOCAL_PROVIDER}))
+    allowed = AI_PROVIDERS.get(canonical_type(node.type), frozenset({LOCAL_PROVIDER}))
     if provider not in allowed:
         raise ExecutorError(
             f"Node {node.describe()} ({node.type}) asks for provider '{provider}', which is "

@@ -9,10 +9,17 @@ from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.errors import NotFoundError, ValidationError
-from vidpipe_dagster.domain.node_types import is_known_type
 from vidpipe_dagster.domain.pipelines import parse_uuid
 from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
-from vidpipe_dagster.domain.validation import check_acyclic, validate_inputs
+from vidpipe_dagster.domain.validation import (
+    EDITOR,
+    SEED,
+    Validity,
+    check_acyclic,
+    known_types,
+    validate_inputs,
+    validity,
+)
 
 STRUCTURE_FIELDS = ("inputs", "config", "asset")
 
@@ -50,8 +57,15 @@ def _check_shapes(fields: dict[str, Any]) -> None:
         raise ValidationError("Asset must be an object or null")
 
 
-def create_node(session: Session, pipeline: Pipeline, **fields: Any) -> Node:
-    """Create a node; inputs are validated when present and non-empty (as the seed does)."""
+def create_node(
+    session: Session, pipeline: Pipeline, *, contract: str = SEED, **fields: Any
+) -> Node:
+    """Create a node.
+
+    The seed ``contract`` validates inputs when present and non-empty (as the seed does) and
+    refuses invalid ones; the editor contract stores a draft: any inputs and config of a
+    known type, its problems reported by :func:`node_validity`.
+    """
     node_type = fields.get("type")
     if not isinstance(node_type, str) or not node_type:
         raise ValidationError("Type can't be blank")
@@ -60,9 +74,12 @@ def create_node(session: Session, pipeline: Pipeline, **fields: Any) -> Node:
     inputs = fields.get("inputs")
     config = fields.get("config")
     _check_shapes({k: v for k, v in fields.items() if v is not None})
-    if inputs:
+    if contract == EDITOR:
+        if node_type not in known_types(EDITOR, strict=False):
+            raise ValidationError(f"Unknown node type: {node_type}")
+    elif inputs:
         validate_inputs(session, node_type=node_type, inputs=inputs, pipeline_id=pipeline.id)
-    elif not is_known_type(node_type):
+    elif node_type not in known_types(SEED, strict=True):
         raise ValidationError(f"Unknown node type: {node_type}")
     node = Node(
         pipeline_id=pipeline.id,
@@ -78,8 +95,11 @@ def create_node(session: Session, pipeline: Pipeline, **fields: Any) -> Node:
     return node
 
 
-def update_node(session: Session, node: Node, **fields: Any) -> Node:
+def update_node(session: Session, node: Node, *, contract: str = SEED, **fields: Any) -> Node:
     """Update ``title`` and structure fields of ``node`` (``type`` can't change).
+
+    The seed ``contract`` refuses invalid inputs whenever they are sent; the editor contract
+    stores them (a draft). Both refuse inputs that would make a cycle.
 
     Structure fields are replaced, not merged. When one actually changes, the node goes
     back to ``pending`` and any running execution is superseded: its ``process_uuid`` is
@@ -92,9 +112,10 @@ def update_node(session: Session, node: Node, **fields: Any) -> Node:
             raise ValidationError(f"{name.capitalize()} can't be null")
     _check_shapes(fields)
     if "inputs" in fields:
-        validate_inputs(
-            session, node_type=node.type, inputs=fields["inputs"], pipeline_id=node.pipeline_id
-        )
+        if contract != EDITOR:
+            validate_inputs(
+                session, node_type=node.type, inputs=fields["inputs"], pipeline_id=node.pipeline_id
+            )
         check_acyclic(
             session, pipeline_id=node.pipeline_id, node_uuid=node.uuid, inputs=fields["inputs"]
         )
@@ -119,6 +140,16 @@ def update_node(session: Session, node: Node, **fields: Any) -> Node:
     if changed:
         refresh_pipeline_metadata(session, node.pipeline_id)
     return node
+
+
+def pipeline_node_uuids(session: Session, pipeline_id: Any) -> set[str]:
+    """The UUIDs of a pipeline's nodes, in one query."""
+    return {str(i) for i in session.scalars(select(Node.id).where(Node.pipeline_id == pipeline_id))}
+
+
+def node_validity(node: Node, *, known_uuids: set[str], contract: str) -> Validity:
+    """``is_valid`` / ``validation_errors`` of a stored node under ``contract``."""
+    return validity(node.type, node.inputs, node.config, known_uuids=known_uuids, contract=contract)
 
 
 def _without(value: Any, uuid: str) -> tuple[Any, bool]:

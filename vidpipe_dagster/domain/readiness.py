@@ -10,20 +10,38 @@ from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.node_types import referenced_uuids
-from vidpipe_dagster.domain.validation import input_errors
+from vidpipe_dagster.domain.validation import SEED, Validity, describe_errors, validity
 
 
 @dataclass(frozen=True)
 class Readiness:
-    """Whether a node can run, with every reason it can't."""
+    """Whether a node can run, with every reason it can't.
+
+    ``reasons`` are worded as the seed generation words them; :meth:`editor_reasons` as the
+    later Rails generation does.
+    """
 
     node_uuid: str
     reasons: list[str] = field(default_factory=list)
+    bad_status: bool = False
+    validity: Validity | None = None
+    waiting: bool = False
 
     @property
     def ready(self) -> bool:
         """True when nothing stands in the way."""
         return not self.reasons
+
+    def editor_reasons(self) -> list[str]:
+        """The reasons in the later Rails words (``Node must be in 'pending' ...``)."""
+        reasons = []
+        if self.bad_status:
+            reasons.append("Node must be in 'pending' or 'failed' status")
+        if self.validity is not None and not self.validity.is_valid:
+            reasons.append(f"Node has validation errors: {describe_errors(self.validity.errors)}")
+        if self.waiting:
+            reasons.append("Input nodes are not all completed")
+        return reasons
 
 
 def check_readiness(
@@ -33,6 +51,7 @@ def check_readiness(
     also_running: set[str] | None = None,
     rerun_completed: bool = False,
     pipeline_nodes: Sequence[Node] | None = None,
+    contract: str = SEED,
 ) -> list[Readiness]:
     """Readiness of each of ``nodes`` (all of one pipeline), in two queries at most.
 
@@ -41,6 +60,7 @@ def check_readiness(
     the same run, which Dagster orders before it). ``rerun_completed`` lets completed nodes
     run again (an explicit "run everything"); a node already in progress never is.
     ``pipeline_nodes`` (every node of the pipeline) saves the query when the caller has them.
+    Validity is judged by ``contract``'s rules (``validation.validity``).
     """
     if not nodes:
         return []
@@ -56,18 +76,30 @@ def check_readiness(
     for node in nodes:
         reasons: list[str] = []
         allowed = ("pending", "failed", "completed") if rerun_completed else ("pending", "failed")
-        if node.status not in allowed:
+        bad_status = node.status not in allowed
+        if bad_status:
             reasons.append(f"Node '{node.title}' is {node.status}")
-        reasons.extend(
-            input_errors(node.type, node.inputs, exists=lambda refs: set(refs) & set(by_uuid))
+        checked = validity(
+            node.type, node.inputs, node.config, known_uuids=by_uuid, contract=contract
         )
+        reasons.extend(checked.messages())
+        waiting = False
         for uuid in referenced_uuids(node.inputs):
             upstream = by_uuid.get(uuid)
             if upstream is None or uuid in also_running:
                 continue
             if upstream.status != "completed":
+                waiting = True
                 reasons.append(
                     f"Input node '{upstream.title}' ({uuid}) is {upstream.status}, not completed"
                 )
-        results.append(Readiness(node_uuid=node.uuid, reasons=reasons))
+        results.append(
+            Readiness(
+                node_uuid=node.uuid,
+                reasons=reasons,
+                bad_status=bad_status,
+                validity=checked,
+                waiting=waiting,
+            )
+        )
     return results

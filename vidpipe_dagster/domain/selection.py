@@ -9,6 +9,7 @@ from vidpipe_dagster.domain.errors import ConflictError, ValidationError
 from vidpipe_dagster.domain.graph import dependencies, downstream_of, topological_order
 from vidpipe_dagster.domain.nodes import list_nodes
 from vidpipe_dagster.domain.readiness import check_readiness
+from vidpipe_dagster.domain.validation import EDITOR, SEED
 from vidpipe_dagster.domain.waiting import already_running
 
 SELECTIONS = ("stale", "failed", "pending", "all")
@@ -21,6 +22,7 @@ def select_nodes(
     only: str | None = None,
     node_uuids: list[str] | None = None,
     pipeline_nodes: list[Node] | None = None,
+    contract: str = SEED,
 ) -> list[Node]:
     """The nodes to run, in dependency order, checked for readiness.
 
@@ -29,7 +31,9 @@ def select_nodes(
     one, ``all`` every node. Raises ``ValidationError`` listing every reason a selected node
     can't run, or when nothing is selected; ``ConflictError`` (409) when a selected node is
     already on its way (in progress, or waiting for a provider slot), naming its run.
-    ``pipeline_nodes`` are the pipeline's nodes when the caller already loaded them.
+    ``pipeline_nodes`` are the pipeline's nodes when the caller already loaded them. Under
+    the editor ``contract`` the reasons are worded as the later Rails words them:
+    ``Node is not ready to execute: <reasons>``.
     """
     nodes = pipeline_nodes if pipeline_nodes is not None else list_nodes(session, pipeline)
     by_uuid = {node.uuid: node for node in nodes}
@@ -69,7 +73,12 @@ def select_nodes(
         also_running=chosen,
         rerun_completed=rerun or (node_uuids is None and only == "stale"),
         pipeline_nodes=nodes,
+        contract=contract,
     )
+    if contract == EDITOR:
+        reasons = [reason for result in results for reason in result.editor_reasons()]
+        if reasons:
+            raise ValidationError(f"Node is not ready to execute: {', '.join(reasons)}")
     reasons = [reason for result in results for reason in result.reasons]
     if reasons:
         raise ValidationError(", ".join(reasons))

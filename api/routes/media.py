@@ -1,0 +1,90 @@
+"""``GET /v1/media/{key}``: stored media served by the API itself, under a signed URL.
+
+With local storage there is no presigned URL a browser can follow (a ``file://`` redirect
+is followed by neither a browser nor ``fetch``), so ``GET .../nodes/{n}/output`` redirects
+here instead: ``?expires=<unix seconds>&signature=<hex HMAC-SHA256 of "key\\nexpires">``,
+valid for ``VIDPIPE_PRESIGN_SECONDS``. No token is needed (a ``<video>`` element sends
+none): the signature is the authorisation, as with S3's presigned URLs. Range requests are
+answered with 206, so a video can seek.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from functools import cache
+from pathlib import Path
+from urllib.parse import quote
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+
+from api.errors import ApiError
+from vidpipe_dagster.resources.providers.base import reveal
+from vidpipe_dagster.resources.storage import StorageError, guess_content_type
+from vidpipe_dagster.settings import Settings
+
+router = APIRouter(prefix="/v1/media", tags=["media"])
+
+KEY_FILE = "media-signing.key"
+
+
+@cache
+def _key_file(home: Path) -> bytes:
+    """The signing key kept under ``VIDPIPE_HOME`` (made once, readable by its owner only)."""
+    path = home / KEY_FILE
+    if not path.exists():
+        home.mkdir(parents=True, exist_ok=True)
+        try:
+            with path.open("x", encoding="ascii") as out:
+                path.chmod(0o600)
+                out.write(secrets.token_hex(32))
+        except FileExistsError:
+            pass
+    return path.read_text(encoding="ascii").strip().encode()
+
+
+def signing_key(settings: Settings) -> bytes:
+    """``VIDPIPE_MEDIA_SIGNING_KEY``, else the key file under ``VIDPIPE_HOME``."""
+    configured = reveal(settings.media_signing_key)
+    if configured:
+        return configured.encode()
+    return _key_file(settings.resolved_home)
+
+
+def sign(settings: Settings, *, key: str, expires: int) -> str:
+    """The hex HMAC-SHA256 of ``key`` and ``expires``."""
+    message = f"{key}\n{expires}".encode()
+    return hmac.new(signing_key(settings), message, hashlib.sha256).hexdigest()
+
+
+def signed_media_url(request: Request, key: str, *, seconds: int | None = None) -> str:
+    """An absolute URL of this API serving ``key`` until ``seconds`` from now."""
+    settings: Settings = request.app.state.settings
+    expires = int(time.time()) + int(seconds or settings.presign_seconds)
+    base = str(request.base_url).rstrip("/")
+    sig = sign(settings, key=key, expires=expires)
+    return f"{base}{router.prefix}/{quote(key)}?expires={expires}&signature={sig}"
+
+
+@router.get("/{key:path}")
+def media(request: Request, key: str, expires: str = "", signature: str = "") -> FileResponse:
+    """The stored file at ``key`` when the URL's signature holds and has not expired."""
+    settings: Settings = request.app.state.settings
+    if not expires.isdigit() or not signature:
+        raise ApiError(403, "Media URL is not signed; get a fresh one from the node's /output")
+    if int(expires) < time.time():
+        raise ApiError(403, "Media URL has expired; get a fresh one from the node's /output")
+    if not hmac.compare_digest(sign(settings, key=key, expires=int(expires)), signature):
+        raise ApiError(403, "Media URL signature is invalid")
+    storage = request.app.state.storage()
+    path_for = getattr(storage, "path_for", None)
+    try:
+        path = path_for(key) if path_for else None
+    except StorageError as error:
+        raise ApiError(404, "Media not found") from error
+    if path is None or not path.is_file():
+        raise ApiError(404, "Media not found")
+    return FileResponse(path, media_type=guess_content_type(path.name))
