@@ -50,6 +50,8 @@ def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
     if mode not in MODES:
         raise BadEvent(f"mode must be 'replace' or 'overlay', got {mode!r}")
     volume = number(event, "volume", default=1.0, minimum=0.0, maximum=MAX_VOLUME)
+    fade_in = number(event, "fade_in", default=0.0, minimum=0.0, maximum=3600.0)
+    fade_out = number(event, "fade_out", default=0.0, minimum=0.0, maximum=3600.0)
 
     video_path = readable_path(video_uri, workdir / f"video{suffix_of(video_uri, '.mp4')}")
     audio_path = readable_path(audio_uri, workdir / f"audio{suffix_of(audio_uri, '.m4a')}")
@@ -60,7 +62,12 @@ def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
         raise MediaError(f"audio ({audio_uri}) has no audio stream")
     duration = video_info.duration or 0.0
 
-    new_track = f"[1:a:0]aresample=48000,volume={volume:g},apad"
+    fades = ""
+    if fade_in > 0:
+        fades += f",afade=t=in:st=0:d={fade_in:g}"
+    if fade_out > 0 and duration > 0:
+        fades += f",afade=t=out:st={max(0.0, duration - fade_out):g}:d={fade_out:g}"
+    new_track = f"[1:a:0]aresample=48000,volume={volume:g}{fades},apad"
     if mode == "overlay" and video_info.audio is not None:
         graph = (
             f"{new_track}[new];[0:a:0]aresample=48000[old];"

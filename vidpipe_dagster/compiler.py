@@ -34,6 +34,7 @@ from vidpipe_dagster.domain.node_types import (
     is_known_type,
     referenced_uuids,
 )
+from vidpipe_dagster.domain.validation import validity
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
 from vidpipe_dagster.resources.providers.registry import PAID_PROVIDERS
 from vidpipe_dagster.settings import get_settings
@@ -154,6 +155,17 @@ def pipeline_problems(pipeline: Mapping[str, Any]) -> list[str]:
     return problems
 
 
+def node_is_valid(node: Mapping[str, Any], *, known_uuids: set[str], contract: str) -> bool:
+    """Whether a snapshot node is valid under ``contract`` (drafts are not)."""
+    return validity(
+        node.get("type"),
+        node.get("inputs"),
+        node.get("config"),
+        known_uuids=known_uuids,
+        contract=contract,
+    ).is_valid
+
+
 def _node_spec(
     pipeline_uuid: str, node: Mapping[str, Any], *, automation: bool = True
 ) -> dg.AssetSpec:
@@ -194,10 +206,18 @@ def compile_pipeline(
     Dagster orders the steps by the nodes' dependencies, splitting a multi-asset into several
     steps where the graph goes back and forth. The pipeline must be free of
     ``pipeline_problems``. ``automation`` puts the eager automation condition on every node
-    (``VIDPIPE_AUTOMATION=off`` leaves it out).
+    (``VIDPIPE_AUTOMATION=off`` leaves it out) except on drafts, nodes that are not valid
+    under ``VIDPIPE_API_CONTRACT``, which automation never requests (and which refuse to run
+    when asked, ``materialize.refuse_invalid``).
     """
     order = topological_order(node_dependencies(pipeline))
     nodes_by_uuid = {node["uuid"]: node for node in pipeline["nodes"]}
+    contract = get_settings().api_contract
+    valid = {
+        uuid
+        for uuid, node in nodes_by_uuid.items()
+        if node_is_valid(node, known_uuids=set(nodes_by_uuid), contract=contract)
+    }
     groups: dict[str | None, list[str]] = {}
     for uuid in order:
         groups.setdefault(pool_group(nodes_by_uuid[uuid], force_local=force_local), []).append(uuid)
@@ -208,6 +228,7 @@ def compile_pipeline(
             order=members,
             nodes_by_uuid=nodes_by_uuid,
             automation=automation,
+            valid=valid,
         )
         for pool, members in groups.items()
     ]
@@ -220,10 +241,12 @@ def _pipeline_multi_asset(
     order: list[str],
     nodes_by_uuid: Mapping[str, Mapping[str, Any]],
     automation: bool,
+    valid: set[str],
 ) -> dg.AssetsDefinition:
     pipeline_uuid = pipeline["uuid"]
     specs = [
-        _node_spec(pipeline_uuid, nodes_by_uuid[uuid], automation=automation) for uuid in order
+        _node_spec(pipeline_uuid, nodes_by_uuid[uuid], automation=automation and uuid in valid)
+        for uuid in order
     ]
     plan = PipelinePlan(
         pipeline_uuid=pipeline_uuid,

@@ -37,6 +37,8 @@ from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.keys import stored_output
 from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
+from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
+from vidpipe_dagster.domain.validation import describe_errors
 from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
 from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS
 
@@ -57,6 +59,36 @@ class RunningElsewhere(RuntimeError):
 
 class UnknownNodeTypeError(RuntimeError):
     """No executor is registered for the node's type."""
+
+
+class InvalidNodeError(RuntimeError):
+    """The node's row breaks the contract's rules (a draft), so it is never run."""
+
+
+def refuse_invalid(resource: VidpipeResource, node_uuid: str) -> None:
+    """Fail a node whose row, as it is now, is not valid under ``VIDPIPE_API_CONTRACT``.
+
+    The editor saves drafts and may also write the tables directly, so validity is judged
+    here, on the row, whatever wrote it; the failure names the problems.
+    """
+    with resource.sessions()() as session:
+        row = session.get(Node, uuid_lib.UUID(node_uuid))
+        if row is None:
+            return
+        checked = node_validity(
+            row,
+            known_uuids=pipeline_node_uuids(session, row.pipeline_id),
+            contract=resource.settings().api_contract,
+        )
+        title = row.title
+    if checked.is_valid:
+        return
+    message = (
+        f"Node '{title}' ({node_uuid}) is not valid, so it was not run: "
+        f"{describe_errors(checked.errors)}; fix the node in the editor and run it again."
+    )
+    resource.lifecycle().failed(node_uuid, message, None)
+    raise InvalidNodeError(message)
 
 
 def _upstream_rows(resource: VidpipeResource, uuids: list[str]) -> dict[str, Node]:
@@ -152,7 +184,8 @@ def materialize_node(
     """Run one node through the lifecycle; None when its result was superseded meanwhile.
 
     Raises whatever the executor raised, after recording it with lifecycle ``failed``
-    (``metadata.retryable`` when it is a transient provider error). Paid work is admitted
+    (``metadata.retryable`` when it is a transient provider error); a node whose row is not
+    valid fails without running (:func:`refuse_invalid`). Paid work is admitted
     first: over budget refuses the node ("Over budget: ..."; a completed node keeps its
     result); a provider at its limit of jobs in flight makes the node wait for a slot
     (``provider_queue.enqueue``; an ``AssetObservation`` of its stage is returned and
@@ -163,6 +196,7 @@ def materialize_node(
     key = plan.key(node_uuid)
     lifecycle = resource.lifecycle()
     settings = resource.settings()
+    refuse_invalid(resource, node_uuid)
     try:
         provider = provider_jobs.admit_submission(
             resource.sessions(), node_uuid=node_uuid, settings=settings

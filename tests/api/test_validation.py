@@ -39,7 +39,11 @@ RULES = {
     ],
     "required": [
         ("mix-audio", {"video": ["A"]}, "Input 'audio' is required for mix-audio nodes"),
-        ("mix-audio", {"video": [], "audio": ["B"]}, "Input 'video' is required for mix-audio nodes"),
+        (
+            "mix-audio",
+            {"video": [], "audio": ["B"]},
+            "Input 'video' is required for mix-audio nodes",
+        ),
         ("merge-videos", {"segments": []}, "Input 'segments' is required for merge-videos nodes"),
         (
             "mix-audio",

@@ -1,7 +1,8 @@
 """Executor for ``mix-audio`` nodes: put the ``audio`` input's sound on the ``video`` input.
 
 Runs the ``audio_mixer`` function with ``config.mode`` (``replace``, the default, or
-``overlay``) and ``config.volume`` (default 1.0). The audio input may be an audio node or a
+``overlay``), ``config.volume`` (default 1.0; the editor writes ``audioVolume``) and the
+editor's ``fadeIn`` / ``fadeOut`` in seconds. The audio input may be an audio node or a
 video with sound.
 """
 
@@ -29,6 +30,9 @@ def execute(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: Execution
         "video": uri_of(ctx, media_output(node, "video", video, types=("video",))),
         "audio": uri_of(ctx, media_output(node, "audio", audio, types=("audio", "video"))),
         "mode": config.get("mode") or "replace",
-        "volume": config.get("volume", 1.0),
+        "volume": config.get("volume", config.get("audioVolume", 1.0)),
     }
+    for name, wire in (("fadeIn", "fade_in"), ("fadeOut", "fade_out")):
+        if config.get(name):
+            payload[wire] = config[name]
     return invoke_ffmpeg_function(node, ctx, role="audio_mixer", payload=payload)

@@ -3,9 +3,9 @@
 The code comes from the ``config`` input (a text node; a JSON document with a ``code``
 field works too) or from ``config.code``. ``config.duration`` sets the length in seconds
 (default: from the number of lines). The ``local`` provider typesets the code on a dark
-background. ``remotion`` starts a Remotion Lambda render of ``config.compositionId`` from
-``config.serveUrl`` with the ``config`` input's JSON object as input props, and returns an
-:class:`AsyncSubmission`.
+background. ``remotion`` starts a Remotion Lambda render of ``config.compositionId`` (the
+editor writes ``sceneId``) from ``config.serveUrl`` with the ``config`` input's JSON object
+as input props, and returns an :class:`AsyncSubmission`.
 """
 
 from __future__ import annotations
@@ -102,10 +102,11 @@ def submit(
     config = node.config or {}
     props = input_props(node, upstream, ctx)
     client = provider_client(node, "remotion", lambda: RemotionClient.from_settings(ctx.settings))
-    ctx.log(f"Starting a Remotion render of {config.get('compositionId')!r}")
+    composition = config.get("compositionId") or config.get("sceneId")
+    ctx.log(f"Starting a Remotion render of {composition!r}")
     try:
         job_id = client.submit(
-            composition_id=str(config.get("compositionId") or ""),
+            composition_id=str(composition or ""),
             serve_url=str(config.get("serveUrl") or ""),
             input_props=props,
             webhook=remotion_webhook(node, ctx),
