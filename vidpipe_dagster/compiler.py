@@ -11,7 +11,9 @@ topological order through ``vidpipe_dagster.materialize``. Each node asset carri
 - group and op name ``pipeline_<pipeline uuid>``;
 - schedule ``pipeline_<pipeline uuid>_schedule`` for a pipeline with ``config.schedule``.
 
-A pipeline that cannot compile (unknown type, dangling reference, cycle, bad provider name or
+Under ``VIDPIPE_API_CONTRACT=editor`` a node naming a node that does not exist is a draft
+like any other (it compiles without that dependency and refuses to run); otherwise a
+pipeline that cannot compile (unknown type, dangling reference, cycle, bad provider name or
 cron) is left out and reported in ``CompileResult.errors``, never breaking the others.
 """
 
@@ -34,7 +36,7 @@ from vidpipe_dagster.domain.node_types import (
     is_known_type,
     referenced_uuids,
 )
-from vidpipe_dagster.domain.validation import validity
+from vidpipe_dagster.domain.validation import EDITOR, validity
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
 from vidpipe_dagster.resources.providers.registry import PAID_PROVIDERS
 from vidpipe_dagster.settings import get_settings
@@ -113,8 +115,12 @@ def node_code_version(node: Mapping[str, Any]) -> str:
 
 
 def node_dependencies(pipeline: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Map each node UUID of ``pipeline`` to the UUIDs its ``inputs`` reference."""
-    return {node["uuid"]: referenced_uuids(node.get("inputs")) for node in pipeline["nodes"]}
+    """Map each node UUID of ``pipeline`` to the UUIDs of its nodes its ``inputs`` reference."""
+    known = {node["uuid"] for node in pipeline["nodes"]}
+    return {
+        node["uuid"]: [uuid for uuid in referenced_uuids(node.get("inputs")) if uuid in known]
+        for node in pipeline["nodes"]
+    }
 
 
 def _valid_cron(cron: Any) -> bool:
@@ -140,7 +146,7 @@ def pipeline_problems(pipeline: Mapping[str, Any]) -> list[str]:
             problems.append(f"{label}: inputs must be an object")
             continue
         dangling = [uuid for uuid in referenced_uuids(node.get("inputs")) if uuid not in known]
-        if dangling:
+        if dangling and get_settings().api_contract != EDITOR:
             problems.append(f"{label}: inputs reference unknown nodes {', '.join(dangling)}")
         provider = node_provider(node)
         if not isinstance(provider, str) or not PROVIDER_NAME.match(provider):
@@ -167,13 +173,17 @@ def node_is_valid(node: Mapping[str, Any], *, known_uuids: set[str], contract: s
 
 
 def _node_spec(
-    pipeline_uuid: str, node: Mapping[str, Any], *, automation: bool = True
+    pipeline_uuid: str,
+    node: Mapping[str, Any],
+    *,
+    automation: bool = True,
+    deps: list[str] | None = None,
 ) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node["uuid"]),
         deps=[
             node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=uuid)
-            for uuid in referenced_uuids(node.get("inputs"))
+            for uuid in (referenced_uuids(node.get("inputs")) if deps is None else deps)
         ],
         description=node.get("title") or None,
         group_name=pipeline_name(pipeline_uuid),
@@ -244,8 +254,14 @@ def _pipeline_multi_asset(
     valid: set[str],
 ) -> dg.AssetsDefinition:
     pipeline_uuid = pipeline["uuid"]
+    deps = node_dependencies(pipeline)
     specs = [
-        _node_spec(pipeline_uuid, nodes_by_uuid[uuid], automation=automation and uuid in valid)
+        _node_spec(
+            pipeline_uuid,
+            nodes_by_uuid[uuid],
+            automation=automation and uuid in valid,
+            deps=deps[uuid],
+        )
         for uuid in order
     ]
     plan = PipelinePlan(

@@ -52,7 +52,12 @@ def _up(api: str, dagster: str) -> bool:
 def test_dev_serves_the_api_and_dagster_and_stops_both_on_ctrl_c(tmp_path: Path):
     home = tmp_path / "home"
     env = {**os.environ, "VIDPIPE_HOME": str(home)}
-    for name in ("VIDPIPE_DATABASE_URL", "VIDPIPE_STORAGE_URL", "DAGSTER_HOME"):
+    for name in (
+        "VIDPIPE_DATABASE_URL",
+        "VIDPIPE_STORAGE_URL",
+        "DAGSTER_HOME",
+        "VIDPIPE_CORS_ALLOW_LOCALHOST",
+    ):
         env.pop(name, None)
     api_port, dagster_port = free_port(), free_port()
     out = (tmp_path / "dev.log").open("w")
@@ -75,6 +80,17 @@ def test_dev_serves_the_api_and_dagster_and_stops_both_on_ctrl_c(tmp_path: Path)
         assert f"vidpipe API   {api}" in printed and f"Dagster UI    {dagster}" in printed
         assert (home / "vidpipe.db").exists() and (home / "dagster" / "dagster.yaml").exists()
         assert _processes_mentioning(str(home / "dagster")), "dagster dev's children not found"
+        preflight = httpx.options(
+            f"{api}/v1/admin/video_production/pipelines",
+            headers={
+                "Origin": "http://localhost:3062",
+                "Access-Control-Request-Method": "PATCH",
+                "Access-Control-Request-Headers": "authorization,content-type",
+            },
+            timeout=10,
+        )
+        assert preflight.status_code == 200
+        assert preflight.headers["access-control-allow-origin"] == "http://localhost:3062"
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0

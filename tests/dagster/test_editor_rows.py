@@ -140,3 +140,35 @@ def test_a_seed_row_written_directly_is_checked_too(sessions, resource) -> None:
         "Input 'segments' requires at least 2 item(s), got 1"
         in nodes[ids["merge"]].metadata_["error"]
     )
+
+
+def test_a_draft_naming_a_missing_node_does_not_stop_its_pipeline(
+    sessions, resource, editor_contract
+) -> None:
+    missing = "00000000-0000-4000-8000-00000000abcd"
+    ids = add_pipeline(
+        sessions,
+        name="dangling-draft",
+        nodes=[
+            NodeRow("clip", "asset", asset={"type": "text", "content": "ok"}),
+            NodeRow("mix", "mix-audio", {"video": "clip", "audio": missing}, _config("mix-audio")),
+        ],
+    )
+    with sessions() as session:
+        snapshot = take_snapshot(session)
+    compiled = compile_snapshot(snapshot, only=[ids["pipeline"]])
+    assert compiled.errors == {}
+    clip_key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["clip"])
+    mix_key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["mix"])
+    specs = {spec.key: spec for assets in compiled.assets for spec in assets.specs}
+    assert [dep.asset_key for dep in specs[mix_key].deps] == [clip_key]
+
+    result, events = run_nodes(sessions, resource, [clip_key, mix_key])
+
+    assert [event.asset_key for event in events] == [clip_key]
+    _, nodes = rows(sessions, ids["pipeline"])
+    assert nodes[ids["clip"]].status == "completed"
+    assert nodes[ids["mix"]].status == "failed"
+    assert (
+        f"audio: references non-existent nodes: {missing}" in nodes[ids["mix"]].metadata_["error"]
+    )

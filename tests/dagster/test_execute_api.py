@@ -291,3 +291,57 @@ def test_run_killed_mid_step_is_failed_by_the_backstop(dagster, client, sessions
     row = node_row(sessions, slow["uuid"])
     assert row.status == "failed"
     assert run_id in row.metadata_["error"] and "no longer running" in row.metadata_["error"]
+
+
+def test_the_editor_executes_polls_and_fetches_the_media(dagster, sessions, launcher) -> None:
+    """The admin editor's calls in the editor generation: execute is 200 ``{node}``, the
+    editor polls the pipeline until the node completes, and ``/output`` leads to the bytes."""
+    from tests.fixtures.editor_client import ApiError, EditorClient
+
+    settings = dagster.settings.model_copy(
+        update={"api_contract": "editor", "media_signing_key": "execute-api-key"}
+    )
+    app = create_app(
+        settings=settings,
+        sessions=sessions,
+        notify_change=lambda _pipeline_uuid: None,
+        launcher=lambda: launcher,
+    )
+    token = make_token(sessions, admin=True)
+    with TestClient(app, headers={"Authorization": f"Bearer {token}"}) as http:
+        editor = EditorClient(http)
+        pipeline = editor.create_pipeline({"title": "Editor run", "config": {}})["pipeline"]
+        script = editor.create_node(pipeline["uuid"], "asset", asset="text")
+        voice = editor.create_node(pipeline["uuid"], "generate-voiceover")
+        editor.connect_nodes(pipeline["uuid"], script["uuid"], voice["uuid"], "script")
+        with pytest.raises(ApiError) as early:
+            editor.execute_node(pipeline["uuid"], voice["uuid"])
+        assert early.value.data == {
+            "error": "Node is not ready to execute: Input nodes are not all completed"
+        }
+
+        for node in (script, voice):
+            executed = editor.execute_node(pipeline["uuid"], node["uuid"])
+            assert executed["uuid"] == node["uuid"] and executed["is_valid"] is True
+            assert editor.requests[-1][0:2] == (
+                "POST",
+                f"/admin/video_production/pipelines/{pipeline['uuid']}/nodes/{node['uuid']}/execute",
+            )
+            deadline = time.monotonic() + RUN_SECONDS
+            while True:
+                nodes = {n["uuid"]: n for n in editor.get_pipeline(pipeline["uuid"])["nodes"]}
+                if nodes[node["uuid"]]["status"] in ("completed", "failed"):
+                    break
+                assert time.monotonic() < deadline, nodes[node["uuid"]]
+                time.sleep(2)
+            assert nodes[node["uuid"]]["status"] == "completed", nodes[node["uuid"]]["metadata"]
+
+        output = nodes[voice["uuid"]]["output"]
+        assert output["type"] == "audio" and output["s3Key"].endswith(".mp3")
+        assert "s3_key" not in output
+        assert nodes[voice["uuid"]]["metadata"]["process_uuid"]
+        media = http.get(
+            f"{BASE}/{pipeline['uuid']}/nodes/{script['uuid']}/output", follow_redirects=True
+        )
+        assert media.status_code == 200
+        assert media.content == b"Enter your text content here..."
