@@ -69,7 +69,7 @@ def signed_media_url(request: Request, key: str, *, seconds: int | None = None) 
     return f"{base}{router.prefix}/{quote(key)}?expires={expires}&signature={sig}"
 
 
-@router.get("/{key:path}")
+@router.api_route("/{key:path}", methods=["GET", "HEAD"])
 def media(request: Request, key: str, expires: str = "", signature: str = "") -> FileResponse:
     """The stored file at ``key`` when the URL's signature holds and has not expired."""
     settings: Settings = request.app.state.settings

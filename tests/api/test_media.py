@@ -58,6 +58,9 @@ def test_local_output_is_a_signed_http_url_with_range_requests(
         assert (whole.status_code, whole.content) == (200, BODY)
         assert whole.headers["content-type"] == "video/mp4"
         assert whole.headers["accept-ranges"] == "bytes"
+        head = client.head(location)
+        assert (head.status_code, head.content) == (200, b"")
+        assert head.headers["content-length"] == str(len(BODY))
         part = client.get(location, headers={"Range": "bytes=1000-1099"})
         assert part.status_code == 206
         assert part.content == BODY[1000:1100]
