@@ -69,7 +69,8 @@ def signed_media_url(request: Request, key: str, *, seconds: int | None = None) 
     return f"{base}{router.prefix}/{quote(key)}?expires={expires}&signature={sig}"
 
 
-@router.api_route("/{key:path}", methods=["GET", "HEAD"])
+@router.head("/{key:path}", include_in_schema=False)
+@router.get("/{key:path}")
 def media(request: Request, key: str, expires: str = "", signature: str = "") -> FileResponse:
     """The stored file at ``key`` when the URL's signature holds and has not expired."""
     settings: Settings = request.app.state.settings
