@@ -126,3 +126,24 @@ def test_corrupt_video_is_500_with_ffmpegs_reason(
     assert result["statusCode"] == 500
     assert "Invalid data found when processing input" in result["error"]
     assert list(lambda_tmp.iterdir()) == []
+
+
+def test_fades_ramp_the_new_audio_in_and_out(
+    make_clip, long_audio: Path, out_dir: Path, lambda_tmp: Path
+) -> None:
+    clip = make_clip(color="green", duration=2.0, tone=None)
+    plain = audio_mixer.handler(_event(clip, long_audio, out_dir, output_key="plain.mp4"), None)
+    faded = audio_mixer.handler(
+        _event(clip, long_audio, out_dir, output_key="faded.mp4", fade_in=0.8, fade_out=0.8),
+        None,
+    )
+
+    assert plain["statusCode"] == faded["statusCode"] == 200, (plain, faded)
+    loud = mean_volume(out_dir / "plain.mp4", start=0.0, duration=0.15)
+    middle = mean_volume(out_dir / "faded.mp4", start=0.9, duration=0.2)
+    start = mean_volume(out_dir / "faded.mp4", start=0.0, duration=0.15)
+    end = mean_volume(out_dir / "faded.mp4", start=1.85, duration=0.1)
+    assert middle == pytest.approx(loud, abs=1.5)
+    assert start < middle - 10
+    assert end < middle - 10
+    assert list(lambda_tmp.iterdir()) == []
