@@ -246,13 +246,19 @@ def test_execute_refuses_what_is_not_ready_in_the_editors_words(editor, set_row)
         "error": "Node is not ready to execute: Input nodes are not all completed"
     }
 
-    set_row(mix, status="in_progress")
-    with pytest.raises(ApiError) as running:
+    set_row(mix, status="completed")
+    with pytest.raises(ApiError) as done:
         editor.execute_node(pipeline, mix)
-    assert running.value.data == {
+    assert done.value.data == {
         "error": "Node is not ready to execute: Node must be in 'pending' or 'failed' status, "
         "Input nodes are not all completed"
     }
+
+    set_row(mix, status="in_progress")
+    with pytest.raises(ApiError) as running:
+        editor.execute_node(pipeline, mix)
+    assert running.value.status == 409
+    assert running.value.data["error"]["message"].startswith("Node 'Audio Mix' is already running")
 
 
 def test_output_keys_are_camel_case_and_the_media_is_fetchable(
