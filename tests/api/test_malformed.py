@@ -97,7 +97,7 @@ WRONG_TYPES = {
     "pipeline": [
         ({"title": 5}, f"title: {STRING}"),
         ({"title": ["T"]}, f"title: {STRING}"),
-        ({"title": "T", "version": 1.0}, f"version: {STRING}"),
+        ({"title": "T", "version": True}, f"version: {STRING}"),
         ({"title": "T", "config": [1]}, f"config: {OBJECT}"),
         ({"title": "T", "config": "x"}, f"config: {OBJECT}"),
         ({"title": "T", "metadata": 3}, f"metadata: {OBJECT}"),

@@ -76,6 +76,8 @@ def test_list_pipelines_takes_the_same_statements_for_5_and_60_pipelines(
     client, admin_headers, sessions, engine
 ):
     counts = {}
+    # the token's first use in a minute records last_used_at: not part of what is counted
+    client.get(BASE, headers=admin_headers)
     for total, added in ((5, 5), (60, 55)):
         for _ in range(added):
             _pipeline_with_nodes(sessions, 2)
