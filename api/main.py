@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from api.errors import install_error_handlers
 from api.routes import execution, health, media, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+from vidpipe_dagster.resources.providers.clients import shared_clients
 from vidpipe_dagster.settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,8 @@ def create_app(
     ``notify_change`` is called with the pipeline's UUID after every committed write (by
     default it asks Dagster to reload that pipeline's code location, debounced, off the
     request path); ``launcher`` and ``storage`` are factories of
-    the run launcher and the media storage, built on first use.
+    the run launcher and the media storage, built on first use. Provider clients (for the
+    webhooks) are built once per process and closed at shutdown.
     """
     settings = settings or get_settings()
     app = FastAPI(
@@ -45,6 +47,8 @@ def create_app(
     app.state.notify_change = _never_raises(notify_change or _default_notify(settings))
     app.state.launcher = launcher or cache(lambda: _default_launcher(settings))
     app.state.storage = storage or cache(lambda: _default_storage(settings))
+    app.state.providers = shared_clients(settings)
+    app.router.add_event_handler("shutdown", app.state.providers.close)
     install_error_handlers(app)
     install_cors(app, settings)
     for module in (health, pipelines, nodes, execution, media, webhooks):

@@ -14,6 +14,13 @@ is at its limit of jobs in flight waits for a slot instead (``provider_queue``):
 submitted, an ``AssetObservation`` of its stage is yielded, and the provider sensor starts
 it later. A step is retried while any of its failures was transient, redoing only those
 nodes (:func:`retry_or_failure`).
+
+Paid work is submitted at most once per execution (``provider_jobs.submission``): before a
+paid node starts, an earlier submission whose outcome is unknown is looked up (and its job
+adopted) where the provider allows it, or refused unless someone asked for this run; a
+submission whose answer is lost now fails the node with "submission outcome unknown" and is
+recorded in ``metadata.submission``, which a step retry, a scheduled retry or automation
+honours in turn.
 """
 
 from __future__ import annotations
@@ -40,7 +47,8 @@ from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
 from vidpipe_dagster.domain.validation import describe_errors
 from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
-from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS
+from vidpipe_dagster.provider_jobs import submission
+from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS, PAID_PROVIDERS
 
 if TYPE_CHECKING:
     from vidpipe_dagster.compiler import PipelinePlan
@@ -138,6 +146,7 @@ def _run_executor(
     resource: VidpipeResource,
     process_uuid: str,
     log: Any,
+    record: Any,
 ) -> Any:
     executor = EXECUTORS.get(canonical_type(node["type"]))
     if executor is None:
@@ -170,6 +179,8 @@ def _run_executor(
             process_uuid=process_uuid,
             workdir=Path(workdir),
             log=log.info,
+            providers=resource.provider_clients(),
+            record=record,
         )
         return executor(spec, upstream_nodes, context)
 
@@ -217,6 +228,11 @@ def materialize_node(
     if provider in ASYNC_PROVIDERS:
         started["provider"] = provider
         hooks.append(provider_jobs.provider_slot(provider, node_uuid=node_uuid, settings=settings))
+    previous = (
+        submission.Submission.from_metadata(_node_metadata(resource, node_uuid))
+        if provider in PAID_PROVIDERS
+        else None
+    )
     try:
         process_uuid = lifecycle.started(node_uuid, started, admit=_all_of(hooks))
     except (provider_queue.NotWaiting, RunningElsewhere) as stale:
@@ -225,16 +241,36 @@ def materialize_node(
     except provider_jobs.ProviderLimitReached as full:
         return _wait_for_slot(context, resource=resource, node_uuid=node_uuid, full=full, key=key)
     begun = time.monotonic()
+
+    def record(metadata: dict[str, Any]) -> None:
+        lifecycle.updated(node_uuid, metadata, process_uuid)
+
     try:
-        upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
-        outcome = _run_executor(
-            node=node,
-            pipeline_uuid=plan.pipeline_uuid,
-            upstream=upstream,
-            resource=resource,
-            process_uuid=process_uuid,
-            log=context.log,
-        )
+        resume = _resume(context, previous, provider=provider, resource=resource)
+        if resume.action == "refuse":
+            raise SubmissionRefused(resume.message)
+        if resume.action == "adopt" and previous is not None:
+            record(submission.accepted(previous, job_id=resume.job_id).as_metadata())
+            outcome: Any = AsyncSubmission(
+                provider=previous.provider,
+                job_id=str(resume.job_id),
+                metadata={"stage": "submitted", "submitted_at": previous.at, "poll_attempts": 0},
+            )
+            context.log.info(
+                f"Node {node_uuid}: adopted {previous.provider} job {resume.job_id}, which an "
+                "earlier execution submitted without getting the answer."
+            )
+        else:
+            upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
+            outcome = _run_executor(
+                node=node,
+                pipeline_uuid=plan.pipeline_uuid,
+                upstream=upstream,
+                resource=resource,
+                process_uuid=process_uuid,
+                log=context.log,
+                record=record,
+            )
     except BaseException as error:
         retryable = provider_jobs.transient_provider_failure(error)
         lifecycle.failed(
@@ -248,7 +284,8 @@ def materialize_node(
         submitted = {"provider": outcome.provider, "provider_job_id": outcome.job_id}
         lifecycle.updated(node_uuid, {**outcome.metadata, **submitted}, process_uuid)
         return dg.AssetObservation(
-            asset_key=key, metadata={**submitted, "process_uuid": process_uuid}
+            asset_key=key,
+            metadata={**submitted, "process_uuid": process_uuid},
         )
     output = dict(outcome)
     if not lifecycle.succeeded(node_uuid, output, process_uuid):
@@ -319,6 +356,34 @@ def _wait_for_slot(
         "the provider sensor starts it when a slot frees."
     )
     return dg.AssetObservation(asset_key=key, metadata={"stage": stage, "provider": full.provider})
+
+
+class SubmissionRefused(RuntimeError):
+    """A paid node was not submitted again: an earlier submission's outcome is unknown and
+    this run was not asked for by anyone (the message says what to check)."""
+
+
+def _node_metadata(resource: VidpipeResource, node_uuid: str) -> dict[str, Any]:
+    with resource.sessions()() as session:
+        value = session.scalar(select(Node.metadata_).where(Node.id == uuid_lib.UUID(node_uuid)))
+    return dict(value or {})
+
+
+def _resume(
+    context: dg.AssetExecutionContext,
+    previous: submission.Submission | None,
+    *,
+    provider: str | None,
+    resource: VidpipeResource,
+) -> submission.Resume:
+    if previous is None or provider is None:
+        return submission.Resume("submit")
+    return submission.resume_previous(
+        previous,
+        provider=provider,
+        providers=resource.provider_clients(),
+        explicit=submission.is_explicit(context.run.tags, retry_number=context.retry_number),
+    )
 
 
 def check_node_output(

@@ -53,20 +53,13 @@ from vidpipe_dagster.provider_jobs import (
 )
 from vidpipe_dagster.provider_queue import grant_slots
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.resources.providers.base import (
+from vidpipe_dagster.resources.providers.errors import (
     AuthError,
-    JobStatus,
     MalformedResponseError,
     ProviderError,
-    apoll_many,
-    make_async_client,
 )
-from vidpipe_dagster.resources.providers.registry import (
-    JobClient,
-    close_client,
-    job_client,
-    max_wait_seconds,
-)
+from vidpipe_dagster.resources.providers.polling import apoll_many, make_async_client
+from vidpipe_dagster.resources.providers.status import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +90,7 @@ def _poll_outcome_kind(outcome: JobStatus | ProviderError) -> str:
 
 async def _poll_groups(
     groups: Mapping[str, list[InFlightJob]],
-    clients: Mapping[str, JobClient],
+    clients: Mapping[str, Any],
     *,
     concurrency: int,
     time_budget: float,
@@ -284,69 +277,67 @@ def poll_provider_jobs(
     groups: dict[str, list[InFlightJob]] = defaultdict(list)
     for job in in_flight_jobs(resource.sessions()):
         groups[job.provider].append(job)
-    clients: dict[str, JobClient] = {}
+    providers = resource.provider_clients()
+    clients: dict[str, Any] = {}
     for provider in list(groups):
         try:
-            clients[provider] = job_client(provider, settings)
+            clients[provider] = providers.client(provider)
         except ProviderError as exc:
             log.warning("cannot poll %d %s job(s): %s", len(groups[provider]), provider, exc)
             result.counts["unpollable"] += len(groups.pop(provider))
-    try:
-        outcomes = (
-            asyncio.run(
-                _poll_groups(
-                    groups,
-                    clients,
-                    concurrency=settings.poll_concurrency,
-                    time_budget=budget / 2,
-                )
+    max_waits = {p: providers.settings_of(p).max_wait_seconds for p in groups}
+    outcomes = (
+        asyncio.run(
+            _poll_groups(
+                groups,
+                clients,
+                concurrency=settings.poll_concurrency,
+                time_budget=budget / 2,
             )
-            if groups
-            else {}
         )
-        progress: dict[str, tuple[str, dict[str, Any]]] = {}
-        finishing: list[tuple[InFlightJob, JobStatus]] = []
-        for jobs in groups.values():
-            for job in jobs:
-                outcome = outcomes[(job.provider, job.job_id)]
-                kind = _poll_outcome_kind(outcome)
-                result.counts["polled"] += 1
-                attempts = job.poll_attempts + 1
-                if kind in ("completed", "failed"):
-                    finishing.append((job, outcome))
-                    continue
-                if kind == "rejected":
-                    reason = f"{job.provider} job {job.job_id} cannot be polled: {outcome}"
-                    if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
-                        result.counts["failed"] += 1
-                    continue
-                limit = max_wait_seconds(job.provider, settings)
-                if job.waited_seconds(now) > limit:
-                    reason = (
-                        f"Polling timeout after {attempts} attempts: {job.provider} job "
-                        f"{job.job_id} did not finish within {limit:g} s"
-                    )
-                    if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
-                        result.counts["timed_out"] += 1
-                    continue
-                update: dict[str, Any] = {
-                    "poll_attempts": attempts,
-                    "last_polled_at": now.isoformat(),
-                }
-                if isinstance(outcome, JobStatus):
-                    update["stage"] = outcome.state
-                    if outcome.progress is not None:
-                        update["progress"] = round(outcome.progress, 4)
-                    result.counts["running"] += 1
-                else:
-                    update["last_poll_error"] = str(outcome)[:500]
-                    result.counts["transient"] += 1
-                progress[job.node_uuid] = (job.process_uuid, update)
-        lifecycle.updated_many(progress)
-        _finish_all(resource, finishing, clients=clients, result=result, deadline=begun + budget)
-    finally:
-        for client in clients.values():
-            close_client(client)
+        if groups
+        else {}
+    )
+    progress: dict[str, tuple[str, dict[str, Any]]] = {}
+    finishing: list[tuple[InFlightJob, JobStatus]] = []
+    for jobs in groups.values():
+        for job in jobs:
+            outcome = outcomes[(job.provider, job.job_id)]
+            kind = _poll_outcome_kind(outcome)
+            result.counts["polled"] += 1
+            attempts = job.poll_attempts + 1
+            if kind in ("completed", "failed"):
+                finishing.append((job, outcome))
+                continue
+            if kind == "rejected":
+                reason = f"{job.provider} job {job.job_id} cannot be polled: {outcome}"
+                if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
+                    result.counts["failed"] += 1
+                continue
+            limit = max_waits[job.provider]
+            if job.waited_seconds(now) > limit:
+                reason = (
+                    f"Polling timeout after {attempts} attempts: {job.provider} job "
+                    f"{job.job_id} did not finish within {limit:g} s"
+                )
+                if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
+                    result.counts["timed_out"] += 1
+                continue
+            update: dict[str, Any] = {
+                "poll_attempts": attempts,
+                "last_polled_at": now.isoformat(),
+            }
+            if isinstance(outcome, JobStatus):
+                update["stage"] = outcome.state
+                if outcome.progress is not None:
+                    update["progress"] = round(outcome.progress, 4)
+                result.counts["running"] += 1
+            else:
+                update["last_poll_error"] = str(outcome)[:500]
+                result.counts["transient"] += 1
+            progress[job.node_uuid] = (job.process_uuid, update)
+    lifecycle.updated_many(progress)
+    _finish_all(resource, finishing, clients=clients, result=result, deadline=begun + budget)
     report_completions(resource, known_keys=known_keys, result=result)
     grant_waiting(resource, known_keys=known_keys, result=result, now=now)
     result.counts["seconds_x1000"] = int((time.monotonic() - begun) * 1000)
@@ -357,7 +348,7 @@ def _finish_all(
     resource: VidpipeResource,
     finishing: list[tuple[InFlightJob, JobStatus]],
     *,
-    clients: Mapping[str, JobClient],
+    clients: Mapping[str, Any],
     result: TickResult,
     deadline: float,
 ) -> None:
@@ -377,6 +368,7 @@ def _finish_all(
             client=clients[job.provider],
             settings=settings,
             source="sensor",
+            current=True,
         )
 
     with ThreadPoolExecutor(max_workers=min(FINISH_WORKERS, len(finishing))) as pool:

@@ -4,7 +4,9 @@ Every minute the retry schedule looks for failed nodes of the compiled pipelines
 backoff has passed (``BASE_DELAY_SECONDS * 2**retries`` after they failed, or after the
 last retry was requested if that run has not failed yet) and that have
 retries left (``config.maxRetries`` of the node, else of its pipeline, else 3). It counts the
-attempt in the node's ``metadata.retries`` and requests one run per pipeline. Per-pipeline
+attempt in the node's ``metadata.retries`` and requests one run per pipeline. A node whose
+last paid submission has an unknown outcome at a provider that cannot be asked about it
+(``metadata.submission``) is not retried: it waits for someone to check and run it. Per-pipeline
 ``config.schedule`` crons are compiled with the pipelines (``compiler.compile_schedule``).
 """
 
@@ -21,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.provider_jobs.submission import Submission
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 DEFAULT_MAX_RETRIES = 3
@@ -68,6 +71,9 @@ def claim_retries(
         retries = int(metadata.get("retries") or 0)
         failed_at = _timestamp(metadata, "completed_at")
         if retries >= max_retries(node_config, pipeline_config) or failed_at is None:
+            continue
+        pending = Submission.from_metadata(metadata)
+        if pending is not None and pending.unresolved and not pending.findable:
             continue
         retried_at = _timestamp(metadata, "retried_at")
         since = max(failed_at, retried_at) if retried_at else failed_at

@@ -1,6 +1,13 @@
-"""Fake HeyGen: v3 (``POST /v3/videos``, ``GET /v3/videos/{id}``) and legacy v2/v1
-(``POST /v2/video/generate``, ``GET /v1/video_status.get``), ``X-Api-Key`` auth, status walks
-to ``completed`` (or ``failed``) and presigned-style ``video_url`` s that can expire."""
+"""Fake HeyGen: v3 (``POST /v3/videos``, ``GET /v3/videos/{id}``, ``GET /v3/videos``) and
+legacy v2/v1 (``POST /v2/video/generate``, ``GET /v1/video_status.get``), ``X-Api-Key`` auth,
+status walks to ``completed`` (or ``failed``) and presigned-style ``video_url`` s that can
+expire.
+
+What HeyGen offers for finding a video again, and nothing more: the listing
+``GET /v3/videos?limit=&token=&folder_id=&title=`` filters by folder and by title substring
+(items carry ``id``, ``title``, ``status``, ``created_at``, ``video_url``...; not
+``callback_id``); ``callback_id`` is echoed only by the v1 status call and the webhook
+(heygen-cli ``gen/video.go``: ``VideoList`` and ``VideoGet``)."""
 
 from __future__ import annotations
 
@@ -26,6 +33,7 @@ class FakeHeyGen(FakeServer):
         super().__init__(api_key=api_key)
         self.jobs = JobBook()
         self.route("POST", r"/v3/videos", self.submit_v3)
+        self.route("GET", r"/v3/videos", self.list_v3)
         self.route("GET", r"/v3/videos/(?P<video_id>\w+)", self.status_v3)
         self.route("POST", r"/v2/video/generate", self.submit_v2)
         self.route("GET", r"/v1/video_status\.get", self.status_v1)
@@ -86,17 +94,54 @@ class FakeHeyGen(FakeServer):
         job = self.jobs.create(request=body)
         return Response(200, {"error": None, "data": {"video_id": job.id}})
 
+    def list_v3(self, request: Request) -> Response:
+        """``GET /v3/videos``: newest first, ``title`` substring and ``folder_id`` filters,
+        ``limit`` (1-100, default 10) and an opaque ``token`` cursor."""
+        if (error := self._unauthorized(request)) is not None:
+            return error
+        title = request.param("title")
+        folder = request.param("folder_id")
+        limit = max(1, min(100, int(request.param("limit") or 10)))
+        start = int(request.param("token") or 0)
+        with self.jobs._lock:
+            jobs = list(self.jobs.jobs.values())[::-1]
+        items = []
+        for job in jobs:
+            body = job.request if isinstance(job.request, dict) else {}
+            if title and title not in str(body.get("title") or ""):
+                continue
+            if folder and body.get("folder_id") != folder:
+                continue
+            items.append(
+                {
+                    "id": job.id,
+                    "title": body.get("title"),
+                    "status": "processing" if not job.finished else "completed",
+                    "created_at": 1700000000,
+                    "folder_id": body.get("folder_id"),
+                }
+            )
+        page = items[start : start + limit]
+        more = start + limit < len(items)
+        return Response(
+            200,
+            {"data": page, "has_more": more, "next_token": str(start + limit) if more else None},
+        )
+
     def _status_data(self, job: Job, walk: tuple[str, ...], *, v1: bool) -> dict[str, Any]:
         index = job.advance()
+        body = job.request if isinstance(job.request, dict) else {}
         data: dict[str, Any] = {
             "id": job.id,
             "created_at": 1700000000,
-            "callback_id": None,
+            "title": body.get("title"),
             "video_url": None,
             "thumbnail_url": None,
             "duration": None,
             "error": None,
         }
+        if v1:
+            data["callback_id"] = body.get("callback_id")
         if job.outcome == "never" or index < job.steps or job.held:
             data["status"] = walk[min(index, len(walk) - 1)]
         elif job.outcome == "fail":
@@ -141,7 +186,9 @@ class FakeHeyGen(FakeServer):
         header ``X-Heygen-Signature`` = hex HMAC-SHA256 of the raw body (header name
         unverified upstream).
         """
-        event_data: dict[str, Any] = {"video_id": job_id, "callback_id": None}
+        job = self.jobs.get(job_id)
+        body = job.request if job is not None and isinstance(job.request, dict) else {}
+        event_data: dict[str, Any] = {"video_id": job_id, "callback_id": body.get("callback_id")}
         if success:
             event_data["url"] = self.issue_media_url("clip.mp4")
         else:

@@ -12,6 +12,10 @@ Tests flip switches between calls:
 - ``server.malformed(times=n)``: the next ``n`` requests get ``200`` with a body that is not
   the JSON the provider would send.
 - ``server.drop(times=n)``: the connection is closed without an answer.
+- ``server.hang_after_accept(...)`` / ``server.drop_after_accept(...)``: the request is
+  handled (a submission creates its job) and then the answer is lost: never sent (the client
+  times out) or the connection is closed. This is the failure that must never create a
+  second paid job.
 
 ``server.requests`` records every request (method, path, query, headers, body) so tests can
 assert auth headers and bodies.
@@ -219,6 +223,18 @@ class FakeServer:
         """The next ``times`` requests have their connection closed with no answer."""
         self.inject(Fault("drop", times, path))
 
+    def hang_after_accept(
+        self, *, times: int = 1, path: str | None = None, method: str | None = "POST"
+    ) -> None:
+        """The next ``times`` matching requests are handled, then never answered."""
+        self.inject(Fault("hang_after", times, path, method))
+
+    def drop_after_accept(
+        self, *, times: int = 1, path: str | None = None, method: str | None = "POST"
+    ) -> None:
+        """The next ``times`` matching requests are handled, then their connection closed."""
+        self.inject(Fault("drop_after", times, path, method))
+
     def rate_limit_body(self) -> Any:
         """The provider's 429 body (override)."""
         return {"error": "rate limited"}
@@ -290,6 +306,13 @@ class FakeServer:
             response = fault.response
         else:
             response = self._dispatch(request)
+        if fault is not None and fault.kind == "hang_after":
+            self._stopping.wait(self.hang_seconds)
+            handler.close_connection = True
+            return
+        if fault is not None and fault.kind == "drop_after":
+            handler.close_connection = True
+            return
         payload, headers = response.encoded()
         handler.send_response(response.status)
         for key, value in headers.items():

@@ -14,6 +14,7 @@ from vidpipe_dagster.resources.providers.base import (
     MalformedResponseError,
     PermanentError,
     RateLimitedError,
+    SubmissionOutcomeUnknown,
     TransientError,
 )
 from vidpipe_dagster.resources.providers.elevenlabs import ElevenLabsClient, parse_error_body
@@ -163,29 +164,39 @@ def test_5xx_is_retried_with_backoff_then_raised(client, fake_elevenlabs, sleeps
     assert len(sleeps) == 2 and sleeps[1] > sleeps[0] * 1.2 - 1e-9
 
 
-def test_one_5xx_then_success(client, fake_elevenlabs, sleeps) -> None:
-    fake_elevenlabs.server_error(500)
+def test_one_503_then_success(client, fake_elevenlabs, sleeps) -> None:
+    fake_elevenlabs.server_error(503)
     assert client.synthesize(text="Hi", config={}).audio == tiny_mp3()
     assert len(fake_elevenlabs.requests) == 2 and len(sleeps) == 1
 
 
-def test_hanging_server_times_out_and_is_retried(client, fake_elevenlabs, sleeps) -> None:
-    fake_elevenlabs.hang(times=1)
-    assert client.synthesize(text="Hi", config={}).audio == tiny_mp3()
-    assert len(fake_elevenlabs.requests) == 2
-
-
-def test_always_hanging_server_raises_a_timeout(client, fake_elevenlabs) -> None:
-    fake_elevenlabs.hang(times=10)
-    with pytest.raises(TransientError, match="timed out") as info:
+def test_500_after_sending_is_an_unknown_outcome_never_resent(client, fake_elevenlabs) -> None:
+    fake_elevenlabs.server_error(500)
+    with pytest.raises(SubmissionOutcomeUnknown, match="submission outcome unknown.*HTTP 500"):
         client.synthesize(text="Hi", config={})
-    assert info.value.attempts == 3
+    assert len(fake_elevenlabs.requests) == 1
 
 
-def test_dropped_connection_is_retried(client, fake_elevenlabs) -> None:
+def test_timeout_after_sending_is_never_resent(client, fake_elevenlabs) -> None:
+    fake_elevenlabs.hang(times=1)
+    with pytest.raises(SubmissionOutcomeUnknown, match="elevenlabs.*sent at .* UTC.*timed out"):
+        client.synthesize(text="Hi", config={})
+    assert len(fake_elevenlabs.requests) == 1
+
+
+def test_dropped_connection_after_sending_is_never_resent(client, fake_elevenlabs) -> None:
     fake_elevenlabs.drop()
-    assert client.synthesize(text="Hi", config={}).audio == tiny_mp3()
-    assert len(fake_elevenlabs.requests) == 2
+    with pytest.raises(SubmissionOutcomeUnknown, match="connection lost") as info:
+        client.synthesize(text="Hi", config={})
+    assert not info.value.retryable
+    assert len(fake_elevenlabs.requests) == 1
+
+
+def test_connection_refused_is_retried(fake_elevenlabs, http, sleeps) -> None:
+    refused = ElevenLabsClient(api_key="k", base_url="http://127.0.0.1:9", http=http, sleep=sleeps)
+    with pytest.raises(TransientError, match="connection failed"):
+        refused.synthesize(text="Hi", config={})
+    assert len(sleeps) == http.retry.max_attempts - 1
 
 
 def test_malformed_body_is_a_clear_error(client, fake_elevenlabs) -> None:

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from vidpipe_dagster.resources.providers.prices import PRICES, estimate_cost, prices_from_settings
+from vidpipe_dagster.resources.providers.prices import (
+    estimate_cost,
+    price_table,
+    prices_from_settings,
+)
 from vidpipe_dagster.settings import Settings
 
 
 def test_every_rate_has_a_source_and_date() -> None:
-    for rates in PRICES.values():
+    for rates in price_table().values():
         for rate in rates.values():
             assert rate.usd > 0 and rate.source and rate.as_of
 
@@ -58,4 +62,4 @@ def test_overrides_from_settings() -> None:
     assert estimate.as_metadata()["source"] == "VIDPIPE_PRICE_OVERRIDES"
     runway = estimate_cost("runway", "generate-animation", {"model": "newmodel"}, prices=table)
     assert runway.usd == pytest.approx(1.0)
-    assert PRICES["veo3"]["veo-3.1-generate-preview"].usd == 0.40
+    assert price_table()["veo3"]["veo-3.1-generate-preview"].usd == 0.40

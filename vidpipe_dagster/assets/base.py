@@ -24,10 +24,17 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from lambdas.ffmpeg import FFmpegError, MediaInfo, probe
-from vidpipe_dagster.domain.node_types import AI_PROVIDERS, canonical_type, effective_provider
+from vidpipe_dagster.domain.node_types import canonical_type, effective_provider
+from vidpipe_dagster.provider_jobs import submission
 from vidpipe_dagster.resources.lambda_invoker import LambdaInvocationError, LambdaInvoker
-from vidpipe_dagster.resources.providers.base import MissingApiKeyError, ProviderError
+from vidpipe_dagster.resources.providers.clients import ProviderClients, shared_clients
+from vidpipe_dagster.resources.providers.errors import (
+    MissingApiKeyError,
+    ProviderError,
+    SubmissionOutcomeUnknown,
+)
 from vidpipe_dagster.resources.providers.local import Rendered
+from vidpipe_dagster.resources.providers.registry import providers_for, require_unit
 from vidpipe_dagster.resources.storage import (
     Storage,
     StorageError,
@@ -80,7 +87,12 @@ class UpstreamNode:
 
 @dataclass
 class ExecutionContext:
-    """What an executor works with. ``workdir`` is a temp directory the caller removes."""
+    """What an executor works with. ``workdir`` is a temp directory the caller removes.
+
+    ``providers`` gives the process's provider clients (default: the shared ones for
+    ``settings``); ``record`` merges metadata into the running execution (the bridge writes
+    it through the lifecycle; a paid submission records itself there before it goes out).
+    """
 
     storage: Storage
     invoker: LambdaInvoker
@@ -88,6 +100,12 @@ class ExecutionContext:
     process_uuid: str
     workdir: Path
     log: Callable[[str], None] = print
+    providers: ProviderClients | None = None
+    record: Callable[[dict[str, Any]], None] = lambda metadata: None
+
+    def clients(self) -> ProviderClients:
+        """The provider clients to use."""
+        return self.providers or shared_clients(self.settings)
 
 
 @dataclass(frozen=True)
@@ -255,7 +273,7 @@ def select_provider(node: NodeSpec, settings: Settings) -> str:
     """
     force_local = (settings.providers or "").strip().lower() == LOCAL_PROVIDER
     provider = effective_provider(node.type, node.config, force_local=force_local)
-    allowed = AI_PROVIDERS.get(canonical_type(node.type), frozenset({LOCAL_PROVIDER}))
+    allowed = providers_for(canonical_type(node.type)) or frozenset({LOCAL_PROVIDER})
     if provider not in allowed:
         raise ExecutorError(
             f"Node {node.describe()} ({node.type}) asks for provider '{provider}', which is "
@@ -265,17 +283,55 @@ def select_provider(node: NodeSpec, settings: Settings) -> str:
     return provider
 
 
-def provider_client(node: NodeSpec, provider: str, build: Callable[[], T]) -> T:
-    """``build()`` a provider client, turning a missing key into an :class:`ExecutorError`.
+def provider_client(node: NodeSpec, provider: str, ctx: ExecutionContext) -> Any:
+    """The process's client of ``provider``; a missing key becomes an :class:`ExecutorError`.
 
     The message names the environment variable to set (and the local alternative).
     """
     try:
-        return build()
+        return ctx.clients().client(provider)
     except MissingApiKeyError as exc:
         raise ExecutorError(
             f"Node {node.describe()} ({node.type}): provider '{provider}' cannot run: {exc}"
         ) from exc
+
+
+def send_paid(
+    node: NodeSpec,
+    ctx: ExecutionContext,
+    provider: str,
+    send: Callable[[Any], T],
+) -> T:
+    """Send one paid request of ``provider`` for this execution, at most once.
+
+    ``send(client)`` makes the request. The submission is recorded (``metadata.submission``,
+    state ``sending``) before it goes out. For an asynchronous provider ``send`` returns the
+    job id, and a lost answer is looked up by this execution's process_uuid where the
+    provider keeps it. A lost answer that cannot be resolved raises an
+    :class:`ExecutorError` caused by ``SubmissionOutcomeUnknown`` ("submission outcome
+    unknown", naming the provider, the time and where to check); other refusals go through
+    :func:`provider_failure`.
+    """
+    client = provider_client(node, provider, ctx)
+    unit = require_unit(provider)
+    pending = submission.sending(unit, reference=ctx.process_uuid)
+    ctx.record(pending.as_metadata())
+    try:
+        if unit.mode == "async":
+            result: Any = submission.submit_once(
+                unit, client, reference=ctx.process_uuid, send=lambda: send(client)
+            )
+        else:
+            result = submission.send_once(unit, lambda: send(client))
+    except SubmissionOutcomeUnknown as exc:
+        ctx.record(submission.unknown(pending, exc).as_metadata())
+        raise ExecutorError(f"Node {node.describe()} ({node.type}): {exc}") from exc
+    except ProviderError as exc:
+        ctx.record(submission.rejected(pending, exc).as_metadata())
+        raise provider_failure(node, exc) from exc
+    job_id = result if isinstance(result, str) else None
+    ctx.record(submission.accepted(pending, job_id=job_id).as_metadata())
+    return result
 
 
 def provider_failure(node: NodeSpec, error: ProviderError) -> Exception:

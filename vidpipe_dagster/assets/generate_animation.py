@@ -18,19 +18,16 @@ from vidpipe_dagster.assets.base import (
     UpstreamNode,
     config_number,
     image_input,
-    provider_client,
-    provider_failure,
     required_text,
     select_provider,
+    send_paid,
     store_local_video,
     submitted,
     text_input,
 )
 from vidpipe_dagster.resources.providers import local
-from vidpipe_dagster.resources.providers.base import ProviderError
 from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings
-from vidpipe_dagster.resources.providers.runway import RunwayClient
-from vidpipe_dagster.resources.providers.veo import VeoClient
+from vidpipe_dagster.resources.providers.registry import require_unit
 
 MAX_SECONDS = 120.0
 
@@ -40,7 +37,7 @@ def execute(
 ) -> dict | AsyncSubmission:
     """Render the animation (local) or submit it to Veo or Runway."""
     provider = select_provider(node, ctx.settings)
-    if provider in ("veo3", "runway"):
+    if provider != local.UNIT.name and require_unit(provider).mode == "async":
         return submit(node, upstream, ctx, provider=provider)
     prompt = required_text(node, "prompt", upstream, ctx)
     duration = config_number(
@@ -62,7 +59,9 @@ def submit(
     *,
     provider: str,
 ) -> AsyncSubmission:
-    """Submit the generation to ``provider`` (``veo3`` or ``runway``)."""
+    """Submit the generation to ``provider`` (``veo3``, ``runway`` or any asynchronous
+    provider of animations: its client's ``submit(config=, prompt=, image=,
+    image_mime_type=)`` returns the job id)."""
     config = node.config or {}
     image = image_input(node, "referenceImage", upstream, ctx)
     if provider == "veo3" or image is None:
@@ -73,17 +72,16 @@ def submit(
         f"Submitting a {provider} generation"
         + (" with a reference image" if image is not None else "")
     )
-    client_class = VeoClient if provider == "veo3" else RunwayClient
-    client = provider_client(node, provider, lambda: client_class.from_settings(ctx.settings))
-    try:
-        with client:
-            job_id = client.submit(
-                config=config,
-                prompt=prompt,
-                image=image[0] if image else None,
-                image_mime_type=image[1] if image else "image/png",
-            )
-    except ProviderError as exc:
-        raise provider_failure(node, exc) from exc
+    job_id = send_paid(
+        node,
+        ctx,
+        provider,
+        lambda client: client.submit(
+            config=config,
+            prompt=prompt,
+            image=image[0] if image else None,
+            image_mime_type=image[1] if image else "image/png",
+        ),
+    )
     estimate = estimate_cost(provider, node.type, config, prices=prices_from_settings(ctx.settings))
     return submitted(provider, job_id, estimated_cost=estimate.usd)

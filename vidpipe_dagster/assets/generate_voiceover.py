@@ -15,15 +15,12 @@ from vidpipe_dagster.assets.base import (
     NodeSpec,
     UpstreamNode,
     measure,
-    provider_client,
-    provider_failure,
     required_text,
     select_provider,
+    send_paid,
     store_file,
 )
 from vidpipe_dagster.resources.providers import local
-from vidpipe_dagster.resources.providers.base import ProviderError
-from vidpipe_dagster.resources.providers.elevenlabs import ElevenLabsClient
 from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings
 
 
@@ -49,15 +46,10 @@ def execute(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: Execution
 def synthesize(node: NodeSpec, script: str, ctx: ExecutionContext) -> dict:
     """Speak ``script`` with ElevenLabs, store the audio and return the output dict."""
     config = node.config or {}
-    client = provider_client(
-        node, "elevenlabs", lambda: ElevenLabsClient.from_settings(ctx.settings)
-    )
     ctx.log(f"Synthesising {len(script)} characters with ElevenLabs")
-    try:
-        with client:
-            speech = client.synthesize(text=script, config=config)
-    except ProviderError as exc:
-        raise provider_failure(node, exc) from exc
+    speech = send_paid(
+        node, ctx, "elevenlabs", lambda client: client.synthesize(text=script, config=config)
+    )
     path = ctx.workdir / f"voiceover.{speech.extension}"
     path.write_bytes(speech.audio)
     characters = speech.character_cost or speech.characters

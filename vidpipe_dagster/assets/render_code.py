@@ -20,17 +20,14 @@ from vidpipe_dagster.assets.base import (
     NodeSpec,
     UpstreamNode,
     config_number,
-    provider_client,
-    provider_failure,
     select_provider,
+    send_paid,
     store_local_video,
     submitted,
     text_input,
     webhook_url,
 )
 from vidpipe_dagster.resources.providers import local
-from vidpipe_dagster.resources.providers.base import ProviderError
-from vidpipe_dagster.resources.providers.remotion import RemotionClient
 
 MAX_SECONDS = 300.0
 
@@ -101,18 +98,19 @@ def submit(
     """Start the Remotion Lambda render."""
     config = node.config or {}
     props = input_props(node, upstream, ctx)
-    client = provider_client(node, "remotion", lambda: RemotionClient.from_settings(ctx.settings))
     composition = config.get("compositionId") or config.get("sceneId")
     ctx.log(f"Starting a Remotion render of {composition!r}")
-    try:
-        job_id = client.submit(
+    job_id = send_paid(
+        node,
+        ctx,
+        "remotion",
+        lambda client: client.submit(
             composition_id=str(composition or ""),
             serve_url=str(config.get("serveUrl") or ""),
             input_props=props,
             webhook=remotion_webhook(node, ctx),
-        )
-    except ProviderError as exc:
-        raise provider_failure(node, exc) from exc
+        ),
+    )
     return submitted("remotion", job_id, estimated_cost=0.0)
 
 

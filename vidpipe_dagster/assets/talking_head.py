@@ -16,19 +16,16 @@ from vidpipe_dagster.assets.base import (
     ExecutionContext,
     NodeSpec,
     UpstreamNode,
-    provider_client,
-    provider_failure,
     required_text,
     script_audio,
     select_provider,
+    send_paid,
     store_local_video,
     submitted,
     upstream_nodes,
     webhook_url,
 )
 from vidpipe_dagster.resources.providers import local
-from vidpipe_dagster.resources.providers.base import ProviderError
-from vidpipe_dagster.resources.providers.heygen import HeyGenClient
 from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings
 
 AUDIO_URL_SECONDS = 6 * 3600
@@ -61,24 +58,24 @@ def submit(
         seconds = float(voice.output.get("duration") or 0.0) or None
     else:
         script = required_text(node, "script", upstream, ctx)
-    client = provider_client(node, "heygen", lambda: HeyGenClient.from_settings(ctx.settings))
     callback_url = webhook_url(ctx.settings, "heygen")
     ctx.log(
         "Submitting a HeyGen avatar video "
         + ("speaking the voiceover's audio" if audio_url else f"reading {len(script or '')} chars")
     )
-    try:
-        with client:
-            video_id = client.submit(
-                config=node.config or {},
-                script=script,
-                audio_url=audio_url,
-                title=node.title or None,
-                callback_url=callback_url,
-                callback_id=node.uuid if callback_url else None,
-            )
-    except ProviderError as exc:
-        raise provider_failure(node, exc) from exc
+    video_id = send_paid(
+        node,
+        ctx,
+        "heygen",
+        lambda client: client.submit(
+            config=node.config or {},
+            script=script,
+            audio_url=audio_url,
+            title=node.title or None,
+            callback_url=callback_url,
+            reference=ctx.process_uuid,
+        ),
+    )
     estimate = estimate_cost(
         "heygen",
         node.type,

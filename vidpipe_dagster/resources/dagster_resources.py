@@ -1,8 +1,12 @@
-"""The Dagster resource that gives assets and sensors vidpipe's settings, database and media.
+"""The Dagster resource that gives assets and sensors vidpipe's settings, database, media
+and providers.
 
 One resource, ``vidpipe``, so a compiled pipeline needs a single resource key. Its fields
 override settings (tests point it at their own database and storage); anything unset comes
 from ``VIDPIPE_*`` environment variables, read when the resource is used, never at import.
+What is expensive to build is built once per process and settings value and reused: the
+database engine, the storage (an S3 client costs ~11 ms) and the provider clients
+(:meth:`VidpipeResource.provider_clients`, closed when the process exits).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.resources.lambda_invoker import LambdaInvoker, invoker_from_settings
+from vidpipe_dagster.resources.providers.clients import ProviderClients, shared_clients
 from vidpipe_dagster.resources.storage import Storage, storage_from_settings
 from vidpipe_dagster.settings import Settings, get_settings
 
@@ -31,6 +36,7 @@ class VidpipeResource(dg.ConfigurableResource):
 
     _engines: ClassVar[dict[str, Engine]] = {}
     _engines_lock: ClassVar[threading.Lock] = threading.Lock()
+    _storages: ClassVar[dict[tuple[Any, ...], Storage]] = {}
 
     def settings(self) -> Settings:
         """The process settings with this resource's overrides applied."""
@@ -66,8 +72,27 @@ class VidpipeResource(dg.ConfigurableResource):
         return Lifecycle(self.sessions())
 
     def storage(self) -> Storage:
-        """The object storage (S3 or a local directory) named by ``storage_url``."""
-        return storage_from_settings(self.settings())
+        """The object storage (S3 or a local directory) named by ``storage_url``, one per
+        process and storage configuration."""
+        settings = self.settings()
+        key = (
+            settings.resolved_storage_url,
+            settings.s3_endpoint_url,
+            settings.aws_region,
+            settings.presign_seconds,
+        )
+        storage = self._storages.get(key)
+        if storage is None:
+            with self._engines_lock:
+                storage = self._storages.get(key)
+                if storage is None:
+                    storage = storage_from_settings(settings)
+                    self._storages[key] = storage
+        return storage
+
+    def provider_clients(self) -> ProviderClients:
+        """The provider clients for these settings, built once per process and reused."""
+        return shared_clients(self.settings())
 
     def invoker(self) -> LambdaInvoker:
         """The Lambda invoker (AWS or in-process) chosen by ``lambda_mode``."""

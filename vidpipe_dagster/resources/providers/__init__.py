@@ -1,26 +1,28 @@
-"""AI providers: one module per provider; ``local`` renders placeholder media with ffmpeg.
+"""AI providers: one module per provider, each declaring itself as a ``UNIT``.
 
-Remote clients: :mod:`.elevenlabs` (synchronous TTS), :mod:`.heygen`, :mod:`.veo`,
+Provider modules: :mod:`.elevenlabs` (synchronous TTS), :mod:`.heygen`, :mod:`.veo`,
 :mod:`.runway` and :mod:`.remotion` (asynchronous jobs: ``submit`` -> job id, ``poll`` /
-``apoll`` -> :class:`~.base.JobStatus`). Shared errors, retries and concurrent polling live in
-:mod:`.base`; prices and estimates in :mod:`.prices`.
+``apoll`` -> :class:`~.status.JobStatus`), :mod:`.local` (placeholder media with ffmpeg). Each
+ends with a :class:`~.unit.ProviderUnit` that :mod:`.registry` collects; :mod:`.clients` builds
+each client once per process. Shared parts: :mod:`.errors`, :mod:`.status`, :mod:`.retry`,
+:mod:`.http`, :mod:`.polling`, :mod:`.prices`.
 """
 
-from vidpipe_dagster.resources.providers.base import (
+from vidpipe_dagster.resources.providers.errors import (
     AuthError,
-    JobStatus,
     MalformedResponseError,
     MissingApiKeyError,
     PermanentError,
     ProviderError,
     RateLimitedError,
     ResultExpiredError,
-    RetryPolicy,
+    SubmissionOutcomeUnknown,
     TransientError,
-    apoll_many,
-    poll_many,
 )
+from vidpipe_dagster.resources.providers.polling import apoll_many, poll_many
 from vidpipe_dagster.resources.providers.prices import CostEstimate, estimate_cost
+from vidpipe_dagster.resources.providers.retry import RetryPolicy
+from vidpipe_dagster.resources.providers.status import JobStatus
 
 __all__ = [
     "AuthError",
@@ -33,6 +35,7 @@ __all__ = [
     "RateLimitedError",
     "ResultExpiredError",
     "RetryPolicy",
+    "SubmissionOutcomeUnknown",
     "TransientError",
     "apoll_many",
     "estimate_cost",

@@ -20,14 +20,15 @@ from typing import Any
 
 import httpx
 
-from vidpipe_dagster.resources.providers.base import (
-    HttpProvider,
+from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
+    MissingApiKeyError,
     PermanentError,
     ProviderError,
-    error_for_status,
-    json_body,
 )
+from vidpipe_dagster.resources.providers.http import HttpProvider, error_for_status, json_body
+from vidpipe_dagster.resources.providers.prices import CostEstimate, Rate, pick_rate
+from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
 NAME = "elevenlabs"
 ENV_VAR = "VIDPIPE_ELEVENLABS_API_KEY"
@@ -171,7 +172,8 @@ class ElevenLabsClient(HttpProvider):
 
         Raises :class:`PermanentError` (bad input, unknown voice, quota), :class:`AuthError`,
         :class:`RateLimitedError` / :class:`TransientError` after the retries are used up, or
-        :class:`MalformedResponseError` when the answer is not audio.
+        :class:`MalformedResponseError` when the answer is not audio. The request is paid
+        work: a lost answer raises ``SubmissionOutcomeUnknown`` and is never sent again.
         """
         req = build_tts_request(text=text, config=config)
         response = self.request(
@@ -181,6 +183,7 @@ class ElevenLabsClient(HttpProvider):
             json=req.body,
             headers={"Accept": "audio/mpeg"},
             ok=(200,),
+            operation="submit",
         )
         content_type = response.headers.get("content-type", "")
         if not content_type.startswith("audio/") or not response.content:
@@ -198,3 +201,60 @@ class ElevenLabsClient(HttpProvider):
             character_cost=int(cost) if cost and cost.isdigit() else None,
             request_id=response.headers.get("request-id"),
         )
+
+
+_EL = "3P developer.puter.com ElevenLabs API pricing"
+RATES: dict[str, Rate] = {
+    "eleven_multilingual_v2": Rate(0.10, "1k_chars", _EL, "2026-06"),
+    "eleven_v3": Rate(0.10, "1k_chars", _EL, "2026-06"),
+    "eleven_flash_v2_5": Rate(0.05, "1k_chars", _EL, "2026-06"),
+    "eleven_flash_v2": Rate(0.05, "1k_chars", _EL, "2026-06"),
+    "eleven_turbo_v2_5": Rate(0.05, "1k_chars", _EL, "2026-06"),
+    "eleven_turbo_v2": Rate(0.05, "1k_chars", _EL, "2026-06"),
+}
+
+
+def estimate(
+    node_type: str,
+    config: Mapping[str, Any],
+    *,
+    script_chars: int | None,
+    seconds: float | None,
+    rates: Mapping[str, Rate],
+) -> CostEstimate:
+    """Per 1,000 characters of script (``script_chars``), by ``modelId``."""
+    model = str(config.get("modelId") or DEFAULT_MODEL_ID)
+    rate = pick_rate(rates, model, default=DEFAULT_MODEL_ID)
+    chars = float(script_chars or 0)
+    note = "" if script_chars is not None else "script length unknown"
+    usd = (rate.usd * chars / 1000) if rate else 0.0
+    return CostEstimate(NAME, usd, chars, "1k_chars", rate, note)
+
+
+def build_client(provider: ProviderSettings, settings: Any) -> ElevenLabsClient:
+    """The process's ElevenLabs client; :class:`MissingApiKeyError` without a key."""
+    if provider.api_key is None:
+        raise MissingApiKeyError(ENV_VAR, provider=NAME)
+    return ElevenLabsClient(
+        api_key=provider.api_key, base_url=provider.base_url, http=provider.http
+    )
+
+
+UNIT = ProviderUnit(
+    name=NAME,
+    title="ElevenLabs",
+    mode="sync",
+    paid=True,
+    node_types=frozenset({"generate-voiceover"}),
+    build=build_client,
+    price=estimate,
+    rates=RATES,
+    default_rate_key=DEFAULT_MODEL_ID,
+    key_env=ENV_VAR,
+    key_setting="elevenlabs_api_key",
+    base_url_setting="elevenlabs_base_url",
+    default_in_flight_limit=5,
+    media_extension="mp3",
+    media_type="audio/mpeg",
+    check_hint="the ElevenLabs speech history (elevenlabs.io/app/speech-synthesis/history)",
+)

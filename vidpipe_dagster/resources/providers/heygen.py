@@ -30,18 +30,34 @@ from typing import Any, Literal
 import httpx
 from pydantic import SecretStr
 
-from vidpipe_dagster.resources.providers.base import (
-    HttpSettings,
-    JobState,
-    JobStatus,
+from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
+    MissingApiKeyError,
     PermanentError,
-    PollingHttpProvider,
     ProviderError,
+)
+from vidpipe_dagster.resources.providers.http import (
+    HttpSettings,
     dig,
     error_for_status,
     json_body,
     require_json,
+)
+from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
+from vidpipe_dagster.resources.providers.prices import (
+    CHARS_PER_SECOND_OF_SPEECH,
+    CostEstimate,
+    Rate,
+    pick_rate,
+    resolution_suffix,
+)
+from vidpipe_dagster.resources.providers.status import JobState, JobStatus
+from vidpipe_dagster.resources.providers.unit import (
+    ProviderSettings,
+    ProviderUnit,
+    Webhook,
+    WebhookEvent,
+    hmac_sha256_hex,
 )
 
 NAME = "heygen"
@@ -65,6 +81,22 @@ STATES: dict[str, JobState] = {
 }
 
 ApiVersion = Literal["v3", "v2"]
+
+REFERENCE_MARK = "ref"
+"""Titles carry ``ref <reference>`` so a submission whose answer was lost can be found again:
+HeyGen's ``GET /v3/videos`` filters by title substring (it cannot filter by ``callback_id``,
+which only the status call and the webhook echo)."""
+
+LOOKUP_ATTEMPTS = 3
+"""Listings tried before a lost submission counts as not received (a new video may take a
+moment to be listed)."""
+
+
+def titled(title: str | None, reference: str | None) -> str | None:
+    """The video title: the node's title, followed by ``ref <reference>`` when given."""
+    if not reference:
+        return title
+    return f"{title} · {REFERENCE_MARK} {reference}" if title else f"{REFERENCE_MARK} {reference}"
 
 
 def v3_resolution(width: int, height: int) -> tuple[str, str]:
@@ -256,22 +288,26 @@ class HeyGenClient(PollingHttpProvider):
         title: str | None = None,
         callback_url: str | None = None,
         callback_id: str | None = None,
+        reference: str | None = None,
     ) -> str:
         """Start an avatar video; return HeyGen's ``video_id``.
 
-        ``audio_url`` (a voiceover's presigned URL) wins over ``script``. ``callback_url`` /
-        ``callback_id`` ask HeyGen to call a webhook when the video finishes.
+        ``audio_url`` (a voiceover's presigned URL) wins over ``script``. ``callback_url``
+        asks HeyGen to call a webhook when the video finishes. ``reference`` (the execution's
+        process_uuid) is sent as ``callback_id`` (echoed by the webhook) and in the title, so
+        :meth:`find_submission` can find the video if this call's answer is lost; a lost
+        answer raises ``SubmissionOutcomeUnknown`` and is never sent again.
         """
         path, body = build_submit(
             api_version=self.api_version,
             config=config,
             script=script,
             audio_url=audio_url,
-            title=title,
+            title=titled(title, reference),
             callback_url=callback_url,
-            callback_id=callback_id,
+            callback_id=callback_id or reference,
         )
-        response = self.request("POST", path, json=body, ok=(200, 201))
+        response = self.request("POST", path, json=body, ok=(200, 201), operation="submit")
         payload = require_json(response, provider=NAME, what="video submit")
         video_id = dig(payload, "data", "video_id")
         if not isinstance(video_id, str) or not video_id:
@@ -280,6 +316,28 @@ class HeyGenClient(PollingHttpProvider):
                 provider=NAME,
             )
         return video_id
+
+    def find_submission(self, reference: str) -> str | None:
+        """The ``video_id`` of the video submitted with ``reference``, else ``None``.
+
+        Lists ``GET /v3/videos?title=<reference>`` (the title holds ``ref <reference>``; the
+        listing covers videos made through either API version), a few times with backoff
+        since a new video may take a moment to be listed.
+        """
+        for attempt in range(1, LOOKUP_ATTEMPTS + 1):
+            response = self.request(
+                "GET", "/v3/videos", params={"title": reference, "limit": 10}, ok=(200,)
+            )
+            payload = require_json(response, provider=NAME, what="video list")
+            for item in payload.get("data") or []:
+                title = item.get("title") if isinstance(item, dict) else None
+                if isinstance(title, str) and f"{REFERENCE_MARK} {reference}" in title:
+                    video_id = item.get("id") or item.get("video_id")
+                    if isinstance(video_id, str) and video_id:
+                        return video_id
+            if attempt < LOOKUP_ATTEMPTS:
+                self.sleep(self.http.policy("read").delay(attempt))
+        return None
 
     def status_path(self, job_id: str) -> tuple[str, dict[str, str] | None]:
         """``/v3/videos/{id}`` or ``/v1/video_status.get?video_id=``."""
@@ -290,3 +348,97 @@ class HeyGenClient(PollingHttpProvider):
     def parse_status(self, body: dict[str, Any]) -> JobStatus:
         """See :func:`parse_status`."""
         return parse_status(body)
+
+
+def estimate(
+    node_type: str,
+    config: Mapping[str, Any],
+    *,
+    script_chars: int | None,
+    seconds: float | None,
+    rates: Mapping[str, Rate],
+) -> CostEstimate:
+    """Per second of output: ``seconds``, else the script's speaking time (about 1,000
+    characters a minute); ``config.avatarType`` ``photo_avatar`` or ``digital_twin`` (default),
+    4K when ``width``/``height`` say so."""
+    kind = str(config.get("avatarType") or DEFAULT_RATE_KEY)
+    four_k = resolution_suffix(config) == "_4k"
+    rate = pick_rate(rates, kind + ("_4k" if four_k else ""), kind, default=DEFAULT_RATE_KEY)
+    note = ""
+    if seconds is None:
+        if script_chars is not None:
+            seconds = script_chars / CHARS_PER_SECOND_OF_SPEECH
+            note = "duration estimated from the script length"
+        else:
+            seconds = 0.0
+            note = "duration unknown"
+    usd = rate.usd * seconds if rate else 0.0
+    return CostEstimate(NAME, usd, float(seconds), "second", rate, note)
+
+
+_HG = "DOC developers.heygen.com pricing (v3 self-serve)"
+DEFAULT_RATE_KEY = "digital_twin"
+RATES: dict[str, Rate] = {
+    "photo_avatar": Rate(0.05, "second", _HG, "2026"),
+    "photo_avatar_4k": Rate(0.0667, "second", _HG, "2026"),
+    "digital_twin": Rate(0.0667, "second", _HG, "2026"),
+    "digital_twin_4k": Rate(0.0833, "second", _HG, "2026"),
+}
+
+
+def build_client(provider: ProviderSettings, settings: Any) -> HeyGenClient:
+    """The process's HeyGen client; :class:`MissingApiKeyError` without a key."""
+    if provider.api_key is None:
+        raise MissingApiKeyError(ENV_VAR, provider=NAME)
+    return HeyGenClient(
+        api_key=provider.api_key,
+        base_url=provider.base_url,
+        api_version=settings.heygen_api_version,
+        http=provider.http,
+    )
+
+
+def parse_webhook(event: dict[str, Any], headers: Mapping[str, str]) -> WebhookEvent:
+    """``avatar_video.success`` / ``avatar_video.fail``; ``callback_id`` is our reference."""
+    data = event.get("event_data") if isinstance(event.get("event_data"), dict) else {}
+    job_id = data.get("video_id")
+    reference = data.get("callback_id")
+    reference = reference if isinstance(reference, str) and reference else None
+    kind = str(event.get("event_type") or "")
+    if not isinstance(job_id, str) or kind not in ("avatar_video.success", "avatar_video.fail"):
+        return WebhookEvent(job_id=None, status=None)
+    if kind == "avatar_video.success":
+        url = data.get("url")
+        status = JobStatus(
+            state="completed", result_url=url if isinstance(url, str) else None, raw=event
+        )
+    else:
+        reason = data.get("msg") or data.get("error") or data.get("message") or "no reason given"
+        status = JobStatus(state="failed", error=str(reason), raw=event)
+    return WebhookEvent(job_id=job_id, status=status, reference=reference)
+
+
+UNIT = ProviderUnit(
+    name=NAME,
+    title="HeyGen",
+    mode="async",
+    paid=True,
+    node_types=frozenset({"talking-head"}),
+    build=build_client,
+    price=estimate,
+    rates=RATES,
+    default_rate_key=DEFAULT_RATE_KEY,
+    key_env=ENV_VAR,
+    key_setting="heygen_api_key",
+    base_url_setting="heygen_base_url",
+    max_wait_setting="heygen_max_wait_seconds",
+    default_in_flight_limit=10,
+    webhook=Webhook(
+        secret_env="VIDPIPE_HEYGEN_WEBHOOK_SECRET",
+        verify=hmac_sha256_hex("x-heygen-signature", "signature"),
+        parse=parse_webhook,
+    ),
+    webhook_secret_setting="heygen_webhook_secret",
+    finds_submissions=True,
+    check_hint="the HeyGen dashboard's video list (app.heygen.com/projects)",
+)

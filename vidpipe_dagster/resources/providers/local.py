@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lambdas.ffmpeg import probe, run_ffmpeg
+from vidpipe_dagster.resources.providers.prices import free
+from vidpipe_dagster.resources.providers.unit import ProviderUnit
 from vidpipe_dagster.resources.speech import speak
 
 if TYPE_CHECKING:
@@ -297,3 +299,16 @@ def _measured(path: Path) -> Rendered:
 
 def _even(value: int) -> int:
     return value + value % 2
+
+
+UNIT = ProviderUnit(
+    name="local",
+    title="local renderer",
+    mode="local",
+    paid=False,
+    node_types=frozenset(
+        {"talking-head", "generate-animation", "generate-voiceover", "render-code"}
+    ),
+    price=lambda node_type, config, **_: free("local", "rendered locally, free"),
+)
+"""The ``local`` provider: renders in the run, no key, no client, free."""

@@ -1,9 +1,11 @@
-"""Provider price table and cost estimates.
+"""Provider prices: the rate type, the estimate type and the one entry point.
 
-Every rate carries its source and the date it was read (``reference/providers.md`` section 8);
-providers change prices often, so treat them as configuration: override any rate with the
-``VIDPIPE_PRICE_OVERRIDES`` setting, a JSON object ``{"provider": {"key": usd}}`` (e.g.
-``{"veo3": {"veo-3.1-generate-preview": 0.35}}``), via :func:`prices_from_settings`.
+Each provider module declares its own rates (``UNIT.rates``, each with its source and the date
+it was read, ``reference/providers.md`` section 8) and its price function (``UNIT.price``);
+:func:`estimate_cost` dispatches to it. Providers change prices often, so treat them as
+configuration: override any rate with the ``VIDPIPE_PRICE_OVERRIDES`` setting, a JSON object
+``{"provider": {"key": usd}}`` (e.g. ``{"veo3": {"veo-3.1-generate-preview": 0.35}}``), via
+:func:`prices_from_settings`.
 
 Usage::
 
@@ -20,7 +22,6 @@ from typing import Any, Literal
 Unit = Literal["1k_chars", "second", "render"]
 
 CHARS_PER_SECOND_OF_SPEECH = 1000 / 60
-DEFAULT_ANIMATION_SECONDS = {"veo3": 8, "runway": 5}
 
 
 @dataclass(frozen=True)
@@ -58,61 +59,27 @@ class CostEstimate:
         }
 
 
-_EL = "3P developer.puter.com ElevenLabs API pricing"
-_HG = "DOC developers.heygen.com pricing (v3 self-serve)"
-_VEO = "3P transcription of ai.google.dev/gemini-api/docs/pricing"
-_VEO_FAST = "3P reapi.ai, citing the Gemini docs"
-_RW = "runwayml/skills; 3P toolcolumn.com ($0.01/credit)"
+def price_table() -> dict[str, dict[str, Rate]]:
+    """Every registered provider's default rates: ``{provider: {key: Rate}}``."""
+    from vidpipe_dagster.resources.providers.registry import units
 
-PRICES: dict[str, dict[str, Rate]] = {
-    "elevenlabs": {
-        "eleven_multilingual_v2": Rate(0.10, "1k_chars", _EL, "2026-06"),
-        "eleven_v3": Rate(0.10, "1k_chars", _EL, "2026-06"),
-        "eleven_flash_v2_5": Rate(0.05, "1k_chars", _EL, "2026-06"),
-        "eleven_flash_v2": Rate(0.05, "1k_chars", _EL, "2026-06"),
-        "eleven_turbo_v2_5": Rate(0.05, "1k_chars", _EL, "2026-06"),
-        "eleven_turbo_v2": Rate(0.05, "1k_chars", _EL, "2026-06"),
-    },
-    "heygen": {
-        "photo_avatar": Rate(0.05, "second", _HG, "2026"),
-        "photo_avatar_4k": Rate(0.0667, "second", _HG, "2026"),
-        "digital_twin": Rate(0.0667, "second", _HG, "2026"),
-        "digital_twin_4k": Rate(0.0833, "second", _HG, "2026"),
-    },
-    "veo3": {
-        "veo-3.1-generate-preview": Rate(0.40, "second", _VEO, "2026-09-20"),
-        "veo-3.1-generate-preview_4k": Rate(0.60, "second", _VEO, "2026-09-20"),
-        "veo-3.1-fast-generate-preview": Rate(0.10, "second", _VEO_FAST, "2026-05"),
-        "veo-3.1-fast-generate-preview_1080p": Rate(0.12, "second", _VEO_FAST, "2026-05"),
-        "veo-3.1-fast-generate-preview_4k": Rate(0.30, "second", _VEO_FAST, "2026-05"),
-        "veo-3.1-lite-generate-preview": Rate(0.05, "second", _VEO_FAST, "2026-05"),
-    },
-    "runway": {
-        "gen4_turbo": Rate(0.05, "second", _RW, "2026-05"),
-        "gen4.5": Rate(0.12, "second", _RW, "2026-05"),
-        "veo3": Rate(0.40, "second", _RW, "2026-05"),
-        "veo3.1": Rate(0.40, "second", _RW, "2026-05"),
-        "veo3.1_fast": Rate(0.15, "second", _RW, "2026-05"),
-    },
-    "remotion": {},
-    "local": {},
-}
+    return {unit.name: dict(unit.rates) for unit in units()}
 
-DEFAULT_KEYS = {
-    "elevenlabs": "eleven_multilingual_v2",
-    "heygen": "digital_twin",
-    "veo3": "veo-3.1-generate-preview",
-    "runway": "gen4_turbo",
-}
+
+def _default_key(provider: str) -> str:
+    from vidpipe_dagster.resources.providers.registry import get_unit
+
+    unit = get_unit(provider)
+    return unit.default_rate_key if unit else ""
 
 
 def prices_from_settings(settings: Any) -> dict[str, dict[str, Rate]]:
-    """:data:`PRICES` with ``settings.price_overrides`` (``{provider: {key: usd}}``) applied."""
-    table = {provider: dict(rates) for provider, rates in PRICES.items()}
+    """:func:`price_table` with ``settings.price_overrides`` (``{provider: {key: usd}}``)."""
+    table = price_table()
     for provider, rates in (getattr(settings, "price_overrides", None) or {}).items():
         target = table.setdefault(provider, {})
         for key, usd in rates.items():
-            base = target.get(key) or target.get(DEFAULT_KEYS.get(provider, ""))
+            base = target.get(key) or target.get(_default_key(provider))
             unit: Unit = base.unit if base else "second"
             target[key] = (
                 replace(base, usd=float(usd), source="VIDPIPE_PRICE_OVERRIDES", as_of="override")
@@ -122,15 +89,16 @@ def prices_from_settings(settings: Any) -> dict[str, dict[str, Rate]]:
     return table
 
 
-def _rate(table: Mapping[str, Mapping[str, Rate]], provider: str, *keys: str) -> Rate | None:
-    rates = table.get(provider, {})
+def pick_rate(rates: Mapping[str, Rate], *keys: str, default: str = "") -> Rate | None:
+    """The first of ``keys`` found in ``rates``, else the ``default`` key's rate."""
     for key in keys:
         if key in rates:
             return rates[key]
-    return rates.get(DEFAULT_KEYS.get(provider, ""))
+    return rates.get(default)
 
 
-def _resolution_suffix(config: Mapping[str, Any]) -> str:
+def resolution_suffix(config: Mapping[str, Any]) -> str:
+    """``_4k``, ``_1080p`` or ``""`` from ``config.resolution`` or ``width``/``height``."""
     resolution = str(config.get("resolution") or "").lower()
     height = min(int(config.get("width") or 0), int(config.get("height") or 0))
     if resolution == "4k" or height >= 2160:
@@ -138,6 +106,11 @@ def _resolution_suffix(config: Mapping[str, Any]) -> str:
     if resolution == "1080p" or height >= 1080:
         return "_1080p"
     return ""
+
+
+def free(provider: str, note: str) -> CostEstimate:
+    """A zero estimate with the reason."""
+    return CostEstimate(provider, 0.0, 0.0, None, None, note)
 
 
 def estimate_cost(
@@ -149,47 +122,18 @@ def estimate_cost(
     seconds: float | None = None,
     prices: Mapping[str, Mapping[str, Rate]] | None = None,
 ) -> CostEstimate:
-    """Estimate what one run of a node costs with ``provider``.
+    """Estimate what one run of a node costs with ``provider`` (its unit's price function).
 
-    - ``elevenlabs``: per 1,000 characters of script (``script_chars``), by ``modelId``.
-    - ``heygen``: per second of output: ``seconds``, else the script's speaking time
-      (about 1,000 characters a minute); ``config.avatarType`` ``photo_avatar`` or
-      ``digital_twin`` (default), 4K when ``width``/``height`` say so.
-    - ``veo3`` / ``runway``: per second of output: ``seconds`` or ``config.duration``, by
-      ``model`` (and resolution for Veo).
-    - ``remotion`` and ``local``: 0 (Remotion's actual cost comes from ``costs.accruedSoFar``).
+    ``script_chars`` is the script's length where the price depends on it; ``seconds`` the
+    output's length when known. ``prices`` defaults to :func:`price_table`.
     """
-    config = config or {}
-    table = prices if prices is not None else PRICES
-    if provider in ("local", "remotion") or provider not in table:
-        note = {
-            "local": "rendered locally, free",
-            "remotion": "no published per-render price; actual cost from costs.accruedSoFar",
-        }.get(provider, f"no price table for provider {provider!r}")
-        return CostEstimate(provider, 0.0, 0.0, None, None, note)
-    if provider == "elevenlabs":
-        model = str(config.get("modelId") or DEFAULT_KEYS["elevenlabs"])
-        rate = _rate(table, provider, model)
-        chars = float(script_chars or 0)
-        note = "" if script_chars is not None else "script length unknown"
-        usd = (rate.usd * chars / 1000) if rate else 0.0
-        return CostEstimate(provider, usd, chars, "1k_chars", rate, note)
-    suffix = _resolution_suffix(config)
-    note = ""
-    if provider == "heygen":
-        kind = str(config.get("avatarType") or DEFAULT_KEYS["heygen"])
-        rate = _rate(table, provider, kind + ("_4k" if suffix == "_4k" else ""), kind)
-        if seconds is None:
-            if script_chars is not None:
-                seconds = script_chars / CHARS_PER_SECOND_OF_SPEECH
-                note = "duration estimated from the script length"
-            else:
-                seconds = 0.0
-                note = "duration unknown"
-    else:
-        model = str(config.get("model") or DEFAULT_KEYS[provider])
-        rate = _rate(table, provider, model + suffix, model)
-        if seconds is None:
-            seconds = float(config.get("duration") or DEFAULT_ANIMATION_SECONDS.get(provider, 8))
-    usd = rate.usd * seconds if rate else 0.0
-    return CostEstimate(provider, usd, float(seconds), "second", rate, note)
+    from vidpipe_dagster.resources.providers.registry import get_unit
+
+    unit = get_unit(provider)
+    if unit is None or unit.price is None:
+        return free(provider, f"no price table for provider {provider!r}")
+    table = prices if prices is not None else price_table()
+    rates = table.get(provider, unit.rates)
+    return unit.price(
+        node_type, config or {}, script_chars=script_chars, seconds=seconds, rates=rates
+    )

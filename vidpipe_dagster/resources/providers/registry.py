@@ -1,114 +1,128 @@
-"""Which remote provider runs how: client construction, limits, waits and result fetching.
+"""The providers vidpipe knows: one :class:`~.unit.ProviderUnit` per provider module.
 
-One place maps a provider name (``config.provider``) to its client and its operating
-settings, so the executors, the polling sensor and the webhooks agree:
+Adding a provider is adding one module that ends with ``UNIT = ProviderUnit(...)`` and
+registering it: list the module in :data:`BUILTIN_MODULES`, or call :func:`register` (tests
+and plugins). Everything else (executors, the polling sensor, webhooks, prices, limits)
+asks the registry:
 
-- :data:`ASYNC_PROVIDERS`: providers whose jobs are submitted in a run and finished later;
-- :func:`job_client`: the client that polls and fetches a provider's jobs, built from the
-  settings (:class:`~.base.MissingApiKeyError` when its key is not set);
-- :func:`fetch_job_result`: copy a completed job's media to a local file, re-polling for a
-  fresh URL when the one at hand has expired;
-- :func:`max_wait_seconds` and :func:`jobs_limit`: how long a job may run and how many may
-  be in flight at once.
+- :func:`get_unit` / :func:`require_unit`: the unit named by ``config.provider``;
+- :func:`providers_for`: which providers can render a node type;
+- :data:`ASYNC_PROVIDERS` and :data:`PAID_PROVIDERS`: live views of the registered names;
+- :func:`max_wait_seconds`, :func:`jobs_limit`: a provider's limits under the settings.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import importlib
+import threading
+from collections.abc import Callable, Iterator
+from collections.abc import Set as AbstractSet
 from typing import Any
 
-from vidpipe_dagster.resources.providers.base import (
-    JobStatus,
-    PollingHttpProvider,
-    ResultExpiredError,
-)
-from vidpipe_dagster.resources.providers.heygen import HeyGenClient
-from vidpipe_dagster.resources.providers.remotion import RemotionClient
-from vidpipe_dagster.resources.providers.runway import RunwayClient
-from vidpipe_dagster.resources.providers.veo import VeoClient
+from vidpipe_dagster.resources.providers.unit import ProviderUnit
 
-ASYNC_PROVIDERS: frozenset[str] = frozenset({"heygen", "veo3", "runway", "remotion"})
-PAID_PROVIDERS: frozenset[str] = ASYNC_PROVIDERS | {"elevenlabs"}
+BUILTIN_MODULES: tuple[str, ...] = ("heygen", "elevenlabs", "veo", "runway", "remotion", "local")
+"""Provider modules under ``vidpipe_dagster.resources.providers`` registered at first use."""
 
-DEFAULT_JOB_LIMITS: dict[str, int] = {
-    "heygen": 10,
-    "veo3": 10,
-    "runway": 5,
-    "remotion": 20,
-    "elevenlabs": 5,
-}
-"""Concurrent jobs per provider unless ``VIDPIPE_PROVIDER_LIMITS`` says otherwise (HeyGen v3
-pay-as-you-go and Veo allow 10, Runway tier 4 allows 10 and tier 2 allows 3, ElevenLabs
-Creator allows 5 concurrent requests)."""
-
-MAX_WAIT_SETTINGS: dict[str, str] = {
-    "heygen": "heygen_max_wait_seconds",
-    "veo3": "veo_max_wait_seconds",
-    "runway": "runway_max_wait_seconds",
-    "remotion": "remotion_max_wait_seconds",
-}
-
-MEDIA_EXTENSIONS: dict[str, str] = {
-    "heygen": "mp4",
-    "veo3": "mp4",
-    "runway": "mp4",
-    "remotion": "mp4",
-}
-
-JobClient = PollingHttpProvider | RemotionClient
+_units: dict[str, ProviderUnit] = {}
+_lock = threading.RLock()
+_loaded = False
 
 
-def job_client(provider: str, settings: Any) -> JobClient:
-    """The client for ``provider``'s jobs; the caller closes it (``close`` when present)."""
-    if provider == "heygen":
-        return HeyGenClient.from_settings(settings)
-    if provider == "veo3":
-        return VeoClient.from_settings(settings)
-    if provider == "runway":
-        return RunwayClient.from_settings(settings)
-    if provider == "remotion":
-        return RemotionClient.from_settings(settings)
-    raise ValueError(f"{provider!r} is not an asynchronous provider")
+def _ensure_builtin() -> None:
+    global _loaded
+    if _loaded:
+        return
+    with _lock:
+        if _loaded:
+            return
+        for module in BUILTIN_MODULES:
+            unit = importlib.import_module(f"vidpipe_dagster.resources.providers.{module}").UNIT
+            _units.setdefault(unit.name, unit)
+        _loaded = True
 
 
-def close_client(client: Any) -> None:
-    """Close a client built by :func:`job_client` (Remotion's boto3 clients need nothing)."""
-    close = getattr(client, "close", None)
-    if callable(close):
-        close()
+def register(unit: ProviderUnit) -> ProviderUnit:
+    """Make ``unit`` known under ``unit.name`` (replacing a unit of that name)."""
+    _ensure_builtin()
+    with _lock:
+        _units[unit.name] = unit
+    return unit
+
+
+def unregister(name: str) -> None:
+    """Forget the provider ``name`` (tests that registered one of their own)."""
+    _ensure_builtin()
+    with _lock:
+        _units.pop(name, None)
+
+
+def units() -> tuple[ProviderUnit, ...]:
+    """Every registered unit."""
+    _ensure_builtin()
+    with _lock:
+        return tuple(_units.values())
+
+
+def get_unit(name: str) -> ProviderUnit | None:
+    """The unit named ``name``, else ``None``."""
+    _ensure_builtin()
+    return _units.get(name)
+
+
+def require_unit(name: str) -> ProviderUnit:
+    """The unit named ``name``; ``ValueError`` naming the known ones otherwise."""
+    unit = get_unit(name)
+    if unit is None:
+        known = ", ".join(sorted(u.name for u in units()))
+        raise ValueError(f"unknown provider {name!r}; known providers: {known}")
+    return unit
+
+
+def providers_for(node_type: str) -> frozenset[str]:
+    """The providers that can render ``node_type``."""
+    return frozenset(u.name for u in units() if node_type in u.node_types)
+
+
+class _LiveNames(AbstractSet[str]):
+    """The names of the registered units that satisfy a predicate, read at each use."""
+
+    def __init__(self, predicate: Callable[[ProviderUnit], bool], description: str) -> None:
+        self._predicate = predicate
+        self._description = description
+
+    def _names(self) -> frozenset[str]:
+        return frozenset(u.name for u in units() if self._predicate(u))
+
+    def __contains__(self, name: object) -> bool:
+        unit = get_unit(name) if isinstance(name, str) else None
+        return unit is not None and self._predicate(unit)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._names()))
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __repr__(self) -> str:
+        return f"<{self._description}: {', '.join(self)}>"
+
+
+ASYNC_PROVIDERS: AbstractSet[str] = _LiveNames(lambda u: u.mode == "async", "async providers")
+"""Providers whose jobs are submitted in a run and finished later (poll or webhook)."""
+
+PAID_PROVIDERS: AbstractSet[str] = _LiveNames(lambda u: u.paid, "paid providers")
+"""Providers that cost money per job."""
 
 
 def max_wait_seconds(provider: str, settings: Any) -> float:
     """How long a job of ``provider`` may stay unfinished before it is failed."""
-    name = MAX_WAIT_SETTINGS.get(provider)
-    return float(getattr(settings, name)) if name else 900.0
+    return require_unit(provider).settings(settings).max_wait_seconds
 
 
 def jobs_limit(provider: str, settings: Any) -> int:
     """How many jobs of ``provider`` may be in flight at once."""
-    configured = (getattr(settings, "provider_limits", None) or {}).get(provider)
-    if isinstance(configured, int) and configured > 0:
-        return configured
-    return DEFAULT_JOB_LIMITS.get(provider, 5)
-
-
-def fetch_job_result(
-    client: JobClient, job_id: str, dest: Path, *, status: JobStatus | None = None
-) -> JobStatus:
-    """Copy a completed job's media to ``dest``; return the status it was fetched from.
-
-    ``status`` (from a poll or a webhook) is tried first; an expired or missing URL falls
-    back to polling the provider for a freshly signed one.
-    """
-    if isinstance(client, RemotionClient):
-        if status is None or status.state != "completed":
-            status = client.poll(job_id)
-        client.download_output(job_id, dest, status=status)
-        return status
-    if status is not None and status.result_url:
-        try:
-            client.download(status.result_url, dest, auth=client.result_needs_auth)
-            return status
-        except ResultExpiredError:
-            pass
-    return client.fetch_result(job_id, dest)
+    unit = get_unit(provider)
+    if unit is None:
+        return 5
+    return unit.settings(settings).in_flight_limit

@@ -19,27 +19,42 @@ input's JSON.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+)
 
-from vidpipe_dagster.resources.providers.base import (
+from vidpipe_dagster.resources.providers.errors import (
     AuthError,
-    JobStatus,
     MalformedResponseError,
     MissingApiKeyError,
     PermanentError,
     ProviderError,
     RateLimitedError,
-    RetryPolicy,
+    SubmissionOutcomeUnknown,
     TransientError,
-    http_settings_from,
-    retry_call,
+)
+from vidpipe_dagster.resources.providers.http import http_settings_from
+from vidpipe_dagster.resources.providers.prices import CostEstimate, free
+from vidpipe_dagster.resources.providers.retry import RetryPolicy, retry_call
+from vidpipe_dagster.resources.providers.status import JobStatus
+from vidpipe_dagster.resources.providers.unit import (
+    ProviderSettings,
+    ProviderUnit,
+    Webhook,
+    WebhookEvent,
+    hmac_hex_check,
 )
 
 NAME = "remotion"
@@ -304,11 +319,14 @@ class RemotionClient:
         """Invoke the function synchronously and return its last JSON object, or raise.
 
         Lambda runtime failures (``FunctionError``) are transient, and retried only when the
-        call is ``idempotent``; ``{"type": "error"}`` from Remotion is permanent.
+        call is ``idempotent``; ``{"type": "error"}`` from Remotion is permanent. A call that
+        is not idempotent and loses its answer after it went out (a read timeout, a closed
+        connection) raises ``SubmissionOutcomeUnknown``.
         """
         data = json.dumps(payload).encode()
 
         def once() -> dict[str, Any]:
+            sent_at = datetime.now(UTC)
             try:
                 response = self.lambda_client.invoke(
                     FunctionName=self.function_name,
@@ -317,7 +335,13 @@ class RemotionClient:
                 )
             except ClientError as exc:
                 raise _client_error(exc, what=what) from exc
+            except (ConnectTimeoutError, EndpointConnectionError) as exc:
+                raise TransientError(f"{NAME}: {what} failed: {exc}", provider=NAME) from exc
             except BotoCoreError as exc:
+                if not idempotent:
+                    raise SubmissionOutcomeUnknown(
+                        provider=NAME, what=what, sent_at=sent_at, cause=str(exc)
+                    ) from exc
                 raise TransientError(f"{NAME}: {what} failed: {exc}", provider=NAME) from exc
             body = parse_payload(response["Payload"].read())
             if response.get("FunctionError") or "errorMessage" in body:
@@ -392,6 +416,18 @@ class RemotionClient:
         """:meth:`poll` in a worker thread (boto3 is synchronous); ``client`` is unused."""
         return await asyncio.to_thread(self.poll, job_id)
 
+    def fetch_completed(
+        self, job_id: str, dest: Path, *, status: JobStatus | None = None
+    ) -> JobStatus:
+        """Copy a completed render to ``dest``; return the status it was fetched from."""
+        if status is None or status.state != "completed":
+            status = self.poll(job_id)
+        self.download_output(job_id, dest, status=status)
+        return status
+
+    def close(self) -> None:
+        """Nothing to close: boto3 clients hold no sockets open between calls."""
+
     def download_output(self, job_id: str, dest: Path, *, status: JobStatus | None = None) -> int:
         """Copy a finished render from Remotion's bucket to ``dest``; return its size.
 
@@ -424,3 +460,58 @@ class RemotionClient:
             return size
 
         return retry_call(once, policy=self.retry, sleep=self.sleep)
+
+
+def estimate(
+    node_type: str,
+    config: Mapping[str, Any],
+    *,
+    script_chars: int | None,
+    seconds: float | None,
+    rates: Mapping[str, Any],
+) -> CostEstimate:
+    """0: there is no published per-render price (the actual cost is ``costs.accruedSoFar``)."""
+    return free(NAME, "no published per-render price; actual cost from costs.accruedSoFar")
+
+
+def build_client(provider: ProviderSettings, settings: Any) -> RemotionClient:
+    """The process's Remotion client (boto3 Lambda and S3 clients, built once)."""
+    return RemotionClient.from_settings(settings)
+
+
+def parse_webhook(event: dict[str, Any], headers: Mapping[str, str]) -> WebhookEvent:
+    """A render's callback (``success``, ``error`` or ``timeout``)."""
+    render_id, bucket = event.get("renderId"), event.get("bucketName")
+    if not isinstance(render_id, str) or not isinstance(bucket, str):
+        return WebhookEvent(job_id=None, status=None)
+    kind = str(event.get("type") or headers.get("x-remotion-status") or "")
+    if kind == "success":
+        status = JobStatus(state="completed", raw=event)
+    else:
+        errors = event.get("errors") or []
+        messages = [str(e.get("message", e)) if isinstance(e, dict) else str(e) for e in errors]
+        status = JobStatus(state="failed", error="; ".join(messages) or f"render {kind}", raw=event)
+    return WebhookEvent(job_id=job_id_for(bucket_name=bucket, render_id=render_id), status=status)
+
+
+UNIT = ProviderUnit(
+    name=NAME,
+    title="Remotion Lambda",
+    mode="async",
+    paid=True,
+    node_types=frozenset({"render-code"}),
+    build=build_client,
+    price=estimate,
+    key_env=ENV_VAR,
+    max_wait_setting="remotion_max_wait_seconds",
+    default_in_flight_limit=20,
+    webhook=Webhook(
+        secret_env="VIDPIPE_REMOTION_WEBHOOK_SECRET",
+        verify=hmac_hex_check(
+            header="x-remotion-signature", digest=hashlib.sha512, prefix="sha512="
+        ),
+        parse=parse_webhook,
+    ),
+    webhook_secret_setting="remotion_webhook_secret",
+    check_hint="the renders/ folder of Remotion's S3 bucket and the function's CloudWatch logs",
+)

@@ -20,17 +20,22 @@ from typing import Any
 
 import httpx
 
-from vidpipe_dagster.resources.providers.base import (
-    JobState,
-    JobStatus,
+from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
+    MissingApiKeyError,
     PermanentError,
-    PollingHttpProvider,
     ProviderError,
-    error_for_status,
-    json_body,
-    require_json,
 )
+from vidpipe_dagster.resources.providers.http import error_for_status, json_body, require_json
+from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
+from vidpipe_dagster.resources.providers.prices import (
+    CostEstimate,
+    Rate,
+    pick_rate,
+    resolution_suffix,
+)
+from vidpipe_dagster.resources.providers.status import JobState, JobStatus
+from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
 NAME = "runway"
 ENV_VAR = "VIDPIPE_RUNWAY_API_KEY"
@@ -158,6 +163,8 @@ class RunwayClient(PollingHttpProvider):
     default_base_url = DEFAULT_BASE_URL
     key_setting = "runway_api_key"
     base_url_setting = "runway_base_url"
+    not_taken_statuses = frozenset({408, 429, 502, 503, 504})
+    """Runway documents 502/503/504 as load shedding: the task was not created."""
 
     def auth_headers(self) -> dict[str, str]:
         """``Authorization: Bearer`` and ``X-Runway-Version``."""
@@ -180,7 +187,11 @@ class RunwayClient(PollingHttpProvider):
         image_mime_type: str = "image/png",
         image_url: str | None = None,
     ) -> str:
-        """Start a generation task; return its id."""
+        """Start a generation task; return its id.
+
+        Runway keeps no reference of ours on a task, so a lost answer raises
+        ``SubmissionOutcomeUnknown`` and is never sent again.
+        """
         path, body = build_submit(
             config=config,
             prompt=prompt,
@@ -188,7 +199,7 @@ class RunwayClient(PollingHttpProvider):
             image_mime_type=image_mime_type,
             image_url=image_url,
         )
-        response = self.request("POST", path, json=body, ok=(200, 201))
+        response = self.request("POST", path, json=body, ok=(200, 201), operation="submit")
         payload = require_json(response, provider=NAME, what="task submit")
         task_id = payload.get("id")
         if not isinstance(task_id, str) or not task_id:
@@ -206,3 +217,57 @@ class RunwayClient(PollingHttpProvider):
     def parse_status(self, body: dict[str, Any]) -> JobStatus:
         """See :func:`parse_status`."""
         return parse_status(body)
+
+
+_RW = "runwayml/skills; 3P toolcolumn.com ($0.01/credit)"
+RATES: dict[str, Rate] = {
+    "gen4_turbo": Rate(0.05, "second", _RW, "2026-05"),
+    "gen4.5": Rate(0.12, "second", _RW, "2026-05"),
+    "veo3": Rate(0.40, "second", _RW, "2026-05"),
+    "veo3.1": Rate(0.40, "second", _RW, "2026-05"),
+    "veo3.1_fast": Rate(0.15, "second", _RW, "2026-05"),
+}
+DEFAULT_SECONDS = 5
+
+
+def estimate(
+    node_type: str,
+    config: Mapping[str, Any],
+    *,
+    script_chars: int | None,
+    seconds: float | None,
+    rates: Mapping[str, Rate],
+) -> CostEstimate:
+    """Per second of output (``seconds`` or ``config.duration``), by ``model``."""
+    model = str(config.get("model") or DEFAULT_MODEL)
+    rate = pick_rate(rates, model + resolution_suffix(config), model, default=DEFAULT_MODEL)
+    if seconds is None:
+        seconds = float(config.get("duration") or DEFAULT_SECONDS)
+    usd = rate.usd * seconds if rate else 0.0
+    return CostEstimate(NAME, usd, float(seconds), "second", rate, "")
+
+
+def build_client(provider: ProviderSettings, settings: Any) -> RunwayClient:
+    """The process's Runway client; :class:`MissingApiKeyError` without a key."""
+    if provider.api_key is None:
+        raise MissingApiKeyError(ENV_VAR, provider=NAME)
+    return RunwayClient(api_key=provider.api_key, base_url=provider.base_url, http=provider.http)
+
+
+UNIT = ProviderUnit(
+    name=NAME,
+    title="Runway",
+    mode="async",
+    paid=True,
+    node_types=frozenset({"generate-animation"}),
+    build=build_client,
+    price=estimate,
+    rates=RATES,
+    default_rate_key=DEFAULT_MODEL,
+    key_env=ENV_VAR,
+    key_setting="runway_api_key",
+    base_url_setting="runway_base_url",
+    max_wait_setting="runway_max_wait_seconds",
+    default_in_flight_limit=5,
+    check_hint="the task history of the Runway developer portal (dev.runwayml.com)",
+)

@@ -20,18 +20,28 @@ from typing import Any
 
 import httpx
 
-from vidpipe_dagster.resources.providers.base import (
+from vidpipe_dagster.resources.providers.errors import (
     AuthError,
-    JobStatus,
     MalformedResponseError,
+    MissingApiKeyError,
     PermanentError,
-    PollingHttpProvider,
     ProviderError,
+)
+from vidpipe_dagster.resources.providers.http import (
     dig,
     error_for_status,
     json_body,
     require_json,
 )
+from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
+from vidpipe_dagster.resources.providers.prices import (
+    CostEstimate,
+    Rate,
+    pick_rate,
+    resolution_suffix,
+)
+from vidpipe_dagster.resources.providers.status import JobStatus
+from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
 NAME = "veo3"
 ENV_VAR = "VIDPIPE_GEMINI_API_KEY"
@@ -164,11 +174,15 @@ class VeoClient(PollingHttpProvider):
         image: bytes | None = None,
         image_mime_type: str = "image/png",
     ) -> str:
-        """Start a video generation; return the operation name (the job id)."""
+        """Start a video generation; return the operation name (the job id).
+
+        The Gemini API keeps no reference of ours on an operation, so a lost answer raises
+        ``SubmissionOutcomeUnknown`` and is never sent again.
+        """
         path, body = build_submit(
             config=config, prompt=prompt, image=image, image_mime_type=image_mime_type
         )
-        response = self.request("POST", path, json=body, ok=(200,))
+        response = self.request("POST", path, json=body, ok=(200,), operation="submit")
         payload = require_json(response, provider=NAME, what="predictLongRunning")
         name = payload.get("name")
         if not isinstance(name, str) or "/operations/" not in name:
@@ -184,3 +198,60 @@ class VeoClient(PollingHttpProvider):
     def parse_status(self, body: dict[str, Any]) -> JobStatus:
         """See :func:`parse_status`."""
         return parse_status(body)
+
+
+_VEO = "3P transcription of ai.google.dev/gemini-api/docs/pricing"
+_VEO_FAST = "3P reapi.ai, citing the Gemini docs"
+RATES: dict[str, Rate] = {
+    "veo-3.1-generate-preview": Rate(0.40, "second", _VEO, "2026-09-20"),
+    "veo-3.1-generate-preview_4k": Rate(0.60, "second", _VEO, "2026-09-20"),
+    "veo-3.1-fast-generate-preview": Rate(0.10, "second", _VEO_FAST, "2026-05"),
+    "veo-3.1-fast-generate-preview_1080p": Rate(0.12, "second", _VEO_FAST, "2026-05"),
+    "veo-3.1-fast-generate-preview_4k": Rate(0.30, "second", _VEO_FAST, "2026-05"),
+    "veo-3.1-lite-generate-preview": Rate(0.05, "second", _VEO_FAST, "2026-05"),
+}
+DEFAULT_SECONDS = 8
+
+
+def estimate(
+    node_type: str,
+    config: Mapping[str, Any],
+    *,
+    script_chars: int | None,
+    seconds: float | None,
+    rates: Mapping[str, Rate],
+) -> CostEstimate:
+    """Per second of output (``seconds`` or ``config.duration``), by ``model`` and resolution."""
+    model = str(config.get("model") or DEFAULT_MODEL)
+    rate = pick_rate(rates, model + resolution_suffix(config), model, default=DEFAULT_MODEL)
+    if seconds is None:
+        seconds = float(config.get("duration") or DEFAULT_SECONDS)
+    usd = rate.usd * seconds if rate else 0.0
+    return CostEstimate(NAME, usd, float(seconds), "second", rate, "")
+
+
+def build_client(provider: ProviderSettings, settings: Any) -> VeoClient:
+    """The process's Veo client; :class:`MissingApiKeyError` without a key."""
+    if provider.api_key is None:
+        raise MissingApiKeyError(ENV_VAR, provider=NAME)
+    return VeoClient(api_key=provider.api_key, base_url=provider.base_url, http=provider.http)
+
+
+UNIT = ProviderUnit(
+    name=NAME,
+    title="Veo 3 (Gemini API)",
+    mode="async",
+    paid=True,
+    node_types=frozenset({"generate-animation"}),
+    build=build_client,
+    price=estimate,
+    rates=RATES,
+    default_rate_key=DEFAULT_MODEL,
+    key_env=ENV_VAR,
+    key_setting="gemini_api_key",
+    base_url_setting="gemini_base_url",
+    max_wait_setting="veo_max_wait_seconds",
+    default_in_flight_limit=10,
+    check_hint="the Gemini API usage page of the key's Google Cloud project "
+    "(aistudio.google.com/usage)",
+)
