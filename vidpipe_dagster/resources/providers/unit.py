@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -116,6 +117,8 @@ class ProviderUnit:
     key_env: str | None = None
     key_setting: str | None = None
     base_url_setting: str | None = None
+    base_url_env: str | None = None
+    default_base_url: str | None = None
     max_wait_setting: str | None = None
     default_in_flight_limit: int = 5
     webhook: Webhook | None = None
@@ -126,20 +129,38 @@ class ProviderUnit:
     media_type: str = "video/mp4"
 
     def settings(self, settings: Any) -> ProviderSettings:
-        """This provider's settings from vidpipe's ``Settings``."""
-        key = getattr(settings, self.key_setting) if self.key_setting else None
+        """This provider's settings from vidpipe's ``Settings``.
+
+        A provider without fields of its own in ``Settings`` (``key_setting`` and friends
+        unset) reads ``key_env``, ``base_url_env`` and its webhook's ``secret_env`` from the
+        environment when asked, so adding one needs no change outside its module.
+        """
+        key = (
+            getattr(settings, self.key_setting)
+            if self.key_setting
+            else os.environ.get(self.key_env or "")
+            if self.mode != "local"
+            else None
+        )
         limits = getattr(settings, "provider_limits", None) or {}
         configured = limits.get(self.name)
         max_wait = getattr(settings, self.max_wait_setting) if self.max_wait_setting else None
         secret = (
             getattr(settings, self.webhook_secret_setting, None)
             if self.webhook_secret_setting
+            else os.environ.get(self.webhook.secret_env)
+            if self.webhook
             else None
+        )
+        base_url = (
+            getattr(settings, self.base_url_setting)
+            if self.base_url_setting
+            else os.environ.get(self.base_url_env or "") or self.default_base_url
         )
         return ProviderSettings(
             name=self.name,
             api_key=SecretStr(reveal(key)) if reveal(key) else None,
-            base_url=getattr(settings, self.base_url_setting) if self.base_url_setting else None,
+            base_url=base_url,
             max_wait_seconds=float(max_wait) if max_wait else DEFAULT_MAX_WAIT_SECONDS,
             in_flight_limit=(
                 configured
