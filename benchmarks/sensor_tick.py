@@ -4,9 +4,12 @@ Fake HeyGen, Veo and Runway servers run in a child process (their threads and me
 not count), answering every call after ``--latency`` seconds. A fresh PostgreSQL database
 (``VIDPIPE_BENCH_PG_ADMIN_URL``, default ``postgresql://postgres@127.0.0.1:5432/postgres``)
 holds ``--jobs`` nodes in flight, spread over the three providers; ``--completing`` percent
-of the jobs have finished. The parent runs ``provider_sensor.poll_provider_jobs`` once (poll
-everything, record progress, download and store the finished media, report them) and
-prints the wall time, the Python heap peak (tracemalloc) and the peak RSS growth.
+of the jobs have finished. The parent first polls every job once with the same clients and
+concurrency and nothing else (the *baseline*: what the polls alone cost on this machine, in
+the same run), then runs ``provider_sensor.poll_provider_jobs`` once (poll everything,
+record progress, download and store the finished media, report them) and prints the wall
+time, the Python heap peak (tracemalloc) and the peak RSS growth. ``--profile`` prints the
+tick's top functions by cumulative time.
 
     python benchmarks/sensor_tick.py --jobs 1000 --latency 0.2 --completing 10
 """
@@ -128,6 +131,29 @@ def insert_jobs(url: str, jobs: int) -> None:
             )
 
 
+def polls_only(vidpipe, jobs: int, concurrency: int) -> float:
+    """Seconds to poll every job once over the tick's clients, without the database."""
+    import asyncio
+
+    from vidpipe_dagster.resources.providers.polling import apoll_many, make_async_client
+
+    clients = vidpipe.provider_clients()
+    ids = {p: [job_id(p, n) for n in range(jobs) if PROVIDERS[n % 3] == p] for p in PROVIDERS}
+
+    async def everything() -> None:
+        async with make_async_client(concurrency=concurrency * len(PROVIDERS)) as aclient:
+            await asyncio.gather(
+                *(
+                    apoll_many(clients.client(p), ids[p], concurrency=concurrency, client=aclient)
+                    for p in PROVIDERS
+                )
+            )
+
+    begun = time.perf_counter()
+    asyncio.run(everything())
+    return time.perf_counter() - begun
+
+
 def main() -> None:
     """Run one tick and print the figures."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -135,6 +161,7 @@ def main() -> None:
     parser.add_argument("--latency", type=float, default=0.2)
     parser.add_argument("--completing", type=int, default=10, help="percent of jobs finished")
     parser.add_argument("--concurrency", type=int, default=50, help="polls per provider")
+    parser.add_argument("--profile", action="store_true", help="profile the tick")
     args = parser.parse_args()
 
     ctx = mp.get_context("spawn")
@@ -162,11 +189,20 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as storage:
             vidpipe = VidpipeResource(database_url=url, storage_url=Path(storage).as_uri())
             vidpipe.sessions()
+            baseline = polls_only(vidpipe, args.jobs, args.concurrency)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
             tracemalloc.start()
+            profiler = None
+            if args.profile:
+                import cProfile
+
+                profiler = cProfile.Profile()
+                profiler.enable()
             begun = time.perf_counter()
             tick = poll_provider_jobs(vidpipe)
             wall = time.perf_counter() - begun
+            if profiler is not None:
+                profiler.disable()
             _, heap_peak = tracemalloc.get_traced_memory()
             tracemalloc.stop()
             rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -176,11 +212,21 @@ def main() -> None:
             f"jobs={args.jobs} latency={args.latency}s completing={args.completing}% "
             f"concurrency={args.concurrency}/provider"
         )
+        floor = -(-args.jobs // (args.concurrency * len(PROVIDERS))) * args.latency
         print(
-            f"wall {wall:.2f} s | heap peak {heap_peak / 2**20:.1f} MB | "
+            f"baseline: the polls alone {baseline:.2f} s "
+            f"(floor {floor:.2f} s = jobs / {args.concurrency * len(PROVIDERS)} connections "
+            f"x {args.latency} s)"
+        )
+        print(
+            f"tick: wall {wall:.2f} s | heap peak {heap_peak / 2**20:.1f} MB | "
             f"RSS growth {rss_after - rss_before:.1f} MB (peak RSS {rss_after:.0f} MB)"
         )
         print(f"events={len(tick.asset_events)} run_requests={len(tick.run_requests)} {counts}")
+        if profiler is not None:
+            import pstats
+
+            pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
     finally:
         stop.set()
         child.join(timeout=30)

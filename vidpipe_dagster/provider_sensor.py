@@ -9,10 +9,11 @@ One tick (:func:`poll_provider_jobs`):
 3. records progress (``metadata.stage``, ``progress``, ``poll_attempts``) in one
    transaction, fails jobs the provider failed (with its reason) or that ran past the
    provider's maximum wait ("Polling timeout after N attempts"), and keeps the rest;
-4. finishes completed jobs through ``provider_jobs.finish_job`` (a few at a time, until the
+4. finishes completed jobs through ``provider_jobs.finish_job`` (up to
+   :data:`FINISH_WORKERS` at a time over the process's reused provider clients, until the
    time box is used up; the rest wait for the next tick);
 5. reports every completion finished outside a run (by this tick or by a webhook) exactly
-   once: an ``AssetMaterialization`` (link, duration, size, cost, process_uuid,
+   once, claimed in one transaction: an ``AssetMaterialization`` (link, duration, size, cost, process_uuid,
    provider_job_id) plus one ``RunRequest`` per pipeline for the downstream nodes whose
    inputs are now all completed, ``run_key`` ``"<node>:<process_uuid>"``;
 6. grants the provider slots now free to the nodes waiting for one, oldest first
@@ -64,7 +65,7 @@ from vidpipe_dagster.resources.providers.status import JobStatus
 log = logging.getLogger(__name__)
 
 SENSOR_NAME = "vidpipe_provider_jobs"
-FINISH_WORKERS = 8
+FINISH_WORKERS = 32
 
 
 @dataclass

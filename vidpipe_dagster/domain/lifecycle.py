@@ -14,7 +14,7 @@ import uuid as uuid_lib
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node, utcnow
@@ -63,6 +63,20 @@ def _lock(session: Session, node_uuid: str | uuid_lib.UUID):
 def _write(session: Session, node_id: uuid_lib.UUID, **values: Any) -> None:
     session.execute(
         update(Node).where(Node.id == node_id).values(updated_at=Node.updated_at, **values)
+    )
+
+
+def _write_many(session: Session, batch: list[dict[str, Any]]) -> None:
+    """Set ``metadata`` of many nodes in one executemany (``[{"node_id", "merged"}]``)."""
+    if not batch:
+        return
+    table = Node.__table__
+    column = Node.metadata_.property.columns[0].key
+    session.execute(
+        update(table)
+        .where(table.c.id == bindparam("node_id"))
+        .values({column: bindparam("merged"), "updated_at": table.c.updated_at}),
+        batch,
     )
 
 
@@ -217,14 +231,43 @@ class Lifecycle:
                 .order_by(Node.id)
                 .with_for_update()
             ).all()
+            batch = []
             for row in rows:
                 process_uuid, metadata = updates[ids[row.id]]
                 if not _is_current(row, process_uuid):
                     continue
                 merged = {**(row.metadata_ or {}), **metadata, "process_uuid": process_uuid}
-                _write(session, row.id, metadata_=merged)
-                written += 1
+                batch.append({"node_id": row.id, "merged": merged})
+            _write_many(session, batch)
+            written = len(batch)
         return written
+
+    def claim_reports(self, claims: dict[str, str]) -> set[str]:
+        """:meth:`claim_report` for many nodes in one transaction: ``{node: process_uuid}``;
+        returns the nodes this caller won."""
+        if not claims:
+            return set()
+        ids = {_node_id(node_uuid): node_uuid for node_uuid in claims}
+        won: set[str] = set()
+        with self.sessions() as session, session.begin():
+            rows = session.execute(
+                select(Node.id, Node.status, Node.metadata_)
+                .where(Node.id.in_(list(ids)))
+                .order_by(Node.id)
+                .with_for_update()
+            ).all()
+            batch = []
+            for row in rows:
+                metadata = dict(row.metadata_ or {})
+                if row.status != "completed" or metadata.get("dagster_reported") is not False:
+                    continue
+                if metadata.get("process_uuid") != claims[ids[row.id]]:
+                    continue
+                metadata["dagster_reported"] = True
+                batch.append({"node_id": row.id, "merged": metadata})
+                won.add(ids[row.id])
+            _write_many(session, batch)
+        return won
 
     def claim_report(self, node_uuid: str, process_uuid: str) -> bool:
         """Claim the one Dagster report of a completion finished outside a run.

@@ -19,6 +19,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+from lambdas import mp4
 from lambdas.ffmpeg import FFmpegError, probe
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.provider_jobs.in_flight import InFlightJob
@@ -35,6 +36,13 @@ Outcome = Literal["completed", "failed", "kept", "dropped"]
 
 
 def _measure_seconds(location: str) -> float:
+    """The media's duration: from the MP4 header when it is a local MP4 (no process
+    started), else from ffmpeg."""
+    path = Path(location)
+    if path.suffix.lower() in (".mp4", ".mov", ".m4a") and path.is_file():
+        seconds = mp4.duration(path)
+        if seconds:
+            return float(seconds)
     try:
         return float(probe(location).duration or 0.0)
     except FFmpegError:

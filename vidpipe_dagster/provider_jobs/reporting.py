@@ -53,5 +53,8 @@ def unreported_completions(sessions: sessionmaker[Session]) -> list[Unreported]:
 
 
 def claim_unreported(lifecycle: Lifecycle, candidates: Iterable[Unreported]) -> list[Unreported]:
-    """The candidates this caller won the report of (each node goes to one caller)."""
-    return [c for c in candidates if lifecycle.claim_report(c.node_uuid, c.process_uuid)]
+    """The candidates this caller won the report of (each node goes to one caller), claimed
+    in one transaction."""
+    candidates = list(candidates)
+    won = lifecycle.claim_reports({c.node_uuid: c.process_uuid for c in candidates})
+    return [c for c in candidates if c.node_uuid in won]
