@@ -65,7 +65,6 @@ def main() -> None:
     )
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-    from vidpipe_dagster.resources.providers.registry import require_unit
     from vidpipe_dagster.resources.providers.retry import RetryPolicy
 
     cases = {
@@ -105,7 +104,6 @@ def main() -> None:
             resource = VidpipeResource(
                 database_url=url, storage_url=(Path(home) / "s").as_uri(), home=home
             )
-            settings = resource.settings()
             for provider, (row, path) in cases.items():
                 fake = fakes[provider]
                 for fault in FAULTS:
@@ -129,14 +127,13 @@ def main() -> None:
                     node = node_row(sessions, ids["paid"])
                     rows.append((provider, fault, baseline, sent, node.status))
                     fake.reset()
-            del settings
     finally:
         for fake in fakes.values():
             fake.stop()
         drop_database(name)
-    _ = require_unit
     print(
-        "provider   | fault             | before: sends per step attempt | now: per click (2 runs) | node"
+        "provider   | fault             | before: sends per step attempt "
+        "| now: per click (2 runs) | node"
     )
     for provider, fault, baseline, sent, status in rows:
         print(f"{provider:<10} | {fault:<17} | {baseline:>30} | {sent:>23} | {status}")

@@ -13,9 +13,10 @@ One tick (:func:`poll_provider_jobs`):
    :data:`FINISH_WORKERS` at a time over the process's reused provider clients, until the
    time box is used up; the rest wait for the next tick);
 5. reports every completion finished outside a run (by this tick or by a webhook) exactly
-   once, claimed in one transaction: an ``AssetMaterialization`` (link, duration, size, cost, process_uuid,
-   provider_job_id) plus one ``RunRequest`` per pipeline for the downstream nodes whose
-   inputs are now all completed, ``run_key`` ``"<node>:<process_uuid>"``;
+   once, claimed in one transaction: an ``AssetMaterialization`` (link, duration, size,
+   cost, process_uuid, provider_job_id) plus one ``RunRequest`` per pipeline for the
+   downstream nodes whose inputs are now all completed, ``run_key``
+   ``"<node>:<process_uuid>"``;
 6. grants the provider slots now free to the nodes waiting for one, oldest first
    (``provider_queue.grant_slots``): one ``RunRequest`` per granted node, tagged with its
    wait's token, ``run_key`` ``"slot:<node>:<token>"``; the others' ``metadata.stage``
