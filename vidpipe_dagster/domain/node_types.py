@@ -102,18 +102,14 @@ DEFAULT_PROVIDERS: Final[dict[str, str]] = {
     "render-code": "local",
 }
 """What runs a node without ``config.provider``: AI nodes render locally unless a paid provider
-is named explicitly, so nothing is ever spent by default."""
-
-AI_PROVIDERS: Final[dict[str, frozenset[str]]] = {
-    "talking-head": frozenset({"heygen", "local"}),
-    "generate-animation": frozenset({"veo3", "runway", "local"}),
-    "generate-voiceover": frozenset({"elevenlabs", "local"}),
-    "render-code": frozenset({"remotion", "local"}),
-}
+is named explicitly, so nothing is ever spent by default. Which providers can render a type
+is declared by the providers themselves (``resources.providers.registry.providers_for``)."""
 
 
 def effective_provider(node_type: str, config: dict | None, *, force_local: bool = False) -> str:
-    """The provider that runs a node: ``config.provider`` or the type's default.
+    """The provider that runs a node (its "effective provider"): ``config.provider`` or the
+    type's default. The one function every caller uses (executors, admission, estimates,
+    the compiler's pools).
 
     ``force_local`` (``VIDPIPE_PROVIDERS=local``) makes every AI node render locally. The
     name is returned lower-cased and unchecked; executors refuse names they cannot run.
