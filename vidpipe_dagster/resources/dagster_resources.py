@@ -11,6 +11,7 @@ database engine, the storage (an S3 client costs ~11 ms) and the provider client
 
 from __future__ import annotations
 
+import os
 import threading
 from typing import Any, ClassVar
 
@@ -80,6 +81,8 @@ class VidpipeResource(dg.ConfigurableResource):
             settings.s3_endpoint_url,
             settings.aws_region,
             settings.presign_seconds,
+            os.environ.get("AWS_ENDPOINT_URL_S3"),
+            os.environ.get("AWS_ENDPOINT_URL"),
         )
         storage = self._storages.get(key)
         if storage is None:
