@@ -8,8 +8,9 @@ of the jobs have finished. The parent first polls every job once with the same c
 concurrency and nothing else (the *baseline*: what the polls alone cost on this machine, in
 the same run), then runs ``provider_sensor.poll_provider_jobs`` once (poll everything,
 record progress, download and store the finished media, report them) and prints the wall
-time, the Python heap peak (tracemalloc) and the peak RSS growth. ``--profile`` prints the
-tick's top functions by cumulative time.
+time, the peak RSS growth and, with ``--heap``, the Python heap peak (tracemalloc, which
+slows the tick 2-3x, so its wall time is not comparable). ``--profile`` prints the tick's top
+functions by cumulative time.
 
     python benchmarks/sensor_tick.py --jobs 1000 --latency 0.2 --completing 10
 """
@@ -162,6 +163,9 @@ def main() -> None:
     parser.add_argument("--completing", type=int, default=10, help="percent of jobs finished")
     parser.add_argument("--concurrency", type=int, default=50, help="polls per provider")
     parser.add_argument("--profile", action="store_true", help="profile the tick")
+    parser.add_argument(
+        "--heap", action="store_true", help="trace the Python heap (slows the tick 2-3x)"
+    )
     args = parser.parse_args()
 
     ctx = mp.get_context("spawn")
@@ -191,7 +195,8 @@ def main() -> None:
             vidpipe.sessions()
             baseline = polls_only(vidpipe, args.jobs, args.concurrency)
             rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-            tracemalloc.start()
+            if args.heap:
+                tracemalloc.start()
             profiler = None
             if args.profile:
                 import cProfile
@@ -203,7 +208,7 @@ def main() -> None:
             wall = time.perf_counter() - begun
             if profiler is not None:
                 profiler.disable()
-            _, heap_peak = tracemalloc.get_traced_memory()
+            heap_peak = tracemalloc.get_traced_memory()[1] if args.heap else None
             tracemalloc.stop()
             rss_after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         counts = dict(tick.counts)
@@ -219,7 +224,9 @@ def main() -> None:
             f"x {args.latency} s)"
         )
         print(
-            f"tick: wall {wall:.2f} s | heap peak {heap_peak / 2**20:.1f} MB | "
+            f"tick: wall {wall:.2f} s | heap peak "
+            + (f"{heap_peak / 2**20:.1f} MB" if heap_peak is not None else "not traced")
+            + " | "
             f"RSS growth {rss_after - rss_before:.1f} MB (peak RSS {rss_after:.0f} MB)"
         )
         print(f"events={len(tick.asset_events)} run_requests={len(tick.run_requests)} {counts}")

@@ -288,6 +288,8 @@ def poll_provider_jobs(
             log.warning("cannot poll %d %s job(s): %s", len(groups[provider]), provider, exc)
             result.counts["unpollable"] += len(groups.pop(provider))
     max_waits = {p: providers.settings_of(p).max_wait_seconds for p in groups}
+    phase = time.monotonic()
+    result.counts["read_ms"] = int((phase - begun) * 1000)
     outcomes = (
         asyncio.run(
             _poll_groups(
@@ -300,6 +302,8 @@ def poll_provider_jobs(
         if groups
         else {}
     )
+    result.counts["poll_ms"] = int((time.monotonic() - phase) * 1000)
+    phase = time.monotonic()
     progress: dict[str, tuple[str, dict[str, Any]]] = {}
     finishing: list[tuple[InFlightJob, JobStatus]] = []
     for jobs in groups.values():
@@ -339,9 +343,16 @@ def poll_provider_jobs(
                 result.counts["transient"] += 1
             progress[job.node_uuid] = (job.process_uuid, update)
     lifecycle.updated_many(progress)
+    result.counts["record_ms"] = int((time.monotonic() - phase) * 1000)
+    phase = time.monotonic()
     _finish_all(resource, finishing, clients=clients, result=result, deadline=begun + budget)
+    result.counts["finish_ms"] = int((time.monotonic() - phase) * 1000)
+    phase = time.monotonic()
     report_completions(resource, known_keys=known_keys, result=result)
+    result.counts["report_ms"] = int((time.monotonic() - phase) * 1000)
+    phase = time.monotonic()
     grant_waiting(resource, known_keys=known_keys, result=result, now=now)
+    result.counts["grant_ms"] = int((time.monotonic() - phase) * 1000)
     result.counts["seconds_x1000"] = int((time.monotonic() - begun) * 1000)
     return result
 

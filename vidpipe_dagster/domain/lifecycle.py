@@ -14,7 +14,8 @@ import uuid as uuid_lib
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Uuid, bindparam, column, select, update, values
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node, utcnow
@@ -67,15 +68,26 @@ def _write(session: Session, node_id: uuid_lib.UUID, **values: Any) -> None:
 
 
 def _write_many(session: Session, batch: list[dict[str, Any]]) -> None:
-    """Set ``metadata`` of many nodes in one executemany (``[{"node_id", "merged"}]``)."""
+    """Set ``metadata`` of many nodes (``[{"node_id", "merged"}]``) in one statement on
+    PostgreSQL (``UPDATE ... FROM (VALUES ...)``), one executemany elsewhere."""
     if not batch:
         return
     table = Node.__table__
-    column = Node.metadata_.property.columns[0].key
+    name = Node.metadata_.property.columns[0].key
+    if session.get_bind().dialect.name == "postgresql":
+        rows = values(column("node_id", Uuid), column("merged", JSONB), name="batch").data(
+            [(item["node_id"], item["merged"]) for item in batch]
+        )
+        session.execute(
+            update(table)
+            .where(table.c.id == rows.c.node_id)
+            .values({name: rows.c.merged, "updated_at": table.c.updated_at})
+        )
+        return
     session.execute(
         update(table)
         .where(table.c.id == bindparam("node_id"))
-        .values({column: bindparam("merged"), "updated_at": table.c.updated_at}),
+        .values({name: bindparam("merged"), "updated_at": table.c.updated_at}),
         batch,
     )
 
