@@ -5,7 +5,8 @@ node is executed once through an in-process Dagster run on a fresh PostgreSQL da
 (``VIDPIPE_BENCH_PG_ADMIN_URL``), with 4 HTTP attempts per call, 3 step retries and a 1 s
 timeout, then, when it failed, once more as the retry schedule would (tag
 ``vidpipe/retry``). It prints the
-submissions the fake received (the paid jobs) and how the node ended. The baseline, in the
+requests the fake received, the jobs it made of them (requests that reached its handler:
+paid work) and how the node ended. The baseline, in the
 same run, sends the same request through the same client as a read (retried like any other
 call, as every call was before submissions had their own rule): what one click cost before,
 per step attempt.
@@ -113,6 +114,7 @@ def main() -> None:
                     )
                     inject(fake, fault, path)
                     before = len(fake.requests_to(path, method="POST"))
+                    made = len(fake.handled_to(path, method="POST"))
                     ids = add_pipeline(
                         sessions, name=f"{provider}-{fault}-{uuid.uuid4().hex[:6]}", nodes=[row]
                     )
@@ -126,19 +128,23 @@ def main() -> None:
                                 sessions, resource, instance, [key], tags={"vidpipe/retry": "true"}
                             )
                     sent = len(fake.requests_to(path, method="POST")) - before
+                    jobs = len(fake.handled_to(path, method="POST")) - made
                     node = node_row(sessions, ids["paid"])
-                    rows.append((provider, fault, baseline, sent, node.status))
+                    rows.append((provider, fault, baseline, (sent, jobs), node.status))
                     fake.reset()
     finally:
         for fake in fakes.values():
             fake.stop()
         drop_database(name)
     print(
-        "provider   | fault             | before: sends per step attempt "
-        "| now: per click (+ retry) | node"
+        "provider   | fault             | before, one step attempt: requests / jobs "
+        "| now, click + scheduled retry: requests / jobs | node"
     )
-    for provider, fault, baseline, sent, status in rows:
-        print(f"{provider:<10} | {fault:<17} | {baseline:>30} | {sent:>23} | {status}")
+    for provider, fault, (b_sent, b_jobs), (sent, jobs), status in rows:
+        print(
+            f"{provider:<10} | {fault:<17} | {b_sent:>3} / {b_jobs:<3} | "
+            f"{sent:>3} / {jobs:<3} | {status}"
+        )
 
 
 def inject(fake, fault: str, path: str) -> None:
@@ -149,8 +155,8 @@ def inject(fake, fault: str, path: str) -> None:
         getattr(fake, fault)(times=20, path=path)
 
 
-def baseline_sends(resource, provider: str, fake, path: str, fault: str, policy) -> int:
-    """Requests one submission sends when it is retried like a read (the former rule)."""
+def baseline_sends(resource, provider: str, fake, path: str, fault: str, policy) -> tuple[int, int]:
+    """``(requests, jobs)`` of one submission retried like a read (the former rule)."""
     import httpx
 
     from vidpipe_dagster.resources.providers.errors import ProviderError
@@ -172,8 +178,9 @@ def baseline_sends(resource, provider: str, fake, path: str, fault: str, policy)
     except (ProviderError, httpx.HTTPError):
         pass
     sent = len(fake.requests_to(path, method="POST")) - before
+    jobs = len(fake.handled_to(path, method="POST"))
     fake.reset()
-    return sent
+    return sent, jobs
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ Tests flip switches between calls:
   second paid job.
 
 ``server.requests`` records every request (method, path, query, headers, body) so tests can
-assert auth headers and bodies.
+assert auth headers and bodies; ``server.handled`` those that reached a route (were acted on:
+a submission there is a job, paid for).
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ class FakeServer:
         self.latency = 0.0
         self.hang_seconds = 10.0
         self.requests: list[Request] = []
+        self.handled: list[Request] = []
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
         self._faults: list[Fault] = []
         self._lock = threading.Lock()
@@ -170,6 +172,7 @@ class FakeServer:
         """Forget recorded requests and pending faults."""
         with self._lock:
             self.requests.clear()
+            self.handled.clear()
             self._faults.clear()
 
     def inject(self, fault: Fault) -> None:
@@ -252,6 +255,15 @@ class FakeServer:
                 if re.search(pattern, r.path) and (method is None or r.method == method)
             ]
 
+    def handled_to(self, pattern: str, method: str | None = None) -> list[Request]:
+        """Handled requests whose path matches ``pattern`` (and ``method``)."""
+        with self._lock:
+            return [
+                r
+                for r in self.handled
+                if re.search(pattern, r.path) and (method is None or r.method == method)
+            ]
+
     def issue_media_url(self, name: str) -> str:
         """A freshly 'signed' URL for media ``name`` on this server (see :meth:`expire_urls`)."""
         token = secrets.token_hex(8)
@@ -306,6 +318,8 @@ class FakeServer:
             response = fault.response
         else:
             response = self._dispatch(request)
+            with self._lock:
+                self.handled.append(request)
         if fault is not None and fault.kind == "hang_after":
             self._stopping.wait(self.hang_seconds)
             handler.close_connection = True
