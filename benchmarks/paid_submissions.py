@@ -110,9 +110,14 @@ def main() -> None:
                 fake = fakes[provider]
                 for fault in FAULTS:
                     baseline = baseline_sends(
-                        resource, provider, fake, path, fault, RetryPolicy(max_attempts=4)
+                        resource,
+                        provider=provider,
+                        fake=fake,
+                        path=path,
+                        fault=fault,
+                        policy=RetryPolicy(max_attempts=4),
                     )
-                    inject(fake, fault, path)
+                    inject(fake, fault=fault, path=path)
                     before = len(fake.requests_to(path, method="POST"))
                     made = len(fake.handled_to(path, method="POST"))
                     ids = add_pipeline(
@@ -147,7 +152,7 @@ def main() -> None:
         )
 
 
-def inject(fake, fault: str, path: str) -> None:
+def inject(fake, *, fault: str, path: str) -> None:
     """Queue ``fault`` on the fake's submission path."""
     if fault == "server_error_500":
         fake.server_error(500, times=20, path=path)
@@ -162,7 +167,7 @@ def baseline_sends(resource, provider: str, fake, path: str, fault: str, policy)
     from vidpipe_dagster.resources.providers.errors import ProviderError
 
     client = resource.provider_clients().client(provider)
-    inject(fake, fault, path)
+    inject(fake, fault=fault, path=path)
     before = len(fake.requests_to(path, method="POST"))
     target = {
         "heygen": ("/v3/videos", {"type": "avatar", "avatar_id": "a", "script": "Hi."}),

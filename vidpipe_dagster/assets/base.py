@@ -283,7 +283,7 @@ def select_provider(node: NodeSpec, settings: Settings) -> str:
     return provider
 
 
-def provider_client(node: NodeSpec, provider: str, ctx: ExecutionContext) -> Any:
+def provider_client(node: NodeSpec, provider: str, *, ctx: ExecutionContext) -> Any:
     """The process's client of ``provider``; a missing key becomes an :class:`ExecutorError`.
 
     The message names the environment variable to set (and the local alternative).
@@ -299,6 +299,7 @@ def provider_client(node: NodeSpec, provider: str, ctx: ExecutionContext) -> Any
 def send_paid(
     node: NodeSpec,
     ctx: ExecutionContext,
+    *,
     provider: str,
     send: Callable[[Any], T],
 ) -> T:
@@ -312,7 +313,7 @@ def send_paid(
     unknown", naming the provider, the time and where to check); other refusals go through
     :func:`provider_failure`.
     """
-    client = provider_client(node, provider, ctx)
+    client = provider_client(node, provider, ctx=ctx)
     unit = require_unit(provider)
     pending = submission.sending(unit, reference=ctx.process_uuid)
     ctx.record(pending.as_metadata())

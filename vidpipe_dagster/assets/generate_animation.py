@@ -75,8 +75,8 @@ def submit(
     job_id = send_paid(
         node,
         ctx,
-        provider,
-        lambda client: client.submit(
+        provider=provider,
+        send=lambda client: client.submit(
             config=config,
             prompt=prompt,
             image=image[0] if image else None,

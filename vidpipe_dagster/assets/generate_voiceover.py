@@ -48,7 +48,10 @@ def synthesize(node: NodeSpec, script: str, ctx: ExecutionContext) -> dict:
     config = node.config or {}
     ctx.log(f"Synthesising {len(script)} characters with ElevenLabs")
     speech = send_paid(
-        node, ctx, "elevenlabs", lambda client: client.synthesize(text=script, config=config)
+        node,
+        ctx,
+        provider="elevenlabs",
+        send=lambda client: client.synthesize(text=script, config=config),
     )
     path = ctx.workdir / f"voiceover.{speech.extension}"
     path.write_bytes(speech.audio)

@@ -103,8 +103,8 @@ def submit(
     job_id = send_paid(
         node,
         ctx,
-        "remotion",
-        lambda client: client.submit(
+        provider="remotion",
+        send=lambda client: client.submit(
             composition_id=str(composition or ""),
             serve_url=str(config.get("serveUrl") or ""),
             input_props=props,

@@ -66,8 +66,8 @@ def submit(
     video_id = send_paid(
         node,
         ctx,
-        "heygen",
-        lambda client: client.submit(
+        provider="heygen",
+        send=lambda client: client.submit(
             config=node.config or {},
             script=script,
             audio_url=audio_url,
