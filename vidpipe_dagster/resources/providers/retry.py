@@ -16,7 +16,7 @@ import email.utils
 import random
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, TypeVar
 
 from vidpipe_dagster.resources.providers.errors import ProviderError
@@ -50,19 +50,6 @@ class RetryPolicy:
 
 
 NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-@dataclass(frozen=True)
-class OperationRetries:
-    """One :class:`RetryPolicy` per operation (``read``, ``submit``, ``download``)."""
-
-    read: RetryPolicy = field(default_factory=RetryPolicy)
-    submit: RetryPolicy = field(default_factory=RetryPolicy)
-    download: RetryPolicy = field(default_factory=RetryPolicy)
-
-    def for_(self, operation: Operation) -> RetryPolicy:
-        """The policy of ``operation``."""
-        return getattr(self, operation)
 
 
 def retry_call(
