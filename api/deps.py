@@ -13,6 +13,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError, _describe
+from vidpipe_dagster.db.conflicts import retry_conflicts
 from vidpipe_dagster.db.models import ApiToken
 from vidpipe_dagster.domain.tokens import authenticate, note_use
 
@@ -31,6 +32,18 @@ def get_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _roll_back_sessions(*args: Any, **kwargs: Any) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Session):
+            value.rollback()
+
+
+retry_transaction = retry_conflicts(before_retry=_roll_back_sessions)
+"""Decorate a write handler so a lock conflict rolls its session back and reruns it.
+
+The handler must do nothing outside the database before it commits (it notifies after)."""
 
 
 def require_admin(request: Request, session: SessionDep) -> ApiToken:
