@@ -10,10 +10,11 @@ from typing import Annotated, Any, TypeVar
 
 import pydantic
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError, _describe
-from vidpipe_dagster.db.conflicts import retry_conflicts
+from vidpipe_dagster.db.conflicts import is_unavailable, retry_conflicts
 from vidpipe_dagster.db.models import ApiToken
 from vidpipe_dagster.domain.tokens import authenticate, note_use
 
@@ -28,7 +29,13 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.close()
+        try:
+            session.close()
+        except SQLAlchemyError as error:
+            if not is_unavailable(error):
+                raise
+            # The connection died after the response was built: the pool discards it and
+            # the outage is reported by the next request that needs the database.
 
 
 SessionDep = Annotated[Session, Depends(get_session)]

@@ -216,11 +216,13 @@ def finish_job(
     *,
     lifecycle: Lifecycle,
     storage: Storage,
-    client: JobClient,
+    client: JobClient | None,
     settings: Any,
     source: str,
 ) -> Outcome:
     """Finish ``job`` from a terminal ``status`` (poll or webhook); what happened.
+
+    ``client`` fetches a completed job's media; a failure needs none.
 
     ``completed`` and ``failed`` mean this call made the transition; ``dropped`` that the
     node no longer waits on this execution (edited, restarted or finished by someone else);

@@ -64,11 +64,13 @@ def _finish(request: Request, *, provider: str, job_id: str, status: JobStatus) 
     job = find_job(state.sessions, provider=provider, job_id=job_id)
     if job is None:
         return JSONResponse({"received": True, "outcome": "ignored"})
-    try:
-        client = job_client(provider, state.settings)
-    except ProviderError as error:
-        log.warning("webhook for %s job %s not processed: %s", provider, job_id, error)
-        raise ApiError(503, f"The {provider} provider is not configured") from error
+    client = None
+    if status.state != "failed":
+        try:
+            client = job_client(provider, state.settings)
+        except ProviderError as error:
+            log.warning("webhook for %s job %s not processed: %s", provider, job_id, error)
+            raise ApiError(503, f"The {provider} provider is not configured") from error
     try:
         outcome = finish_job(
             job,
@@ -80,7 +82,8 @@ def _finish(request: Request, *, provider: str, job_id: str, status: JobStatus) 
             source="webhook",
         )
     finally:
-        close_client(client)
+        if client is not None:
+            close_client(client)
     if outcome == "kept":
         raise ApiError(503, f"The {provider} result could not be fetched yet; retry later")
     return JSONResponse({"received": True, "outcome": outcome})
