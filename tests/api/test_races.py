@@ -33,7 +33,7 @@ from vidpipe_dagster.domain.pipelines import create_pipeline
 from vidpipe_dagster.domain.progress import count_statuses
 from vidpipe_dagster.settings import Settings
 
-TRIALS = int(__import__("os").environ.get("RT", 1000))
+TRIALS = 1000
 WORKERS = 8
 WEBHOOK_SECRET = "whsec-races"
 
