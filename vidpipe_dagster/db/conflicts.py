@@ -29,6 +29,9 @@ CONFLICT_SQLSTATES = frozenset({"40P01", "40001"})
 CONFLICT_ATTEMPTS = 6
 """How many times a transaction that lost a lock conflict is run in all."""
 
+SQLITE_ATTEMPTS = 2
+"""How many times a transaction is run in all when SQLite stayed busy past its timeout."""
+
 _SQLITE_BUSY = ("database is locked", "database table is locked", "database is busy")
 
 
@@ -84,7 +87,9 @@ def retry_conflicts(
                 try:
                     return func(*args, **kwargs)
                 except exc.DBAPIError as error:
-                    if not is_conflict(error) or attempt == attempts - 1:
+                    # A busy SQLite database already waited its whole busy timeout.
+                    allowed = attempts if _sqlstate(error) else min(attempts, SQLITE_ATTEMPTS)
+                    if not is_conflict(error) or attempt >= allowed - 1:
                         raise
                     log.info(
                         "%s lost a lock conflict (%s), running it again",

@@ -1,7 +1,7 @@
 """Engines and sessions for the pipeline database (PostgreSQL or the embedded SQLite file).
 
 On SQLite a transaction takes the database's one write lock only when it first writes or
-locks a row (``INSERT``/``UPDATE``/``DELETE``/DDL, or a ``SELECT ... FOR UPDATE``); until
+locks a row (``INSERT``/``UPDATE``/``DELETE``, DDL, a savepoint, ``SELECT ... FOR UPDATE``); until
 then it is a plain WAL reader that never blocks a writer nor waits for one. The first such
 statement of a transaction that has only read so far ends its read snapshot and begins
 ``BEGIN IMMEDIATE``, which waits (up to the busy timeout) for the writer ahead of it: the
@@ -28,7 +28,9 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 """How long a SQLite writer waits for the writer ahead of it before giving up."""
 
 _TXN = "vidpipe_sqlite_transaction"
-_WRITES = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+_WRITES = re.compile(
+    r"^\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|SAVEPOINT)\b", re.IGNORECASE
+)
 
 
 def _locks_rows(statement: str, context: Any) -> bool:
