@@ -10,9 +10,11 @@ from typing import Annotated, Any, TypeVar
 
 import pydantic
 from fastapi import Depends, Request
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from api.errors import ApiError, _describe
+from vidpipe_dagster.db.conflicts import is_unavailable, retry_conflicts
 from vidpipe_dagster.db.models import ApiToken
 from vidpipe_dagster.domain.tokens import authenticate, note_use
 
@@ -27,10 +29,28 @@ def get_session(request: Request) -> Iterator[Session]:
     try:
         yield session
     finally:
-        session.close()
+        try:
+            session.close()
+        except SQLAlchemyError as error:
+            if not is_unavailable(error):
+                raise
+            # The connection died after the response was built: the pool discards it and
+            # the outage is reported by the next request that needs the database.
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
+
+
+def _roll_back_sessions(*args: Any, **kwargs: Any) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, Session):
+            value.rollback()
+
+
+retry_transaction = retry_conflicts(before_retry=_roll_back_sessions)
+"""Decorate a write handler so a lock conflict rolls its session back and reruns it.
+
+The handler must do nothing outside the database before it commits (it notifies after)."""
 
 
 def require_admin(request: Request, session: SessionDep) -> ApiToken:

@@ -2,17 +2,24 @@
 
 ``{"error": {"type": ..., "message": ...}}``: domain errors carry their status; FastAPI's
 own 404/405 and request errors are reshaped; anything unexpected is a 500 without a trace.
+The database unreachable (or a lock conflict that outlived its retries) is a 503 with
+``Retry-After``, and the log gets one line when an outage starts and one when it ends
+(:class:`DatabaseOutage`), not a traceback per request.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vidpipe_dagster.db.conflicts import is_conflict, is_unavailable
 from vidpipe_dagster.domain.errors import VidpipeError
 
 log = logging.getLogger(__name__)
@@ -39,11 +46,98 @@ class ApiError(VidpipeError):
         self.error_type = HTTP_TYPES.get(status_code, "error")
 
 
-def error_response(status_code: int, error_type: str, message: str) -> JSONResponse:
-    """A JSON response in the error shape."""
+DATABASE_RETRY_AFTER_SECONDS = 5
+"""What a 503 for an unreachable database tells the client to wait before trying again."""
+
+CONFLICT_RETRY_AFTER_SECONDS = 1
+"""What a 503 for a lock conflict that outlived its retries tells the client to wait."""
+
+DATABASE_UNAVAILABLE = (
+    "The pipeline database is unreachable; retry in a few seconds "
+    "(check that the database at VIDPIPE_DATABASE_URL is running)"
+)
+DATABASE_BUSY = "The pipeline database is busy with a conflicting change; retry the request"
+
+
+def error_response(
+    status_code: int, error_type: str, message: str, *, retry_after: int | None = None
+) -> JSONResponse:
+    """A JSON response in the error shape (with ``Retry-After`` seconds when given)."""
+    headers = {"Retry-After": str(retry_after)} if retry_after is not None else None
     return JSONResponse(
-        status_code=status_code, content={"error": {"type": error_type, "message": message}}
+        status_code=status_code,
+        content={"error": {"type": error_type, "message": message}},
+        headers=headers,
     )
+
+
+def _first_line(error: BaseException) -> str:
+    orig = getattr(error, "orig", None) or error
+    text = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {text[0] if text else 'no detail'}"
+
+
+class DatabaseOutage:
+    """One log line when the database stops answering, one when it answers again.
+
+    :meth:`down` is called for every request refused for the outage, :meth:`up` whenever a
+    transaction gets a working connection (cheap when nothing is down).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._since: float | None = None
+        self._refused = 0
+
+    @property
+    def is_down(self) -> bool:
+        """Whether an outage is in progress."""
+        return self._since is not None
+
+    def down(self, error: BaseException) -> None:
+        """Count a refused request; log the outage when it is the first."""
+        with self._lock:
+            self._refused += 1
+            if self._since is not None:
+                return
+            self._since = time.monotonic()
+        log.error(
+            "pipeline database unreachable (%s); answering 503 until it answers again",
+            _first_line(error),
+        )
+
+    def up(self, *_args: object) -> None:
+        """Note a working connection; log the end of an outage if one was in progress."""
+        if self._since is None:
+            return
+        with self._lock:
+            if self._since is None:
+                return
+            seconds, refused = time.monotonic() - self._since, self._refused
+            self._since, self._refused = None, 0
+        log.warning(
+            "pipeline database answering again after %.1f s; %d request(s) answered 503",
+            seconds,
+            refused,
+        )
+
+
+def database_error_response(error: SQLAlchemyError, outage: DatabaseOutage) -> JSONResponse | None:
+    """The 503 for an unreachable database or a lasting lock conflict; None for others."""
+    if is_conflict(error):
+        log.warning("request refused after repeated lock conflicts: %s", _first_line(error))
+        return error_response(
+            503, "service_unavailable", DATABASE_BUSY, retry_after=CONFLICT_RETRY_AFTER_SECONDS
+        )
+    if is_unavailable(error):
+        outage.down(error)
+        return error_response(
+            503,
+            "service_unavailable",
+            DATABASE_UNAVAILABLE,
+            retry_after=DATABASE_RETRY_AFTER_SECONDS,
+        )
+    return None
 
 
 def _describe(errors: list[dict]) -> str:
@@ -65,6 +159,19 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:
         return error_response(422, "validation_error", _describe(list(error.errors())))
+
+    @app.exception_handler(SQLAlchemyError)
+    async def _database(request: Request, error: SQLAlchemyError) -> JSONResponse:
+        response = database_error_response(error, request.app.state.database_outage)
+        if response is not None:
+            return response
+        log.error(
+            "unhandled database error on %s %s",
+            request.method,
+            request.url.path,
+            exc_info=error,
+        )
+        return error_response(500, "internal_error", "Internal server error")
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_request: Request, error: StarletteHTTPException) -> JSONResponse:

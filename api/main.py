@@ -9,9 +9,10 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.errors import install_error_handlers
+from api.errors import DatabaseOutage, install_error_handlers
 from api.routes import execution, health, media, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.resources.providers.clients import shared_clients
@@ -34,7 +35,9 @@ def create_app(
     default it asks Dagster to reload that pipeline's code location, debounced, off the
     request path); ``launcher`` and ``storage`` are factories of
     the run launcher and the media storage, built on first use. Provider clients (for the
-    webhooks) are built once per process and closed at shutdown.
+    webhooks) are built once per process and closed at shutdown. With the database
+    unreachable every route answers 503 with ``Retry-After``; a transaction that gets a
+    connection again ends the outage (:class:`~api.errors.DatabaseOutage`).
     """
     settings = settings or get_settings()
     app = FastAPI(
@@ -44,6 +47,8 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessions = sessions or make_sessionmaker(make_engine(settings.resolved_database_url))
+    app.state.database_outage = DatabaseOutage()
+    event.listen(app.state.sessions, "after_begin", app.state.database_outage.up)
     app.state.notify_change = _never_raises(notify_change or _default_notify(settings))
     app.state.launcher = launcher or cache(lambda: _default_launcher(settings))
     app.state.storage = storage or cache(lambda: _default_storage(settings))

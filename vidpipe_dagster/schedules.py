@@ -63,6 +63,7 @@ def claim_retries(
         select(Node.id, Node.pipeline_id, Node.config, Node.metadata_, Pipeline.config)
         .join(Pipeline, Pipeline.id == Node.pipeline_id)
         .where(Node.pipeline_id.in_(ids), Node.status == "failed")
+        .order_by(Node.id)
         .with_for_update(of=Node)
     ).all()
     due: dict[str, list[str]] = {}

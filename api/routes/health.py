@@ -5,16 +5,25 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.errors import DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE, error_response
 
 router = APIRouter(tags=["health"])
 
 
 @router.get("/healthz")
 def healthz(request: Request) -> JSONResponse:
-    """200 ``{"status": "ok"}`` when the database answers, 503 otherwise."""
+    """200 ``{"status": "ok"}`` when the database answers, else a 503 in the error shape."""
     try:
         with request.app.state.sessions() as session:
             session.execute(text("SELECT 1"))
-    except Exception:
-        return JSONResponse(status_code=503, content={"status": "error", "database": "unreachable"})
+    except SQLAlchemyError as error:
+        request.app.state.database_outage.down(error)
+        return error_response(
+            503,
+            "service_unavailable",
+            DATABASE_UNAVAILABLE,
+            retry_after=DATABASE_RETRY_AFTER_SECONDS,
+        )
     return JSONResponse(content={"status": "ok"})

@@ -8,7 +8,14 @@ from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from api.contract import ContractDep
-from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
+from api.deps import (
+    AdminToken,
+    SessionDep,
+    Wrapped,
+    body_doc,
+    retry_transaction,
+    wrapped_body,
+)
 from api.schemas import NodeCreate, NodeUpdate
 from vidpipe_dagster.domain import nodes as commands
 from vidpipe_dagster.domain.pipelines import get_pipeline
@@ -28,6 +35,7 @@ def list_nodes(
 
 
 @router.post("", status_code=201, openapi_extra=body_doc("node", NodeCreate))
+@retry_transaction
 def create_node(
     request: Request,
     pipeline_uuid: str,
@@ -59,6 +67,7 @@ def show_node(
 
 
 @router.patch("/{node_uuid}", openapi_extra=body_doc("node", NodeUpdate))
+@retry_transaction
 def update_node(
     request: Request,
     pipeline_uuid: str,
@@ -78,6 +87,7 @@ def update_node(
 
 
 @router.delete("/{node_uuid}", status_code=204)
+@retry_transaction
 def destroy_node(
     request: Request, pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep
 ) -> Response:

@@ -10,7 +10,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 
 from api.contract import ContractDep
-from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
+from api.deps import (
+    AdminToken,
+    SessionDep,
+    Wrapped,
+    body_doc,
+    retry_transaction,
+    wrapped_body,
+)
 from api.errors import ApiError
 from api.schemas import PipelineCreate, PipelineUpdate, pipeline_public
 from vidpipe_dagster.db.models import Pipeline
@@ -68,6 +75,7 @@ def list_pipelines(
 
 
 @router.post("", status_code=201, openapi_extra=body_doc("pipeline", PipelineCreate))
+@retry_transaction
 def create_pipeline(
     request: Request,
     _admin: AdminToken,
@@ -92,6 +100,7 @@ def show_pipeline(
 
 
 @router.patch("/{pipeline_uuid}", openapi_extra=body_doc("pipeline", PipelineUpdate))
+@retry_transaction
 def update_pipeline(
     request: Request,
     pipeline_uuid: str,
@@ -108,6 +117,7 @@ def update_pipeline(
 
 
 @router.delete("/{pipeline_uuid}", status_code=204)
+@retry_transaction
 def destroy_pipeline(
     request: Request, pipeline_uuid: str, _admin: AdminToken, session: SessionDep
 ) -> Response:

@@ -22,7 +22,10 @@ def test_healthz_reports_an_unreachable_database():
         response = client.get("/healthz")
     engine.dispose()
     assert response.status_code == 503
-    assert response.json() == {"status": "error", "database": "unreachable"}
+    assert response.headers["retry-after"] == "5"
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["type"] == "service_unavailable"
+    assert "VIDPIPE_DATABASE_URL" in body["error"]["message"]
 
 
 def test_openapi_documents_every_route(client):

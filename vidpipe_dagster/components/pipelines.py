@@ -21,9 +21,11 @@ from pathlib import Path
 import dagster as dg
 from dagster.components import DefsStateConfig, DefsStateConfigArgs, ResolvedDefsStateConfig
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.compiler import compile_errors, compile_snapshot
+from vidpipe_dagster.db.conflicts import is_conflict, retry_conflicts
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.db.snapshot import in_shard, take_snapshot
@@ -48,18 +50,24 @@ def record_compile_errors(
     """Set ``metadata.compileError`` on failing pipelines and clear it on the others.
 
     With a ``shard``, only that shard's pipelines are touched (``errors`` covers no more).
-    Only rows whose value changes are written, under the pipeline's row lock, leaving
-    ``updated_at`` alone (it tracks the editor's changes). Returns how many rows changed.
+    Only rows whose value changes are locked and written (pipelines by id, the lock order
+    of :mod:`vidpipe_dagster.domain.lifecycle`), leaving ``updated_at`` alone (it tracks the
+    editor's changes), so a load that changes nothing takes no lock. Returns how many rows
+    changed.
     """
     rows = session.execute(
-        select(Pipeline.id, Pipeline.metadata_).where(
+        select(Pipeline.id, Pipeline.metadata_)
+        .where(
             Pipeline.id.in_([uuid_lib.UUID(u) for u in errors])
             | Pipeline.metadata_[COMPILE_ERROR].as_string().isnot(None)
         )
+        .order_by(Pipeline.id)
     ).all()
     changed = 0
-    for pipeline_id, _ in rows:
+    for pipeline_id, seen in rows:
         if not in_shard(str(pipeline_id), shard=shard, shards=shards):
+            continue
+        if (seen or {}).get(COMPILE_ERROR) == errors.get(str(pipeline_id)):
             continue
         metadata = session.execute(
             select(Pipeline.metadata_).where(Pipeline.id == pipeline_id).with_for_update()
@@ -81,6 +89,14 @@ def record_compile_errors(
     return changed
 
 
+@retry_conflicts
+def _record_compile_errors(
+    sessions: sessionmaker[Session], errors: Mapping[str, str], *, shard: int | None, shards: int
+) -> None:
+    with sessions() as session, session.begin():
+        record_compile_errors(session, errors, shard=shard, shards=shards)
+
+
 def read_state(database_url: str, *, shard: int | None = None, shards: int = 1) -> dict:
     """Snapshot the pipelines (of ``shard``) at ``database_url``; record compile errors there."""
     engine = make_engine(database_url)
@@ -91,8 +107,12 @@ def read_state(database_url: str, *, shard: int | None = None, shards: int = 1) 
         errors = compile_errors(snapshot)
         for pipeline_uuid, error in errors.items():
             log.warning("pipeline %s cannot compile: %s", pipeline_uuid, error)
-        with sessions() as session, session.begin():
-            record_compile_errors(session, errors, shard=shard, shards=shards)
+        try:
+            _record_compile_errors(sessions, errors, shard=shard, shards=shards)
+        except DBAPIError as error:
+            if not is_conflict(error):
+                raise
+            log.warning("compile errors not recorded on this load, the database is busy")
         return snapshot
     finally:
         engine.dispose()

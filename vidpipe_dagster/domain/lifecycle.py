@@ -1,10 +1,31 @@
 """The execution lifecycle: the only way a node's ``status`` changes while it runs.
 
 ``started`` -> ``updated``* -> ``succeeded`` | ``failed``. Each call is one transaction that
-reads, checks and writes the node under a row lock (``SELECT ... FOR UPDATE``; SQLite
-serialises writers with ``BEGIN IMMEDIATE``). A call carrying a ``process_uuid`` that is not
-the node's current one, or for a node no longer ``in_progress``, changes nothing and raises
-nothing: it belongs to a superseded execution whose late results must be dropped.
+reads, checks and writes the node under a row lock (``SELECT ... FOR UPDATE``; on SQLite the
+first lock takes the database's write lock, see :mod:`vidpipe_dagster.db.session`). A call
+carrying a ``process_uuid`` that is not the node's current one, or for a node no longer
+``in_progress``, changes nothing and raises nothing: it belongs to a superseded execution
+whose late results must be dropped.
+
+Lock order
+----------
+Every writer of the pipeline tables (API edits and deletes, these transitions, admission
+and the provider-slot queue, the progress refresh, webhooks, schedules, the code location's
+compile-error notes) takes its row locks in this one order, and never goes back up it:
+
+1. pipeline rows (``video_production_pipelines``), by id when there are several;
+2. node rows (``video_production_nodes``), by id when there are several;
+3. the per-provider admission lock (``pg_advisory_xact_lock`` in
+   :mod:`vidpipe_dagster.provider_jobs`).
+
+A transaction may skip a level (``updated`` locks only its node), but one holding a node lock
+never asks for a pipeline lock. So a transition that changes a node's status locks the
+pipeline first (which also serialises the progress recount,
+:func:`~vidpipe_dagster.domain.progress.refresh_pipeline_metadata`), then the node; deleting a
+node or a pipeline locks the pipeline, then all of its nodes by id, before deleting (the
+foreign key's cascade then finds them locked). A lock conflict that still happens (a writer
+outside vidpipe, a SQLite writer past its busy timeout) reruns the call, bounded
+(:func:`~vidpipe_dagster.db.conflicts.retry_conflicts`).
 """
 
 from __future__ import annotations
@@ -18,7 +39,8 @@ from sqlalchemy import Uuid, bindparam, column, select, update, values
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidpipe_dagster.db.models import Node, utcnow
+from vidpipe_dagster.db.conflicts import retry_conflicts
+from vidpipe_dagster.db.models import Node, Pipeline, utcnow
 from vidpipe_dagster.domain.errors import NotFoundError
 from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
 
@@ -53,10 +75,23 @@ def _node_id(node_uuid: str | uuid_lib.UUID) -> uuid_lib.UUID:
         raise NotFoundError("Node not found") from error
 
 
-def _lock(session: Session, node_uuid: str | uuid_lib.UUID):
+def _lock(session: Session, node_uuid: str | uuid_lib.UUID, *, pipeline: bool = True):
+    """Lock the node's pipeline row (unless ``pipeline`` is false), then the node's row.
+
+    One statement finds and locks the pipeline through the node, so the pipeline lock is
+    taken before the node's, as the lock order says. ``None`` when the node is gone.
+    """
+    node_id = _node_id(node_uuid)
+    if pipeline:
+        owner = select(Node.pipeline_id).where(Node.id == node_id).scalar_subquery()
+        found = session.execute(
+            select(Pipeline.id).where(Pipeline.id == owner).with_for_update()
+        ).one_or_none()
+        if found is None:
+            return None
     return session.execute(
         select(Node.id, Node.pipeline_id, Node.status, Node.metadata_)
-        .where(Node.id == _node_id(node_uuid))
+        .where(Node.id == node_id)
         .with_for_update()
     ).one_or_none()
 
@@ -111,6 +146,7 @@ class Lifecycle:
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
 
+    @retry_conflicts
     def started(
         self,
         node_uuid: str,
@@ -143,10 +179,11 @@ class Lifecycle:
             refresh_pipeline_metadata(session, row.pipeline_id)
         return process_uuid
 
+    @retry_conflicts
     def updated(self, node_uuid: str, metadata: dict[str, Any], process_uuid: str) -> bool:
         """Merge ``metadata`` into the running execution's metadata; False when stale."""
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid)
+            row = _lock(session, node_uuid, pipeline=False)
             if not _is_current(row, process_uuid):
                 return False
             merged = {**(row.metadata_ or {}), **(metadata or {})}
@@ -154,6 +191,7 @@ class Lifecycle:
             _write(session, row.id, metadata_=merged)
         return True
 
+    @retry_conflicts
     def succeeded(
         self,
         node_uuid: str,
@@ -183,6 +221,7 @@ class Lifecycle:
             refresh_pipeline_metadata(session, row.pipeline_id, add_cost=cost)
         return True
 
+    @retry_conflicts
     def failed(
         self,
         node_uuid: str,
@@ -227,6 +266,7 @@ class Lifecycle:
             refresh_pipeline_metadata(session, row.pipeline_id)
         return True
 
+    @retry_conflicts
     def updated_many(self, updates: dict[str, tuple[str, dict[str, Any]]]) -> int:
         """:meth:`updated` for many nodes in one transaction: ``{node: (process, metadata)}``.
 
@@ -254,6 +294,7 @@ class Lifecycle:
             written = len(batch)
         return written
 
+    @retry_conflicts
     def claim_reports(self, claims: dict[str, str]) -> set[str]:
         """:meth:`claim_report` for many nodes in one transaction: ``{node: process_uuid}``;
         returns the nodes this caller won."""
@@ -281,6 +322,7 @@ class Lifecycle:
             _write_many(session, batch)
         return won
 
+    @retry_conflicts
     def claim_report(self, node_uuid: str, process_uuid: str) -> bool:
         """Claim the one Dagster report of a completion finished outside a run.
 
@@ -288,7 +330,7 @@ class Lifecycle:
         ``metadata.dagster_reported`` false, which this flips to true under the row lock.
         """
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid)
+            row = _lock(session, node_uuid, pipeline=False)
             if row is None or row.status != "completed":
                 return False
             metadata = dict(row.metadata_ or {})
@@ -300,6 +342,7 @@ class Lifecycle:
             _write(session, row.id, metadata_=metadata)
         return True
 
+    @retry_conflicts
     def not_run(self, node_uuid: str, reason: str) -> bool:
         """Say in ``metadata.stage`` why a run asked for the node but did not run it.
 
@@ -308,7 +351,7 @@ class Lifecycle:
         The next execution's start clears the stage. True when written.
         """
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid)
+            row = _lock(session, node_uuid, pipeline=False)
             if row is None or row.status == "in_progress":
                 return False
             metadata = dict(row.metadata_ or {})

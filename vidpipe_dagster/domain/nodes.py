@@ -1,4 +1,8 @@
-"""Node commands: create, update (with status reset), destroy (with reference clean-up)."""
+"""Node commands: create, update (with status reset), destroy (with reference clean-up).
+
+Writers call these with the pipeline's row already locked (``get_pipeline(lock=True)``),
+then lock nodes, as the lock order in :mod:`vidpipe_dagster.domain.lifecycle` says.
+"""
 
 from __future__ import annotations
 
@@ -163,16 +167,17 @@ def destroy_node(session: Session, node: Node) -> None:
     """Delete ``node`` and remove it from the inputs of the pipeline's other nodes.
 
     Arrays lose the UUID (and may become ``[]``); a slot holding the UUID as a plain string
-    is dropped. Cleaned nodes keep their status. All in the caller's transaction.
+    is dropped. Cleaned nodes keep their status. All in the caller's transaction, which
+    holds the pipeline's lock; every node of the pipeline, this one included, is locked by
+    id before anything changes.
     """
     uuid = node.uuid
-    others = session.scalars(
-        select(Node)
-        .where(Node.pipeline_id == node.pipeline_id, Node.id != node.id)
-        .order_by(Node.id)
-        .with_for_update()
+    locked = session.scalars(
+        select(Node).where(Node.pipeline_id == node.pipeline_id).order_by(Node.id).with_for_update()
     ).all()
-    for other in others:
+    for other in locked:
+        if other.id == node.id:
+            continue
         inputs = other.inputs or {}
         cleaned: dict[str, Any] = {}
         touched = False

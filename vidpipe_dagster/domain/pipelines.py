@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster.db.models import Pipeline
+from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.errors import NotFoundError, ValidationError
 
 PIPELINE_FIELDS = ("title", "version", "config", "metadata")
@@ -76,6 +76,14 @@ def update_pipeline(session: Session, pipeline: Pipeline, **fields: Any) -> Pipe
 
 
 def destroy_pipeline(session: Session, pipeline: Pipeline) -> None:
-    """Delete the pipeline; its nodes go with it (foreign key cascade)."""
+    """Delete the pipeline; its nodes go with it (foreign key cascade).
+
+    The pipeline row is locked first, then its nodes by id, before the delete, so the
+    cascade follows the lock order of :mod:`vidpipe_dagster.domain.lifecycle`.
+    """
+    session.execute(select(Pipeline.id).where(Pipeline.id == pipeline.id).with_for_update())
+    session.execute(
+        select(Node.id).where(Node.pipeline_id == pipeline.id).order_by(Node.id).with_for_update()
+    )
     session.execute(delete(Pipeline).where(Pipeline.id == pipeline.id))
     session.expunge(pipeline)

@@ -28,6 +28,9 @@ def count_statuses(session: Session, pipeline_id: Any) -> dict[str, int]:
 def refresh_pipeline_metadata(session: Session, pipeline_id: Any, *, add_cost: float = 0.0) -> None:
     """Recount progress and add ``add_cost`` to ``totalCost``, under the pipeline's row lock.
 
+    Callers lock the pipeline row before any of its nodes (the lock order in
+    :mod:`vidpipe_dagster.domain.lifecycle`); taking it again here is then free, and every
+    status change of the pipeline's nodes is recounted under that one lock.
     Engine writes leave ``updated_at`` alone: it tracks the editor's changes to structure.
     """
     row = session.execute(
