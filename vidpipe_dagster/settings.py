@@ -136,6 +136,14 @@ class Settings(BaseSettings):
     remotion_s3_endpoint_url: str | None = Field(
         default=None, description="S3 endpoint of Remotion's bucket; s3_endpoint_url if unset."
     )
+    heartbeat_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often a running node's heartbeat is written."
+    )
+    heartbeat_timeout_seconds: float = Field(
+        default=75.0,
+        gt=0,
+        description="A running node silent this long lost its run worker and is failed.",
+    )
     price_overrides: dict[str, dict[str, float]] = Field(
         default_factory=dict,
         description='Provider price overrides in USD, JSON: {"veo3": {"<model>": 0.35}}.',
