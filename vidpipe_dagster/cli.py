@@ -166,16 +166,10 @@ def api(host: str, port: int) -> None:
 @main.command("demo")
 def demo() -> None:
     """Render the demo pipeline offline through Dagster and print the MP4's path."""
-    from vidpipe_dagster.demo import run_demo
+    from vidpipe_dagster.demo import run_demo_in_foreground
     from vidpipe_dagster.settings import get_settings
 
-    try:
-        result = run_demo(settings=get_settings(), echo=click.echo)
-    except RuntimeError as error:
-        raise click.ClickException(str(error)) from error
-    click.echo("")
-    click.echo(f"Done: {result.duration:.1f} s of video")
-    click.echo(str(result.path or result.uri))
+    raise SystemExit(run_demo_in_foreground(settings=get_settings(), echo=click.echo))
 
 
 @main.command("dev")

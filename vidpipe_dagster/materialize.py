@@ -43,6 +43,7 @@ from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.keys import stored_output
+from vidpipe_dagster.domain.lifecycle import INTERRUPTED
 from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
 from vidpipe_dagster.domain.validation import describe_errors
@@ -183,12 +184,6 @@ def _run_executor(
             record=record,
         )
         return executor(spec, upstream_nodes, context)
-
-
-INTERRUPTED = (
-    "Interrupted: the run was stopped (Ctrl-C, a cancel or a shutdown) before this node "
-    "finished; execute it again."
-)
 
 
 def failure_reason(error: BaseException) -> str:
