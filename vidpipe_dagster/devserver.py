@@ -92,7 +92,12 @@ def run_dev(
     echo("Press Ctrl-C to stop both.")
     stopping = threading.Event()
     code = 0
-    with on_stop_signal(lambda _signum: stopping.set()):
+
+    def stop(_signum: int) -> None:
+        relay.mute()
+        stopping.set()
+
+    with on_stop_signal(stop):
         try:
             while not stopping.is_set():
                 for name, process in zip(commands, processes, strict=True):

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sqlalchemy import select as fd_select
+from sqlalchemy import select
 
 from lambdas.ffmpeg import decoded_duration, ffmpeg_binary, probe
 from vidpipe_dagster.db.models import Pipeline
@@ -152,9 +152,8 @@ def test_ctrl_c_in_the_demo_stops_with_one_line_and_marks_the_node_interrupted(t
     assert elapsed < 5, f"the demo took {elapsed:.1f} s to stop"
     titles = ("Script", "Code sample", "Animation prompt", "Voiceover")
     for line in before.splitlines():
-        assert (
-            line.startswith(("Demo pipeline ", "Materializing through Dagster"))
-            or re.fullmatch(rf"\s*\[\d+/10\] ({'|'.join(titles)})\s+\S.*", line)
+        assert line.startswith(("Demo pipeline ", "Materializing through Dagster")) or re.fullmatch(
+            rf"\s*\[\d+/10\] ({'|'.join(titles)})\s+\S.*", line
         ), line
     after = terminal.text[len(before) :].removeprefix("^C").strip("\n").splitlines()
     assert after == [

@@ -39,6 +39,21 @@ def _processes_mentioning(text: str) -> list[int]:
     return found
 
 
+def _quiet_log(path: Path, *, seconds: float = 1.5, patience: float = 30) -> int:
+    """The log's length once nothing was written to it for ``seconds`` (the services print
+    as they tick; what they print before Ctrl-C is not the command's own output)."""
+    deadline = time.monotonic() + patience
+    size, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        current = path.stat().st_size
+        if current != size:
+            size, since = current, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            break
+        time.sleep(0.1)
+    return len(path.read_text())
+
+
 def _up(api: str, dagster: str) -> bool:
     try:
         health = httpx.get(f"{api}/healthz", timeout=5)
@@ -94,7 +109,7 @@ def test_dev_serves_the_api_and_dagster_and_stops_both_on_ctrl_c(tmp_path: Path)
         assert preflight.status_code == 200
         assert preflight.headers["access-control-allow-origin"] == "http://localhost:3062"
 
-        before = len((tmp_path / "dev.log").read_text())
+        before = _quiet_log(tmp_path / "dev.log")
         process.send_signal(signal.SIGINT)
         interrupted = time.monotonic()
         assert process.wait(timeout=10) == 0
