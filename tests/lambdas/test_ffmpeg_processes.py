@@ -16,6 +16,7 @@ import pytest
 from lambdas import ffmpeg
 from lambdas.ffmpeg import FFmpegTimeoutError, media_timeout
 from vidpipe_dagster.resources.providers.local import reading_seconds, render_voiceover
+from vidpipe_dagster.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = "one two three four five"
@@ -68,6 +69,11 @@ def test_the_time_limit_grows_with_the_media(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv(ffmpeg.TIMEOUT_FLOOR_ENV, "2")
     monkeypatch.setenv(ffmpeg.TIMEOUT_RATE_ENV, "0.25")
     assert media_timeout(8) == pytest.approx(4.0)
+    settings = Settings()
+    assert (settings.ffmpeg_timeout_floor_seconds, settings.ffmpeg_timeout_per_media_second) == (
+        2.0,
+        0.25,
+    ), "the settings and the ffmpeg helpers name different variables"
 
 
 def test_a_hanging_ffmpeg_is_killed_at_its_limit_with_its_children(
