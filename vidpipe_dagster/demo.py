@@ -40,6 +40,7 @@ DEMO_TITLE = "vidpipe demo: intro to loops"
 INTERRUPT_GRACE_SECONDS = 2.5
 """How long the demo's process gets to record an interruption before it is killed."""
 INTERRUPTED_EXIT_CODE = 130
+CONFIG_ERROR_EXIT_CODE = 2
 
 SCRIPT = (
     "Welcome back. In this lesson we look at loops. A loop repeats a block of code until a "
@@ -233,11 +234,21 @@ def main() -> int:
     def echo(line: str) -> None:
         print(line, flush=True)
 
+    from vidpipe_dagster.config_errors import explain
+
+    settings = get_settings()
     try:
-        result = run_demo(settings=get_settings(), echo=echo)
+        result = run_demo(settings=settings, echo=echo)
     except RuntimeError as error:
         print(f"Error: {error}", file=sys.stderr, flush=True)
         return 1
+    except Exception as error:
+        causes = (error, error.__cause__, error.__context__)
+        message = next((m for c in causes if c is not None and (m := explain(c, settings))), None)
+        if message is None:
+            raise
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+        return CONFIG_ERROR_EXIT_CODE
     report(result, echo)
     return 0
 

@@ -14,7 +14,7 @@ from vidpipe_dagster.foreground import Relay, on_stop_signal, stop_groups
 from vidpipe_dagster.settings import Settings
 
 GRPC_MESSAGE_BYTES = 400 * 1024 * 1024
-STOP_GRACE_SECONDS = 3.0
+STOP_GRACE_SECONDS = 2.5
 """How long the services get to stop on SIGTERM (a running node records its interruption)
 before whatever is left is killed, so Ctrl-C returns within 5 s."""
 STOPPED = "Stopped the vidpipe API and Dagster (webserver, daemon, code servers and runs)."
