@@ -15,11 +15,11 @@ import pytest
 
 from lambdas import ffmpeg
 from lambdas.ffmpeg import FFmpegTimeoutError, media_timeout
-from vidpipe_dagster.resources.providers.local import reading_seconds, render_voiceover
+from vidpipe_dagster.resources.providers.local import render_animation
 from vidpipe_dagster.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = "one two three four five"
+ANIMATION_SECONDS = 2.0
 
 
 def alive(pid: int) -> bool:
@@ -79,13 +79,13 @@ def test_the_time_limit_grows_with_the_media(monkeypatch: pytest.MonkeyPatch) ->
 def test_a_hanging_ffmpeg_is_killed_at_its_limit_with_its_children(
     hanging_ffmpeg: Path, tmp_path: Path
 ) -> None:
-    limit = 1 + 0.5 * reading_seconds(SCRIPT)
+    limit = 1 + 0.5 * ANIMATION_SECONDS
     outcome: dict[str, BaseException | float] = {}
 
     def render() -> None:
         begun = time.monotonic()
         try:
-            render_voiceover(SCRIPT, tmp_path / "voice.mp3")
+            render_animation("waves", tmp_path / "waves.mp4", duration=ANIMATION_SECONDS)
         except BaseException as error:  # noqa: BLE001 - handed to the test thread
             outcome["error"] = error
         outcome["seconds"] = time.monotonic() - begun
