@@ -171,7 +171,13 @@ def demo() -> None:
     from vidpipe_dagster.demo import run_demo_in_foreground
     from vidpipe_dagster.settings import get_settings
 
-    _exit_now(run_demo_in_foreground(settings=get_settings(), echo=click.echo))
+    _exit_now(
+        run_demo_in_foreground(
+            settings=get_settings(),
+            echo=click.echo,
+            echo_error=lambda line: click.echo(line, err=True),
+        )
+    )
 
 
 @main.command("dev")

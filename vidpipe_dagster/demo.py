@@ -306,8 +306,17 @@ def settle_interrupted(settings: Any, *, since: datetime) -> str:
     )
 
 
-def run_demo_in_foreground(*, settings: Any, echo: Callable[[str], None] = print) -> int:
-    """Run the demo in a child process, relaying its output; return its exit code.
+def _print_error(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_demo_in_foreground(
+    *,
+    settings: Any,
+    echo: Callable[[str], None] = print,
+    echo_error: Callable[[str], None] = _print_error,
+) -> int:
+    """Run the demo in a child process, relaying its output and errors; return its exit code.
 
     Ctrl-C (or SIGTERM) interrupts the child's run, waits up to
     :data:`INTERRUPT_GRACE_SECONDS` for it to record the interruption, kills what is left,
@@ -324,12 +333,13 @@ def run_demo_in_foreground(*, settings: Any, echo: Callable[[str], None] = print
         process_group=0,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        stderr=subprocess.PIPE,
         text=True,
         errors="replace",
     )
     relay = Relay(echo)
     relay.follow(process.stdout)
+    relay.follow(process.stderr, echo=echo_error)
     interrupted = threading.Event()
     again = threading.Event()
 

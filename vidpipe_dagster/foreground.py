@@ -33,14 +33,15 @@ class Relay:
         self.muted = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def follow(self, stream: IO[str]) -> None:
-        """Relay ``stream`` from a thread of its own."""
+    def follow(self, stream: IO[str], *, echo: Callable[[str], None] | None = None) -> None:
+        """Relay ``stream`` (to ``echo``, else the relay's own) from a thread of its own."""
+        target = echo or self.echo
 
         def copy() -> None:
             with contextlib.suppress(OSError, ValueError):
                 for line in stream:
                     if not self.muted.is_set():
-                        self.echo(line.rstrip("\n"))
+                        target(line.rstrip("\n"))
 
         thread = threading.Thread(target=copy, name="vidpipe-relay", daemon=True)
         thread.start()
