@@ -45,7 +45,7 @@ def make_clip(path: Path, *, seconds: float, index: int, odd: bool) -> Path:
             "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-pix_fmt", "yuv420p",
             "-c:a", "aac", "-b:a", "128k", "-shortest", str(path),
         ]  # fmt: skip
-    run_ffmpeg(args)
+    run_ffmpeg(args, media_seconds=seconds)
     return path
 
 

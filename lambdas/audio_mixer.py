@@ -85,6 +85,7 @@ def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
             "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
             "-t", f"{duration:.3f}", "-movflags", "+faststart",
             str(output),
-        ]
+        ],
+        media_seconds=duration,
     )  # fmt: skip
     return Produced(path=output, bucket=bucket, key=key, content_type="video/mp4")

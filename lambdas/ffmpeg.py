@@ -3,19 +3,35 @@
 The binary comes from imageio-ffmpeg (a static build shipped in the wheel) unless
 ``FFMPEG_BINARY`` names another one. imageio-ffmpeg ships no ffprobe, so :func:`probe` reads
 the stream summary that ``ffmpeg -i`` prints.
+
+Every ffmpeg process runs in a process group of its own, dies with the process that started
+it (``PR_SET_PDEATHSIG`` on Linux: a killed run worker leaves nothing rendering behind) and
+has a time limit scaled to the media it handles (:func:`media_timeout`); at the limit, or when
+the caller is interrupted, the whole group is killed.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import subprocess
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 ERROR_TAIL_LINES = 8
+TIMEOUT_FLOOR_ENV = "VIDPIPE_FFMPEG_TIMEOUT_FLOOR_SECONDS"
+TIMEOUT_RATE_ENV = "VIDPIPE_FFMPEG_TIMEOUT_PER_MEDIA_SECOND"
+DEFAULT_TIMEOUT_FLOOR_SECONDS = 60.0
+DEFAULT_TIMEOUT_PER_MEDIA_SECOND = 5.0
+UNKNOWN_MEDIA_BYTES_PER_SECOND = 50_000
+"""A low bitrate, to estimate generously how long a file lasts when nothing says so."""
+KILL_WAIT_SECONDS = 5.0
+_PR_SET_PDEATHSIG = 1
 
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+(?:\[[^\]]*\])?(?:\([^)]*\))?: (Video|Audio): (.*)$")
@@ -32,6 +48,10 @@ class FFmpegError(RuntimeError):
     def __init__(self, message: str, *, reason: str) -> None:
         super().__init__(f"{message}: {reason}" if reason else message)
         self.reason = reason
+
+
+class FFmpegTimeoutError(FFmpegError):
+    """ffmpeg outlived its time limit and was killed, with every process of its group."""
 
 
 @dataclass(frozen=True)
@@ -101,28 +121,116 @@ def error_tail(stderr: str, *, lines: int = ERROR_TAIL_LINES) -> str:
     return "\n".join(kept[-lines:])
 
 
-def run_ffmpeg(args: Sequence[str], *, timeout: float | None = None) -> str:
+def _env_seconds(name: str, default: float) -> float:
+    try:
+        value = float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+    return value if value >= 0 else default
+
+
+def media_timeout(media_seconds: float | None = None) -> float:
+    """How long an ffmpeg call handling ``media_seconds`` of media may take, in seconds.
+
+    ``VIDPIPE_FFMPEG_TIMEOUT_FLOOR_SECONDS`` (60 s) plus
+    ``VIDPIPE_FFMPEG_TIMEOUT_PER_MEDIA_SECOND`` (5 s) per second of media; the floor alone
+    when the length is unknown (reading headers).
+    """
+    floor = _env_seconds(TIMEOUT_FLOOR_ENV, DEFAULT_TIMEOUT_FLOOR_SECONDS)
+    rate = _env_seconds(TIMEOUT_RATE_ENV, DEFAULT_TIMEOUT_PER_MEDIA_SECOND)
+    return floor + rate * max(0.0, float(media_seconds or 0.0))
+
+
+@lru_cache(maxsize=1)
+def _prctl() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def _child_setup(parent: int, prctl: Callable[..., int] | None) -> Callable[[], None] | None:
+    """What the child runs before exec: die with ``parent`` (the thread that started it)."""
+    if prctl is None:
+        return None
+
+    def setup() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the signal was armed
+            os._exit(1)
+
+    return setup
+
+
+def _kill_group(process: subprocess.Popen) -> None:
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        process.communicate(timeout=KILL_WAIT_SECONDS)
+    except (subprocess.TimeoutExpired, ValueError, OSError):
+        pass
+
+
+def run_process(command: Sequence[str], *, timeout: float, what: str) -> tuple[int, str]:
+    """Run ``command`` (no stdin) in its own process group; return (exit code, stderr).
+
+    The process dies with this one. When it outlives ``timeout`` seconds, or this thread is
+    interrupted (Ctrl-C, a cancelled run), its whole group is killed; a timeout raises
+    :class:`FFmpegTimeoutError` naming ``what`` and the settings that set the limit.
+    """
+    process = subprocess.Popen(
+        list(command),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+        process_group=0,
+        preexec_fn=_child_setup(os.getpid(), _prctl()),  # noqa: PLW1509
+    )
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired as exc:
+        partial = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        _kill_group(process)
+        raise FFmpegTimeoutError(
+            f"{what} was stopped after {timeout:g} s, its time limit (set by "
+            f"{TIMEOUT_FLOOR_ENV} and {TIMEOUT_RATE_ENV})",
+            reason=error_tail(partial or exc.stderr or ""),
+        ) from None
+    except BaseException:
+        _kill_group(process)
+        raise
+    return process.returncode, stderr or ""
+
+
+def run_ffmpeg(
+    args: Sequence[str], *, media_seconds: float | None = None, timeout: float | None = None
+) -> str:
     """Run ffmpeg with ``args`` (overwrite on, no stdin) and return what it printed on stderr.
 
-    Raises :class:`FFmpegError` with ffmpeg's last error lines when it exits non-zero or
-    does not finish within ``timeout`` seconds.
+    The time limit is ``timeout`` if given, else :func:`media_timeout` of ``media_seconds``
+    (the length of the media it reads or writes). Raises :class:`FFmpegError` with ffmpeg's
+    last error lines when it exits non-zero, :class:`FFmpegTimeoutError` at the limit.
     """
     command = [ffmpeg_binary(), "-hide_banner", "-nostdin", "-y", *args]
+    limit = timeout if timeout is not None else media_timeout(media_seconds)
+    what = f"ffmpeg ({media_seconds:.1f} s of media)" if media_seconds else "ffmpeg"
+    returncode, stderr = run_process(command, timeout=limit, what=what)
+    if returncode != 0:
+        raise FFmpegError(f"ffmpeg failed with exit code {returncode}", reason=error_tail(stderr))
+    return stderr
+
+
+def _estimated_seconds(source: str | Path) -> float | None:
     try:
-        completed = subprocess.run(
-            command, capture_output=True, text=True, errors="replace", timeout=timeout
-        )
-    except subprocess.TimeoutExpired as exc:
-        stderr = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
-        raise FFmpegError(
-            f"ffmpeg timed out after {timeout} s", reason=error_tail(stderr or "")
-        ) from None
-    if completed.returncode != 0:
-        raise FFmpegError(
-            f"ffmpeg failed with exit code {completed.returncode}",
-            reason=error_tail(completed.stderr),
-        )
-    return completed.stderr
+        return os.path.getsize(source) / UNKNOWN_MEDIA_BYTES_PER_SECOND
+    except (OSError, TypeError, ValueError):
+        return None
 
 
 def probe(source: str | Path, *, decode_duration: bool = False) -> MediaInfo:
@@ -130,19 +238,19 @@ def probe(source: str | Path, *, decode_duration: bool = False) -> MediaInfo:
 
     ``duration`` is ``None`` for still images. With ``decode_duration`` (or when the
     container does not state a duration) the file is decoded to measure it exactly.
-    Raises :class:`FFmpegError` when ffmpeg cannot open the input.
+    Raises :class:`FFmpegError` when ffmpeg cannot open the input (or within its time
+    limit: the floor of :func:`media_timeout`).
     """
-    completed = subprocess.run(
+    _, stderr = run_process(
         [ffmpeg_binary(), "-hide_banner", "-nostdin", "-i", str(source)],
-        capture_output=True,
-        text=True,
-        errors="replace",
+        timeout=media_timeout(),
+        what=f"ffmpeg reading {source}",
     )
-    info = parse_probe_output(completed.stderr)
+    info = parse_probe_output(stderr)
     if info is None:
-        raise FFmpegError(f"Cannot read media {source}", reason=error_tail(completed.stderr))
+        raise FFmpegError(f"Cannot read media {source}", reason=error_tail(stderr))
     if decode_duration or (info.duration is None and not _looks_like_image(info)):
-        measured = decoded_duration(source)
+        measured = decoded_duration(source, media_seconds=info.duration)
         if measured is not None:
             info = MediaInfo(
                 duration=measured, video=info.video, audio=info.audio, format_name=info.format_name
@@ -150,9 +258,14 @@ def probe(source: str | Path, *, decode_duration: bool = False) -> MediaInfo:
     return info
 
 
-def decoded_duration(source: str | Path) -> float | None:
-    """Decode ``source`` to nowhere and return the last timestamp reached, in seconds."""
-    stderr = run_ffmpeg(["-i", str(source), "-f", "null", "-"])
+def decoded_duration(source: str | Path, *, media_seconds: float | None = None) -> float | None:
+    """Decode ``source`` to nowhere and return the last timestamp reached, in seconds.
+
+    The time limit follows ``media_seconds`` (the declared length) or, when unknown, a
+    length estimated generously from the file's size.
+    """
+    seconds = media_seconds or _estimated_seconds(source)
+    stderr = run_ffmpeg(["-i", str(source), "-f", "null", "-"], media_seconds=seconds)
     matches = _TIME_RE.findall(stderr)
     if not matches:
         return None
@@ -171,8 +284,8 @@ def probe_many(sources: Sequence[str | Path]) -> list[MediaInfo]:
     command = [ffmpeg_binary(), "-hide_banner", "-nostdin"]
     for source in sources:
         command += ["-i", str(source)]
-    completed = subprocess.run(command, capture_output=True, text=True, errors="replace")
-    blocks = _input_blocks(completed.stderr)
+    _, stderr = run_process(command, timeout=media_timeout(), what="ffmpeg reading its inputs")
+    blocks = _input_blocks(stderr)
     infos = [parse_probe_output(block) for block in blocks]
     if len(infos) != len(sources) or any(
         info is None or (info.duration is None and not _looks_like_image(info)) for info in infos

@@ -133,7 +133,7 @@ def compose(event: Mapping[str, Any], workdir: Path) -> Produced:
         "-c:v", "libx264", "-preset", "veryfast", "-crf", "20",
         "-t", f"{background.duration or 0.0:.3f}", "-movflags", "+faststart", str(output),
     ]  # fmt: skip
-    run_ffmpeg(args)
+    run_ffmpeg(args, media_seconds=background.duration)
     return Produced(path=output, bucket=bucket, key=key, content_type="video/mp4")
 
 

@@ -73,12 +73,12 @@ def merge(event: Mapping[str, Any], workdir: Path) -> Produced:
     output = workdir / "merged.mp4"
     produced = Produced(path=output, bucket=bucket, key=key, content_type="video/mp4")
     if fade_seconds is None and same_mp4_parameters(paths):
-        concat_copy(paths, output=output)
+        concat_copy(paths, output=output, media_seconds=sum(mp4.duration(p) or 0 for p in paths))
         return produced
     infos = probe_many(paths)
     _check_inputs(videos, infos, fade_seconds=fade_seconds)
     if fade_seconds is None and can_stream_copy(infos):
-        concat_copy(paths, output=output)
+        concat_copy(paths, output=output, media_seconds=sum(i.duration or 0 for i in infos))
     else:
         concat_normalised(paths, infos, output=output, fade=fade_seconds)
     return produced
@@ -125,15 +125,19 @@ def can_stream_copy(infos: Sequence[MediaInfo]) -> bool:
     return True
 
 
-def concat_copy(paths: Sequence[Path], *, output: Path) -> None:
-    """Join identical-format files with the concat demuxer, copying the streams."""
+def concat_copy(paths: Sequence[Path], *, output: Path, media_seconds: float | None = None) -> None:
+    """Join identical-format files with the concat demuxer, copying the streams.
+
+    ``media_seconds`` (the inputs' total length) scales ffmpeg's time limit.
+    """
     listing = output.with_name("segments.txt")
     listing.write_text("".join(f"file '{_quote(path)}'\n" for path in paths))
     run_ffmpeg(
         [
             "-loglevel", "error", "-f", "concat", "-safe", "0", "-i", str(listing),
             "-map", "0:v:0", "-map", "0:a:0?", "-c", "copy", str(output),
-        ]
+        ],
+        media_seconds=media_seconds,
     )  # fmt: skip
 
 
@@ -205,7 +209,7 @@ def concat_normalised(
         "-c:v", "libx264", "-preset", "veryfast", "-crf", "20", "-pix_fmt", "yuv420p",
         "-movflags", "+faststart", str(output),
     ]  # fmt: skip
-    run_ffmpeg(args)
+    run_ffmpeg(args, media_seconds=sum(info.duration or 0.0 for info in infos))
 
 
 def _even(value: int) -> int:

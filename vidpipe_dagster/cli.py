@@ -6,6 +6,8 @@ fix, and exit code 2 (``vidpipe --debug ...`` shows the traceback instead).
 
 from __future__ import annotations
 
+import os
+import sys
 from typing import Any
 
 import click
@@ -166,16 +168,16 @@ def api(host: str, port: int) -> None:
 @main.command("demo")
 def demo() -> None:
     """Render the demo pipeline offline through Dagster and print the MP4's path."""
-    from vidpipe_dagster.demo import run_demo
+    from vidpipe_dagster.demo import run_demo_in_foreground
     from vidpipe_dagster.settings import get_settings
 
-    try:
-        result = run_demo(settings=get_settings(), echo=click.echo)
-    except RuntimeError as error:
-        raise click.ClickException(str(error)) from error
-    click.echo("")
-    click.echo(f"Done: {result.duration:.1f} s of video")
-    click.echo(str(result.path or result.uri))
+    _exit_now(
+        run_demo_in_foreground(
+            settings=get_settings(),
+            echo=click.echo,
+            echo_error=lambda line: click.echo(line, err=True),
+        )
+    )
 
 
 @main.command("dev")
@@ -187,7 +189,7 @@ def dev(host: str, api_port: int, dagster_port: int) -> None:
     from vidpipe_dagster.devserver import run_dev
     from vidpipe_dagster.settings import get_settings
 
-    raise SystemExit(
+    _exit_now(
         run_dev(
             settings=get_settings(),
             host=host,
@@ -196,6 +198,17 @@ def dev(host: str, api_port: int, dagster_port: int) -> None:
             echo=click.echo,
         )
     )
+
+
+def _exit_now(code: int) -> None:
+    """Exit with ``code`` once the output is flushed, skipping the interpreter's teardown.
+
+    The commands that stop child processes have nothing left to clean up; tearing down
+    their imports takes about a second on a busy machine, past the 5 s a Ctrl-C may take.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

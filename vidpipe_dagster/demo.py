@@ -9,13 +9,23 @@ The demo pipeline lives in the configured database (the embedded SQLite by defau
                                            └─> compose (talking head as picture-in-picture)
 
 Every AI node uses the ``local`` provider, so it needs no account and no network.
+
+``vidpipe demo`` runs the demo in a child process (:func:`run_demo_in_foreground`) and relays
+its output; Ctrl-C interrupts the run there, the running node is failed as interrupted and
+the command prints one line saying what was stopped.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +37,10 @@ from vidpipe_dagster.domain.nodes import create_node, list_nodes
 from vidpipe_dagster.domain.pipelines import create_pipeline
 
 DEMO_TITLE = "vidpipe demo: intro to loops"
+INTERRUPT_GRACE_SECONDS = 2.5
+"""How long the demo's process gets to record an interruption before it is killed."""
+INTERRUPTED_EXIT_CODE = 130
+CONFIG_ERROR_EXIT_CODE = 2
 
 SCRIPT = (
     "Welcome back. In this lesson we look at loops. A loop repeats a block of code until a "
@@ -204,3 +218,161 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
         duration=float(last.output.get("duration") or 0.0),
         statuses=statuses,
     )
+
+
+def report(result: DemoResult, echo: Callable[[str], None]) -> None:
+    """The demo's last lines: its length, then the MP4's path (or URI) alone."""
+    echo("")
+    echo(f"Done: {result.duration:.1f} s of video")
+    echo(str(result.path or result.uri))
+
+
+def main() -> int:
+    """The demo's own process, as :func:`run_demo_in_foreground` starts it."""
+    from vidpipe_dagster.settings import get_settings
+
+    def echo(line: str) -> None:
+        print(line, flush=True)
+
+    from vidpipe_dagster.config_errors import explain
+
+    settings = get_settings()
+    try:
+        result = run_demo(settings=settings, echo=echo)
+    except RuntimeError as error:
+        print(f"Error: {error}", file=sys.stderr, flush=True)
+        return 1
+    except Exception as error:
+        causes = (error, error.__cause__, error.__context__)
+        message = next((m for c in causes if c is not None and (m := explain(c, settings))), None)
+        if message is None:
+            raise
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+        return CONFIG_ERROR_EXIT_CODE
+    report(result, echo)
+    return 0
+
+
+def _moment(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def settle_interrupted(settings: Any, *, since: datetime) -> str:
+    """Fail demo nodes still ``in_progress`` as interrupted; say in one line what stopped."""
+    from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+    from vidpipe_dagster.domain.lifecycle import INTERRUPTED, Lifecycle
+
+    before = "Stopped the demo before it started rendering."
+    try:
+        engine = make_engine(settings.resolved_database_url)
+    except Exception:  # noqa: BLE001 - nothing was made yet
+        return before
+    try:
+        sessions = make_sessionmaker(engine)
+        lifecycle = Lifecycle(sessions)
+        with sessions() as session:
+            rows = session.execute(
+                select(Node.id, Node.title, Node.status, Node.metadata_)
+                .join(Pipeline, Pipeline.id == Node.pipeline_id)
+                .where(Pipeline.title == DEMO_TITLE)
+                .order_by(Node.created_at, Node.id)
+            ).all()
+        stopped, counts = [], {"completed": 0, "pending": 0}
+        for node_id, title, status, metadata in rows:
+            metadata = metadata or {}
+            if status == "in_progress" and not metadata.get("provider_job_id"):
+                lifecycle.failed(str(node_id), INTERRUPTED, metadata.get("process_uuid"))
+                stopped.append(title)
+            elif status == "failed" and metadata.get("error") == INTERRUPTED:
+                ended = _moment(metadata.get("completed_at"))
+                if ended is not None and ended >= since:
+                    stopped.append(title)
+            elif status in counts:
+                counts[status] += 1
+    except Exception:  # noqa: BLE001 - the database was never created
+        return before
+    finally:
+        engine.dispose()
+    if not rows:
+        return before
+    names = ", ".join(f"'{title}'" for title in stopped)
+    what = f"{names} interrupted (marked failed); " if stopped else ""
+    return (
+        f"Stopped the demo: {what}{counts['completed']} of {len(rows)} nodes completed, "
+        f"{counts['pending']} not started. Run `vidpipe demo` again to finish."
+    )
+
+
+def _print_error(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run_demo_in_foreground(
+    *,
+    settings: Any,
+    echo: Callable[[str], None] = print,
+    echo_error: Callable[[str], None] = _print_error,
+) -> int:
+    """Run the demo in a child process, relaying its output and errors; return its exit code.
+
+    Ctrl-C (or SIGTERM) interrupts the child's run, waits up to
+    :data:`INTERRUPT_GRACE_SECONDS` for it to record the interruption, kills what is left,
+    and prints a single line (:func:`settle_interrupted`); the exit code is then 130. A
+    second Ctrl-C kills at once.
+    """
+    from vidpipe_dagster.db.models import utcnow
+    from vidpipe_dagster.foreground import Relay, on_stop_signal, stop_groups
+
+    begun = utcnow()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidpipe_dagster.demo"],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        process_group=0,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        errors="replace",
+    )
+    relay = Relay(echo)
+    relay.follow(process.stdout)
+    relay.follow(process.stderr, echo=echo_error)
+    interrupted = threading.Event()
+    again = threading.Event()
+
+    def stop(_signum: int) -> None:
+        if interrupted.is_set():
+            again.set()
+            return
+        interrupted.set()
+        relay.mute()
+        try:
+            os.kill(process.pid, signal.SIGINT)
+        except ProcessLookupError:
+            pass
+
+    with on_stop_signal(stop):
+        while process.poll() is None and not interrupted.is_set():
+            interrupted.wait(0.2)
+        if interrupted.is_set():
+            deadline = time.monotonic() + INTERRUPT_GRACE_SECONDS
+            while process.poll() is None and time.monotonic() < deadline and not again.is_set():
+                again.wait(0.05)
+            stop_groups([process], grace=0.0 if again.is_set() else 0.3)
+    relay.join(0.5)
+    if not interrupted.is_set():
+        return process.returncode
+    echo(settle_interrupted(settings, since=begun))
+    return INTERRUPTED_EXIT_CODE
+
+
+if __name__ == "__main__":
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # Everything is committed and closed by now; skipping the interpreter's final garbage
+    # collection of Dagster's large heap saves seconds, so an interrupted demo ends at once.
+    os._exit(code)

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
-import time
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from vidpipe_dagster.dagster_home import ensure_dagster_home
+from vidpipe_dagster.foreground import Relay, on_stop_signal, stop_groups
 from vidpipe_dagster.settings import Settings
 
 GRPC_MESSAGE_BYTES = 400 * 1024 * 1024
+STOP_GRACE_SECONDS = 2.5
+"""How long the services get to stop on SIGTERM (a running node records its interruption)
+before whatever is left is killed, so Ctrl-C returns within 5 s."""
+STOPPED = "Stopped the vidpipe API and Dagster (webserver, daemon, code servers and runs)."
 
 WORKSPACE_TEMPLATE = """\
 load_from:
@@ -29,25 +33,6 @@ def write_workspace(settings: Settings, home: Path) -> Path:
     path = home / "workspace.yaml"
     path.write_text(WORKSPACE_TEMPLATE.format(location=settings.dagster_location))
     return path
-
-
-def _stop(processes: list[subprocess.Popen], timeout: float = 20.0) -> None:
-    for process in processes:
-        if process.poll() is None:
-            try:
-                os.killpg(process.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-    deadline = time.monotonic() + timeout
-    for process in processes:
-        try:
-            process.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-            process.wait()
 
 
 def run_dev(
@@ -86,33 +71,45 @@ def run_dev(
             "--host", host, "--port", str(api_port),
         ],
     }  # fmt: skip
-    processes = [
-        subprocess.Popen(command, env=env, start_new_session=True) for command in commands.values()
-    ]
+    relay = Relay(echo)
+    processes = []
+    for command in commands.values():
+        process = subprocess.Popen(
+            command,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        processes.append(process)
+        relay.follow(process.stdout)
     echo(f"vidpipe API   http://{host}:{api_port}  (docs: http://{host}:{api_port}/docs)")
     echo(f"Dagster UI    {dagster_url}")
     echo(f"VIDPIPE_HOME  {settings.resolved_home}   DAGSTER_HOME {home}")
     echo("Press Ctrl-C to stop both.")
-    stopping = False
-
-    def _interrupt(_signum, _frame) -> None:
-        nonlocal stopping
-        stopping = True
-
-    previous = {sig: signal.signal(sig, _interrupt) for sig in (signal.SIGINT, signal.SIGTERM)}
+    stopping = threading.Event()
     code = 0
-    try:
-        while not stopping:
-            for name, process in zip(commands, processes, strict=True):
-                if process.poll() is not None:
-                    echo(f"{name} exited with code {process.returncode}; stopping.")
-                    code = process.returncode or 1
-                    stopping = True
-            time.sleep(0.5)
-    finally:
-        echo("Stopping the API and Dagster...")
-        _stop(processes)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-        echo("Stopped.")
+
+    def stop(_signum: int) -> None:
+        relay.mute()
+        stopping.set()
+
+    with on_stop_signal(stop):
+        try:
+            while not stopping.is_set():
+                for name, process in zip(commands, processes, strict=True):
+                    if process.poll() is not None and not stopping.is_set():
+                        relay.mute()
+                        echo(f"{name} exited with code {process.returncode}; stopping.")
+                        code = process.returncode or 1
+                        stopping.set()
+                stopping.wait(0.5)
+        finally:
+            relay.mute()
+            stop_groups(processes, grace=STOP_GRACE_SECONDS)
+            relay.join()
+    echo(STOPPED)
     return code

@@ -36,13 +36,14 @@ import dagster as dg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster import provider_jobs, provider_queue
+from vidpipe_dagster import heartbeat, provider_jobs, provider_queue
 from vidpipe_dagster.assets import EXECUTORS
 from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, NodeSpec, UpstreamNode
 from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.keys import stored_output
+from vidpipe_dagster.domain.lifecycle import INTERRUPTED
 from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
 from vidpipe_dagster.domain.validation import describe_errors
@@ -185,6 +186,13 @@ def _run_executor(
         return executor(spec, upstream_nodes, context)
 
 
+def failure_reason(error: BaseException) -> str:
+    """The error recorded on a node whose executor raised ``error``."""
+    if isinstance(error, KeyboardInterrupt | dg.DagsterExecutionInterruptedError):
+        return INTERRUPTED
+    return f"{type(error).__name__}: {error}"
+
+
 def materialize_node(
     context: dg.AssetExecutionContext,
     *,
@@ -234,7 +242,9 @@ def materialize_node(
         else None
     )
     try:
-        process_uuid = lifecycle.started(node_uuid, started, admit=_all_of(hooks))
+        process_uuid = lifecycle.started(
+            node_uuid, {**started, **heartbeat.stamp()}, admit=_all_of(hooks)
+        )
     except (provider_queue.NotWaiting, RunningElsewhere) as stale:
         context.log.info(f"Node {node_uuid} not started: {stale}")
         return None
@@ -246,36 +256,47 @@ def materialize_node(
         lifecycle.updated(node_uuid, metadata, process_uuid)
 
     try:
-        resume = _resume(context, previous, provider=provider, resource=resource)
-        if resume.action == "refuse":
-            raise SubmissionRefused(resume.message)
-        if resume.action == "adopt" and previous is not None:
-            record(submission.accepted(previous, job_id=resume.job_id).as_metadata())
-            outcome: Any = AsyncSubmission(
-                provider=previous.provider,
-                job_id=str(resume.job_id),
-                metadata={"stage": "submitted", "submitted_at": previous.at, "poll_attempts": 0},
-            )
-            context.log.info(
-                f"Node {node_uuid}: adopted {previous.provider} job {resume.job_id}, which an "
-                "earlier execution submitted without getting the answer."
-            )
-        else:
-            upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
-            outcome = _run_executor(
-                node=node,
-                pipeline_uuid=plan.pipeline_uuid,
-                upstream=upstream,
-                resource=resource,
-                process_uuid=process_uuid,
-                log=context.log,
-                record=record,
-            )
+        with heartbeat.beating(
+            lifecycle,
+            node_uuid=node_uuid,
+            process_uuid=process_uuid,
+            interval=settings.heartbeat_interval_seconds,
+            warn=context.log.warning,
+        ):
+            resume = _resume(context, previous, provider=provider, resource=resource)
+            if resume.action == "refuse":
+                raise SubmissionRefused(resume.message)
+            if resume.action == "adopt" and previous is not None:
+                record(submission.accepted(previous, job_id=resume.job_id).as_metadata())
+                outcome: Any = AsyncSubmission(
+                    provider=previous.provider,
+                    job_id=str(resume.job_id),
+                    metadata={
+                        "stage": "submitted",
+                        "submitted_at": previous.at,
+                        "poll_attempts": 0,
+                    },
+                )
+                context.log.info(
+                    f"Node {node_uuid}: adopted {previous.provider} job {resume.job_id}, which an "
+                    "earlier execution submitted without getting the answer."
+                )
+            else:
+                upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
+                outcome = _run_executor(
+                    node=node,
+                    pipeline_uuid=plan.pipeline_uuid,
+                    upstream=upstream,
+                    resource=resource,
+                    process_uuid=process_uuid,
+                    log=context.log,
+                    record=record,
+                )
     except BaseException as error:
         retryable = provider_jobs.transient_provider_failure(error)
         lifecycle.failed(
             node_uuid,
-            f"{type(error).__name__}: {error}",
+            failure_reason(error),
             process_uuid,
             metadata={"retryable": True} if retryable else None,
         )

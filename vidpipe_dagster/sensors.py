@@ -6,6 +6,9 @@
   ``in_progress`` from a run that failed or was cancelled (a run killed mid-step included:
   run monitoring marks it failed), taking the run's nodes from its
   ``ASSET_MATERIALIZATION_PLANNED`` events; nodes waiting on a provider job are left alone;
+- ``vidpipe_orphaned_nodes``: fails nodes whose run worker stopped beating (worker and code
+  server lost together, so no run failure is ever reported) and marks their runs failed
+  (:mod:`vidpipe_dagster.heartbeat`);
 - ``vidpipe_database_changes``: compares the change marker of the location's pipelines
   (newest ``updated_at`` and counts, over its shard) with the one the loaded definitions
   were compiled from and asks the webserver to reload when they differ, catching writes
@@ -22,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from sqlalchemy import select
 
+from vidpipe_dagster import heartbeat
 from vidpipe_dagster.compiler import uuids_from_asset_key
 from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.db.snapshot import latest_updated_at
@@ -29,6 +33,7 @@ from vidpipe_dagster.reload import ReloadError, location_view, request_reload
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 BACKSTOP_INTERVAL_SECONDS = 15
+ORPHAN_INTERVAL_SECONDS = 30
 REFRESH_INTERVAL_SECONDS = 15
 REFRESH_GRACE_SECONDS = 10
 REFRESH_SENSOR = "vidpipe_database_changes"
@@ -110,6 +115,31 @@ def canceled_run_backstop(context: dg.RunStatusSensorContext, vidpipe: VidpipeRe
     _backstop(context, vidpipe, f"Dagster run {context.dagster_run.run_id} was cancelled")
 
 
+@dg.sensor(
+    name="vidpipe_orphaned_nodes",
+    minimum_interval_seconds=ORPHAN_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Fails nodes whose run worker stopped beating and marks their runs failed.",
+)
+def orphaned_nodes(context: dg.SensorEvaluationContext, vidpipe: VidpipeResource) -> dg.SkipReason:
+    """Fail ``in_progress`` nodes whose heartbeat is older than the timeout."""
+    timeout = vidpipe.settings().heartbeat_timeout_seconds
+    ended = heartbeat.end_orphans(
+        instance=context.instance,
+        lifecycle=vidpipe.lifecycle(),
+        sessions=vidpipe.sessions(),
+        timeout=timeout,
+    )
+    if not ended:
+        return dg.SkipReason(f"No running node has been silent for more than {timeout:g} s.")
+    for orphan in ended:
+        context.log.warning(
+            f"Failed node {orphan.title!r} ({orphan.node_uuid}) of run {orphan.run_id}: "
+            f"silent for {orphan.silent_seconds:.0f} s."
+        )
+    return dg.SkipReason(f"Failed {len(ended)} node(s) whose run worker stopped.")
+
+
 def _marker_time(marker: str) -> datetime | None:
     try:
         moment = datetime.fromisoformat(marker.split("|", 1)[0])
@@ -174,4 +204,4 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
 )
 
-STATIC_SENSORS = [failed_run_backstop, canceled_run_backstop, automation_sensor]
+STATIC_SENSORS = [failed_run_backstop, canceled_run_backstop, orphaned_nodes, automation_sensor]

@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lambdas.ffmpeg import DEFAULT_TIMEOUT_FLOOR_SECONDS, DEFAULT_TIMEOUT_PER_MEDIA_SECOND
+
 
 class Settings(BaseSettings):
     """All of vidpipe's settings. Build with ``get_settings()``; tests build their own."""
@@ -135,6 +137,24 @@ class Settings(BaseSettings):
     remotion_webhook_secret: SecretStr | None = None
     remotion_s3_endpoint_url: str | None = Field(
         default=None, description="S3 endpoint of Remotion's bucket; s3_endpoint_url if unset."
+    )
+    ffmpeg_timeout_floor_seconds: float = Field(
+        default=DEFAULT_TIMEOUT_FLOOR_SECONDS,
+        ge=0,
+        description="Time every ffmpeg call may take (read from the environment by lambdas/).",
+    )
+    ffmpeg_timeout_per_media_second: float = Field(
+        default=DEFAULT_TIMEOUT_PER_MEDIA_SECOND,
+        ge=0,
+        description="Time an ffmpeg call may take per second of media, above the floor.",
+    )
+    heartbeat_interval_seconds: float = Field(
+        default=15.0, gt=0, description="How often a running node's heartbeat is written."
+    )
+    heartbeat_timeout_seconds: float = Field(
+        default=75.0,
+        gt=0,
+        description="A running node silent this long lost its run worker and is failed.",
     )
     price_overrides: dict[str, dict[str, float]] = Field(
         default_factory=dict,

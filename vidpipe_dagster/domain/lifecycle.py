@@ -67,6 +67,12 @@ EXECUTION_KEYS = (
 """Metadata that belongs to one execution, cleared when a new one starts (a restarted node
 must not be finished by the previous execution's provider job)."""
 
+INTERRUPTED = (
+    "Interrupted: the run was stopped (Ctrl-C, a cancel or a shutdown) before this node "
+    "finished; execute it again."
+)
+"""The error of an execution stopped on purpose before it finished."""
+
 
 def _node_id(node_uuid: str | uuid_lib.UUID) -> uuid_lib.UUID:
     try:

@@ -89,7 +89,8 @@ def render_talking_head(
             "-filter_complex", graph, "-map", "[v]", "-map", "[a]",
             *VIDEO_CODEC, "-c:a", "aac", "-b:a", "96k",
             "-t", f"{duration:.3f}", "-movflags", "+faststart", str(out),
-        ]
+        ],
+        media_seconds=duration,
     )  # fmt: skip
     return _measured(out)
 
@@ -123,7 +124,8 @@ def render_animation(
             "-framerate", str(fps), "-i", str(card.path),
             "-filter_complex", graph, "-map", "[v]", *VIDEO_CODEC,
             "-t", f"{duration:.3f}", "-movflags", "+faststart", str(out),
-        ]
+        ],
+        media_seconds=duration,
     )  # fmt: skip
     return _measured(out)
 
@@ -136,7 +138,8 @@ def render_voiceover(script: str, out: Path) -> Rendered:
             *_audio_input(voice, duration, sample_rate=44100),
             "-af", "anull" if voice else VOICE_FILTER,
             "-c:a", "libmp3lame", "-b:a", "96k", str(out),
-        ]
+        ],
+        media_seconds=duration,
     )  # fmt: skip
     return _measured(out)
 
@@ -180,7 +183,8 @@ def render_code(
             "-filter_complex", f"{_still(0, pix_fmt='yuv420p')}[v]", "-map", "[v]",
             *VIDEO_CODEC, "-tune", "stillimage",
             "-t", f"{seconds:.3f}", "-movflags", "+faststart", str(out),
-        ]
+        ],
+        media_seconds=seconds,
     )  # fmt: skip
     return _measured(out)
 
