@@ -53,6 +53,19 @@ retry_transaction = retry_conflicts(before_retry=_roll_back_sessions)
 The handler must do nothing outside the database before it commits (it notifies after)."""
 
 
+def end_transaction(session: Session) -> None:
+    """End the request's transaction (and give back its connection) before the handler
+    waits on something outside the database: Dagster, a provider, storage.
+
+    Nothing must be left unwritten: a handler commits its writes before it calls this.
+    Loaded objects stay readable (sessions keep them loaded after commit); touching an
+    unloaded attribute afterwards would open a new transaction.
+    """
+    if session.new or session.dirty or session.deleted:
+        raise RuntimeError("end_transaction() with unwritten changes; commit them first")
+    session.commit()
+
+
 def require_admin(request: Request, session: SessionDep) -> ApiToken:
     """The caller's admin token: 401 when missing or unknown, 403 when not admin."""
     header = request.headers.get("authorization", "")

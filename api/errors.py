@@ -154,7 +154,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(VidpipeError)
     async def _domain(_request: Request, error: VidpipeError) -> JSONResponse:
-        return error_response(error.status_code, error.error_type, error.message)
+        response = error_response(error.status_code, error.error_type, error.message)
+        retry_after = getattr(error, "retry_after", None)
+        if retry_after is not None:
+            response.headers["Retry-After"] = str(int(retry_after))
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, error: RequestValidationError) -> JSONResponse:

@@ -32,13 +32,12 @@ from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological
 from vidpipe_dagster.domain.node_types import (
     DEFAULT_PROVIDERS,
     canonical_type,
-    effective_provider,
     is_known_type,
     referenced_uuids,
 )
 from vidpipe_dagster.domain.validation import EDITOR, validity
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
-from vidpipe_dagster.resources.providers.registry import PAID_PROVIDERS
+from vidpipe_dagster.plans import SHAPE_METADATA, node_shape, step_pool
 from vidpipe_dagster.settings import get_settings
 
 log = logging.getLogger(__name__)
@@ -178,6 +177,7 @@ def _node_spec(
     *,
     automation: bool = True,
     deps: list[str] | None = None,
+    force_local: bool = False,
 ) -> dg.AssetSpec:
     return dg.AssetSpec(
         key=node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node["uuid"]),
@@ -195,14 +195,14 @@ def _node_spec(
             "pipeline_uuid": pipeline_uuid,
             "node_uuid": node["uuid"],
             "node_type": node["type"],
+            SHAPE_METADATA: node_shape(node, force_local=force_local),
         },
     )
 
 
 def pool_group(node: Mapping[str, Any], *, force_local: bool = False) -> str | None:
     """The Dagster pool a node's step runs in: its paid provider, or None for the rest."""
-    provider = effective_provider(node["type"], node.get("config"), force_local=force_local)
-    return provider if provider in PAID_PROVIDERS else None
+    return step_pool(node["type"], node.get("config"), force_local=force_local)
 
 
 def compile_pipeline(
@@ -239,6 +239,7 @@ def compile_pipeline(
             nodes_by_uuid=nodes_by_uuid,
             automation=automation,
             valid=valid,
+            force_local=force_local,
         )
         for pool, members in groups.items()
     ]
@@ -252,6 +253,7 @@ def _pipeline_multi_asset(
     nodes_by_uuid: Mapping[str, Mapping[str, Any]],
     automation: bool,
     valid: set[str],
+    force_local: bool,
 ) -> dg.AssetsDefinition:
     pipeline_uuid = pipeline["uuid"]
     deps = node_dependencies(pipeline)
@@ -261,6 +263,7 @@ def _pipeline_multi_asset(
             nodes_by_uuid[uuid],
             automation=automation and uuid in valid,
             deps=deps[uuid],
+            force_local=force_local,
         )
         for uuid in order
     ]

@@ -3,21 +3,37 @@
 The API uses this to run nodes when the editor asks: the selected nodes' asset keys become
 one run of the implicit asset job of the code location holding their pipeline (with
 ``VIDPIPE_DAGSTER_SHARDS`` > 1, the location of the pipeline's shard).
+
+Given the nodes' current shapes (``vidpipe_dagster.plans``), a launch first makes sure the
+location compiled them: it asks the webserver for the shapes of the selected assets and,
+while one is missing or behind, reloads the location and asks again, for at most
+``VIDPIPE_EXECUTE_WAIT_SECONDS``; past that the answer is ``PlanNotReadyError`` (503 with
+``Retry-After``). A change of config, asset or title keeps the shape, so it launches at once:
+the run executes the fields the rows hold when each node starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import time
+import uuid as uuid_lib
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import httpx
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.compiler import node_asset_key, pipeline_location
-from vidpipe_dagster.domain.errors import UnavailableError, VidpipeError
-from vidpipe_dagster.reload import ReloadError, reload_location
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.errors import UnavailableError, ValidationError, VidpipeError
+from vidpipe_dagster.plans import SHAPE_METADATA, compile_error_of, node_shape, row_fields
+from vidpipe_dagster.reload import ReloadError, ReloadPending, reload_and_wait
 from vidpipe_dagster.settings import Settings
 
 ASSET_JOB = "__ASSET_JOB"
+LAUNCH_TIMEOUT_SECONDS = 120.0
+"""How long a GraphQL answer may take: a launch cut off early may still have started its
+run, and an execute retried after it would start a second one."""
 REPOSITORY = "__repository__"
 
 LAUNCH_RUN = """
@@ -48,6 +64,15 @@ query ActiveRuns($filter: RunsFilter!) {
 }
 """
 
+COMPILED_SHAPES = """
+query Compiled($keys: [AssetKeyInput!]) {
+  assetNodes(assetKeys: $keys) {
+    assetKey { path }
+    metadataEntries { label ... on TextMetadataEntry { text } }
+  }
+}
+"""
+
 
 class LaunchError(VidpipeError):
     """Dagster answered but refused the run."""
@@ -56,13 +81,37 @@ class LaunchError(VidpipeError):
     error_type = "launch_failed"
 
 
+class PlanNotReadyError(UnavailableError):
+    """The location has not compiled the nodes' current shape yet: retry after a while."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, round(retry_after))
+
+
+def current_shapes(
+    sessions: sessionmaker[Session], node_uuids: Sequence[str], *, settings: Settings
+) -> dict[str, str]:
+    """The shape of each node as its row holds it now (one short read)."""
+    force_local = (settings.providers or "").strip().lower() == "local"
+    with sessions() as session:
+        rows = session.execute(
+            select(Node.id, Node.type, Node.title, Node.inputs, Node.config, Node.asset).where(
+                Node.id.in_([uuid_lib.UUID(u) for u in node_uuids])
+            )
+        ).all()
+    return {str(row.id): node_shape(row_fields(row), force_local=force_local) for row in rows}
+
+
 class DagsterLauncher:
     """Launches runs of node assets and reloads the code location over GraphQL."""
 
     def __init__(self, *, settings: Settings, client: httpx.Client | None = None) -> None:
         self.settings = settings
         self.url = settings.dagster_url.rstrip("/") + "/graphql"
-        self.client = client or httpx.Client(timeout=httpx.Timeout(30.0, connect=3.0))
+        self.client = client or httpx.Client(
+            timeout=httpx.Timeout(LAUNCH_TIMEOUT_SECONDS, connect=3.0)
+        )
 
     def _post(self, query: str, variables: Mapping[str, Any]) -> dict[str, Any]:
         try:
@@ -93,13 +142,22 @@ class DagsterLauncher:
             self.settings.dagster_location, pipeline_uuid, shards=self.settings.dagster_shards
         )
 
-    def reload(self, location: str | None = None) -> None:
-        """Reload a code location (the unsharded one by default) and wait for it."""
+    def reload(self, location: str | None = None, *, timeout: float | None = None) -> None:
+        """Reload a code location (the unsharded one by default) and wait for it, at most
+        ``timeout`` or ``VIDPIPE_EXECUTE_WAIT_SECONDS`` (``PlanNotReadyError`` past that)."""
+        location = location or self.settings.dagster_location
         try:
-            reload_location(
+            reload_and_wait(
                 dagster_url=self.settings.dagster_url,
-                location=location or self.settings.dagster_location,
+                location=location,
+                timeout=timeout if timeout is not None else self.settings.execute_wait_seconds,
             )
+        except ReloadPending as pending:
+            raise PlanNotReadyError(
+                f"Dagster is still loading location {location!r} with the latest edits; "
+                f"retry in {max(1, round(pending.retry_after))} s",
+                retry_after=pending.retry_after,
+            ) from pending
         except ReloadError as error:
             raise LaunchError(str(error)) from error
 
@@ -124,18 +182,79 @@ class DagsterLauncher:
                     found[node_uuid] = (run["runId"], run["status"])
         return found
 
+    def behind(self, *, pipeline_uuid: str, shapes: Mapping[str, str]) -> list[str]:
+        """The nodes whose shape the webserver's copy of their location lacks or differs."""
+        keys = {
+            tuple(node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u).path): u for u in shapes
+        }
+        data = self._post(COMPILED_SHAPES, {"keys": [{"path": list(k)} for k in keys]})
+        compiled: dict[str, str] = {}
+        for asset in data.get("assetNodes") or []:
+            node_uuid = keys.get(tuple((asset.get("assetKey") or {}).get("path") or ()))
+            for entry in asset.get("metadataEntries") or []:
+                if node_uuid and entry.get("label") == SHAPE_METADATA:
+                    compiled[node_uuid] = entry.get("text")
+        return [u for u, shape in shapes.items() if compiled.get(u) != shape]
+
+    def ensure_compiled(
+        self,
+        *,
+        pipeline_uuid: str,
+        shapes: Mapping[str, str],
+        compile_error: Callable[[], str | None] | None = None,
+    ) -> None:
+        """Return once the location compiled every node's shape in ``shapes``, reloading it
+        while it has not, for at most ``VIDPIPE_EXECUTE_WAIT_SECONDS`` in all.
+
+        ``compile_error`` says, after a reload, why the pipeline was left out (its row's
+        ``metadata.compileError``): that is a ``ValidationError``, not something to wait for.
+        """
+        location = self.location_for(pipeline_uuid)
+        deadline = time.monotonic() + self.settings.execute_wait_seconds
+        reloaded = False
+        while True:
+            behind = self.behind(pipeline_uuid=pipeline_uuid, shapes=shapes)
+            if not behind:
+                return
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                hint = (
+                    " (if this persists, the API and the code location disagree on "
+                    "VIDPIPE_PROVIDERS or VIDPIPE_DAGSTER_SHARDS)"
+                    if reloaded
+                    else ""
+                )
+                raise PlanNotReadyError(
+                    f"Dagster location {location!r} has not compiled the latest edits of "
+                    f"node(s) {', '.join(behind)} yet; retry in a few seconds{hint}",
+                    retry_after=5,
+                )
+            self.reload(location, timeout=remaining)
+            reloaded = True
+            error = compile_error() if compile_error is not None else None
+            if error:
+                raise ValidationError(f"The pipeline cannot run until it compiles: {error}")
+
     def launch(
         self,
         *,
         pipeline_uuid: str,
         node_uuids: Sequence[str],
         tags: Mapping[str, str] | None = None,
+        shapes: Mapping[str, str] | None = None,
+        compile_error: Callable[[], str | None] | None = None,
     ) -> str:
         """Start a run materializing the nodes' assets and return its run id.
 
-        When the location does not know an asset yet (an edit not reloaded), it reloads
-        once and tries again.
+        With ``shapes`` (node UUID -> its row's shape) the location is first made to
+        compile them (:meth:`ensure_compiled`, which takes ``compile_error``). When the
+        location does not know an asset yet (an edit not reloaded), it reloads once and
+        tries again.
         """
+        if shapes:
+            self.ensure_compiled(
+                pipeline_uuid=pipeline_uuid, shapes=shapes, compile_error=compile_error
+            )
         keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in node_uuids]
         location = self.location_for(pipeline_uuid)
         params = {
@@ -163,3 +282,22 @@ class DagsterLauncher:
             )
             raise LaunchError(f"Dagster refused the run ({kind}): {detail}")
         raise LaunchError("Dagster refused the run")
+
+
+def launch_current(
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    *,
+    pipeline_uuid: str,
+    node_uuids: Sequence[str],
+    tags: Mapping[str, str] | None = None,
+) -> str:
+    """Launch the nodes on a plan compiled from their rows as they are now; the run id."""
+    shapes = current_shapes(sessions, node_uuids, settings=settings)
+    return DagsterLauncher(settings=settings).launch(
+        pipeline_uuid=pipeline_uuid,
+        node_uuids=node_uuids,
+        tags=tags,
+        shapes=shapes,
+        compile_error=lambda: compile_error_of(sessions, pipeline_uuid),
+    )

@@ -21,6 +21,11 @@ adopted) where the provider allows it, or refused unless someone asked for this 
 submission whose answer is lost now fails the node with "submission outcome unknown" and is
 recorded in ``metadata.submission``, which a step retry, a scheduled retry or automation
 honours in turn.
+
+A node executes the fields its row holds when it starts (``vidpipe_dagster.plans``), and its
+materialization carries their structure hash as its data version. A node whose shape was
+edited after the run was planned is not started: it keeps its status, the run log says why,
+and once the step is done it is launched again, with what it blocked, on a fresh plan.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
 from vidpipe_dagster.domain.validation import describe_errors
 from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
+from vidpipe_dagster.plans import StalePlanError, fields_hash, plan_check
 from vidpipe_dagster.provider_jobs import submission
 from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS, PAID_PROVIDERS
 
@@ -56,6 +62,12 @@ if TYPE_CHECKING:
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 RESOURCE_KEY = "vidpipe"
+REPLANS_TAG = "vidpipe/replans"
+MAX_REPLANS = 3
+"""How many times in a row a refused node is relaunched before the run log asks a person."""
+RELAUNCH_WAIT_SECONDS = 300.0
+"""How long a step waits for its location to compile the edit it relaunches (no HTTP client
+is waiting on it, unlike an execute request)."""
 
 
 class FailedEarlier(RuntimeError):
@@ -210,12 +222,16 @@ def materialize_node(
     (``provider_queue.enqueue``; an ``AssetObservation`` of its stage is returned and
     nothing is submitted). In a run granted to a wait (tag ``vidpipe/waiting_token``) the
     node starts only while it still waits on that turn, else it is left alone (None).
+    The executor gets the fields the row holds when the node starts; a row whose shape left
+    the plan raises ``StalePlanError`` and leaves the node as it was.
     """
-    node = plan.nodes[node_uuid]
     key = plan.key(node_uuid)
     lifecycle = resource.lifecycle()
     settings = resource.settings()
     refuse_invalid(resource, node_uuid)
+    force_local = (settings.providers or "").strip().lower() == "local"
+    node: dict[str, Any] = {"uuid": node_uuid}
+    check = plan_check(plan.nodes[node_uuid], force_local=force_local, into=node)
     try:
         provider = provider_jobs.admit_submission(
             resource.sessions(), node_uuid=node_uuid, settings=settings
@@ -243,13 +259,14 @@ def materialize_node(
     )
     try:
         process_uuid = lifecycle.started(
-            node_uuid, {**started, **heartbeat.stamp()}, admit=_all_of(hooks)
+            node_uuid, {**started, **heartbeat.stamp()}, admit=_all_of(hooks), check=check
         )
     except (provider_queue.NotWaiting, RunningElsewhere) as stale:
         context.log.info(f"Node {node_uuid} not started: {stale}")
         return None
     except provider_jobs.ProviderLimitReached as full:
         return _wait_for_slot(context, resource=resource, node_uuid=node_uuid, full=full, key=key)
+    ran = fields_hash(node)
     begun = time.monotonic()
 
     def record(metadata: dict[str, Any]) -> None:
@@ -306,7 +323,7 @@ def materialize_node(
         lifecycle.updated(node_uuid, {**outcome.metadata, **submitted}, process_uuid)
         return dg.AssetObservation(
             asset_key=key,
-            metadata={**submitted, "process_uuid": process_uuid},
+            metadata={**submitted, "process_uuid": process_uuid, "structure_hash": ran},
         )
     output = dict(outcome)
     if not lifecycle.succeeded(node_uuid, output, process_uuid):
@@ -317,13 +334,17 @@ def materialize_node(
     s3_key = output.get("s3_key")
     return dg.MaterializeResult(
         asset_key=key,
-        metadata=result_metadata(
-            output,
-            process_uuid=process_uuid,
-            node=node,
-            seconds=time.monotonic() - begun,
-            link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
-        ),
+        metadata={
+            **result_metadata(
+                output,
+                process_uuid=process_uuid,
+                node=node,
+                seconds=time.monotonic() - begun,
+                link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
+            ),
+            "structure_hash": ran,
+        },
+        data_version=dg.DataVersion(ran),
     )
 
 
@@ -441,6 +462,7 @@ def execute_pipeline_selection(
         check.asset_key for check in context.selected_asset_check_keys if check.name == CHECK_NAME
     }
     blocked: set[str] = set()
+    replan: list[str] = []
     failures: list[BaseException] = []
     for node_uuid in plan.order:
         key = plan.key(node_uuid)
@@ -469,9 +491,16 @@ def execute_pipeline_selection(
                 node_uuid, f"not run: input {titles} had not completed (run {context.run.run_id})"
             )
             blocked.add(node_uuid)
+            if any(u in replan for u in waiting_on):
+                replan.append(node_uuid)
             continue
         try:
             event = materialize_node(context, plan=plan, node_uuid=node_uuid, resource=resource)
+        except StalePlanError as refused:
+            context.log.warning(str(refused))
+            blocked.add(node_uuid)
+            replan.append(node_uuid)
+            continue
         except Exception as error:
             context.log.error(f"Node {node_uuid} failed: {type(error).__name__}: {error}")
             failures.append(error)
@@ -483,8 +512,61 @@ def execute_pipeline_selection(
             yield event
         if isinstance(event, dg.MaterializeResult) and key in checked:
             yield check_node_output(resource, key=key, node_uuid=node_uuid)
+    if replan:
+        relaunch_fresh(context, plan=plan, resource=resource, node_uuids=replan)
     if failures:
         raise retry_or_failure(context, resource=resource, failures=failures)
+
+
+def relaunch_fresh(
+    context: dg.AssetExecutionContext,
+    *,
+    plan: PipelinePlan,
+    resource: VidpipeResource,
+    node_uuids: list[str],
+) -> str | None:
+    """Launch ``node_uuids`` again in a run planned from the rows as they are now.
+
+    The launcher reloads the code location until it compiled the nodes' current shape
+    (for at most ``RELAUNCH_WAIT_SECONDS``). Returns the new run id, or None when it could
+    not be launched (the run log says so and the nodes wait for the next execute) or after
+    ``MAX_REPLANS`` relaunches in a row.
+    """
+    from vidpipe_dagster.launcher import launch_current
+
+    titles = ", ".join(f"'{plan.nodes[u].get('title') or u}'" for u in node_uuids)
+    replans = int(context.run.tags.get(REPLANS_TAG, "0") or 0) + 1
+    if replans > MAX_REPLANS:
+        context.log.warning(
+            f"Not relaunching {titles}: they were edited again while {MAX_REPLANS} runs in a "
+            "row were planned; execute them again once the edits settle."
+        )
+        return None
+    try:
+        settings = resource.settings()
+        run_id = launch_current(
+            settings.model_copy(
+                update={
+                    "execute_wait_seconds": max(
+                        settings.execute_wait_seconds, RELAUNCH_WAIT_SECONDS
+                    )
+                }
+            ),
+            resource.sessions(),
+            pipeline_uuid=plan.pipeline_uuid,
+            node_uuids=node_uuids,
+            tags={
+                "vidpipe/pipeline": plan.pipeline_uuid,
+                "vidpipe/source": "replan",
+                "vidpipe/replanned_from": context.run.run_id,
+                REPLANS_TAG: str(replans),
+            },
+        )
+    except VidpipeError as error:
+        context.log.warning(f"Could not relaunch {titles} on a fresh plan: {error.message}")
+        return None
+    context.log.info(f"Relaunched {titles} on a fresh plan: run {run_id}.")
+    return run_id
 
 
 def retry_or_failure(

@@ -7,12 +7,17 @@ background thread, so a burst of API writes costs one reload and never delays a 
 A location reloads one at a time: requests arriving while its reload runs (a 1,000-pipeline
 location takes about a minute) are answered by one more reload when it ends, since the
 running one may have read the tables before their write.
+
+``reload_and_wait`` is the same reload for a caller that needs its outcome (an execute whose
+nodes the location has not compiled yet): it joins the pending or next reload of the
+location, one that starts after the call, and waits for it, bounded.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,6 +29,7 @@ log = logging.getLogger(__name__)
 
 DEBOUNCE_SECONDS = 1.0
 RELOAD_TIMEOUT_SECONDS = 300.0
+UNKNOWN_RETRY_SECONDS = 5.0
 
 RELOAD_MUTATION = """
 mutation Reload($location: String!) {
@@ -135,6 +141,18 @@ class _Target:
     timer: threading.Timer | None = None
     running: bool = False
     again: bool = False
+    started: int = 0
+    finished: int = 0
+    error: ReloadError | None = None
+    seconds: float = 0.0
+
+
+class ReloadPending(ReloadError):
+    """The reload a caller waits for did not finish within its bound."""
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class Reloader:
@@ -158,8 +176,11 @@ class Reloader:
         self._busy = 0
         self._failing: set[tuple[str, str]] = set()
 
-    def request(self, *, dagster_url: str, location: str) -> None:
-        """Schedule a reload of ``location``; a pending one for it absorbs this request."""
+    def request(self, *, dagster_url: str, location: str) -> int:
+        """Schedule a reload of ``location``; a pending one for it absorbs this request.
+
+        Returns the ticket of the reload that answers it, for :meth:`wait`.
+        """
         target = (dagster_url, location)
         with self._lock:
             state = self._targets.setdefault(target, _Target())
@@ -167,6 +188,27 @@ class Reloader:
                 state.again = True
             elif state.timer is None:
                 self._arm(target, state)
+            return state.started + 1
+
+    def wait(self, *, dagster_url: str, location: str, ticket: int, timeout: float) -> None:
+        """Wait for the reload ``ticket`` names (or a later one) and raise what it raised.
+
+        ``ReloadPending`` when it has not finished within ``timeout`` seconds; its
+        ``retry_after`` is what the location's last reload took, less the time waited
+        (``UNKNOWN_RETRY_SECONDS`` before any reload of it finished).
+        """
+        begun = time.monotonic()
+        with self._done:
+            state = self._targets[(dagster_url, location)]
+            if not self._done.wait_for(lambda: state.finished >= ticket, timeout=timeout):
+                waited = time.monotonic() - begun
+                estimate = state.seconds - waited if state.seconds else UNKNOWN_RETRY_SECONDS
+                raise ReloadPending(
+                    f"Dagster location {location!r} is still reloading after {waited:.0f} s",
+                    retry_after=max(1.0, estimate),
+                )
+            if state.error is not None:
+                raise state.error
 
     def _arm(self, target: tuple[str, str], state: _Target) -> None:
         # called with the lock held
@@ -180,15 +222,23 @@ class Reloader:
             state = self._targets[target]
             state.timer = None
             state.running = True
+            state.started += 1
+            ticket = state.started
+        begun = time.monotonic()
+        error: ReloadError | None = None
         try:
             self._reload(dagster_url=target[0], location=target[1])
             self._failing.discard(target)
-        except ReloadError as error:
+        except ReloadError as failure:
+            error = failure
             level = logging.DEBUG if target in self._failing else logging.WARNING
             self._failing.add(target)
-            log.log(level, "%s (further failures are logged at debug level)", error)
+            log.log(level, "%s (further failures are logged at debug level)", failure)
         finally:
             with self._done:
+                state.finished = ticket
+                state.error = error
+                state.seconds = time.monotonic() - begun
                 state.running = False
                 self._busy -= 1
                 if state.again:
@@ -203,6 +253,16 @@ class Reloader:
 
 
 _reloader = Reloader()
+
+
+def reload_and_wait(*, dagster_url: str, location: str, timeout: float) -> None:
+    """Reload ``location`` (joining a reload requested but not yet started) and wait for it.
+
+    Raises ``ReloadError`` when the reload failed, ``ReloadPending`` when it did not finish
+    within ``timeout`` seconds (it goes on in the background).
+    """
+    ticket = _reloader.request(dagster_url=dagster_url, location=location)
+    _reloader.wait(dagster_url=dagster_url, location=location, ticket=ticket, timeout=timeout)
 
 
 def request_reload(

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     dagster_shard: int | None = Field(
         default=None, ge=0, description="The shard this code server loads; all when unset."
     )
+    execute_wait_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How long an execute waits for its code location to compile an edit "
+        "of the nodes' inputs, type or provider before answering 503 with Retry-After.",
+    )
 
     automation: Literal["eager", "off"] = Field(
         default="eager",

@@ -7,6 +7,9 @@ Dagster run) is a 409 naming the run, never a second run;
 ``GET .../nodes/{uuid}/output`` redirects to the stored media. The editor generation of
 the contract answers an execute with 200 ``{node}`` and refuses one that is not ready in a
 flat ``{"error": ...}`` (``api.contract``).
+
+An execute reads and checks in one short transaction and ends it before it talks to Dagster
+(which may reload the code location, reading the same tables, and wait for it).
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.orm import Session
 
 from api.contract import ContractDep
-from api.deps import AdminToken, SessionDep, Wrapped, body_doc, wrapped_body
+from api.deps import AdminToken, SessionDep, Wrapped, body_doc, end_transaction, wrapped_body
 from api.errors import ApiError
 from api.routes.media import signed_media_url
 from api.schemas import ExecuteRequest
@@ -28,6 +32,7 @@ from vidpipe_dagster.domain.keys import stored_output
 from vidpipe_dagster.domain.nodes import get_node, list_nodes
 from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
+from vidpipe_dagster.plans import compile_error_of, node_shape, row_fields
 
 router = APIRouter(
     prefix="/v1/admin/video_production/pipelines/{pipeline_uuid}", tags=["execution"]
@@ -47,15 +52,28 @@ def _estimates(request: Request, nodes: list[Node], pipeline_nodes: list[Node]):
 
 
 def _launch(
-    request: Request, pipeline: Pipeline, nodes: list[Node], pipeline_nodes: list[Node]
+    request: Request,
+    session: Session,
+    *,
+    pipeline: Pipeline,
+    nodes: list[Node],
+    pipeline_nodes: list[Node],
 ) -> str:
+    """Check the budget, end the request's transaction, then launch the nodes' run."""
     check_budget(pipeline, _estimates(request, nodes, pipeline_nodes))
+    settings = request.app.state.settings
+    force_local = (settings.providers or "").strip().lower() == "local"
+    shapes = {node.uuid: node_shape(row_fields(node), force_local=force_local) for node in nodes}
+    pipeline_uuid = pipeline.uuid
+    end_transaction(session)
     launcher = request.app.state.launcher()
     _refuse_second_run(launcher, pipeline=pipeline, nodes=nodes)
     return launcher.launch(
-        pipeline_uuid=pipeline.uuid,
-        node_uuids=[node.uuid for node in nodes],
-        tags={"vidpipe/pipeline": pipeline.uuid, "vidpipe/source": "api"},
+        pipeline_uuid=pipeline_uuid,
+        node_uuids=list(shapes),
+        tags={"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "api"},
+        shapes=shapes,
+        compile_error=lambda: compile_error_of(request.app.state.sessions, pipeline_uuid),
     )
 
 
@@ -94,7 +112,9 @@ def execute_node(
             pipeline_nodes=pipeline_nodes,
             contract=contract.name,
         )
-        run_id = _launch(request, pipeline, [node], pipeline_nodes)
+        run_id = _launch(
+            request, session, pipeline=pipeline, nodes=[node], pipeline_nodes=pipeline_nodes
+        )
     except ValidationError as error:
         refused = contract.refused(error)
         if refused is None:
@@ -123,7 +143,9 @@ def execute_pipeline(
         pipeline_nodes=pipeline_nodes,
         contract=contract.name,
     )
-    run_id = _launch(request, pipeline, nodes, pipeline_nodes)
+    run_id = _launch(
+        request, session, pipeline=pipeline, nodes=nodes, pipeline_nodes=pipeline_nodes
+    )
     selected = {node.uuid for node in nodes}
     listed = [body for body in contract.nodes(pipeline_nodes) if body["uuid"] in selected]
     order = {node.uuid: i for i, node in enumerate(nodes)}

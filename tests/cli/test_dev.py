@@ -213,3 +213,82 @@ def test_ctrl_c_in_dev_marks_the_running_node_interrupted(tmp_path: Path, databa
     while _processes_mentioning(str(home / "dagster")):
         assert time.monotonic() < interrupted + 5, "a service outlived vidpipe dev by 5 s"
         time.sleep(0.1)
+
+
+def _dev(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
+    api_port, dagster_port = free_port(), free_port()
+    out = (tmp_path / "dev.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vidpipe_dagster.cli", "dev"]
+        + ["--api-port", str(api_port), "--dagster-port", str(dagster_port)],
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
+    out.close()
+    return process, f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{dagster_port}"
+
+
+def test_dev_creates_and_executes_a_pipeline_at_once(tmp_path: Path):
+    """A new user's first minute on the embedded defaults: SQLite, no reload beforehand.
+
+    The execute waits for the location's first reload; its bound is raised so a loaded
+    machine measures the wait, not the 503 (tested in tests/dagster/test_plans_api.py).
+    """
+    home = tmp_path / "home"
+    env = {**os.environ, "VIDPIPE_HOME": str(home), "VIDPIPE_EXECUTE_WAIT_SECONDS": "300"}
+    for name in ("VIDPIPE_DATABASE_URL", "VIDPIPE_STORAGE_URL", "DAGSTER_HOME"):
+        env.pop(name, None)
+    process, api, dagster = _dev(tmp_path, env)
+    log = tmp_path / "dev.log"
+    try:
+        deadline = time.monotonic() + 180
+        while not _up(api, dagster):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(1)
+        created = subprocess.run(
+            [sys.executable, "-m", "vidpipe_dagster.cli", "tokens", "create", "me", "--admin"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        token = created.stdout.strip().splitlines()[-1]
+        base = f"{api}/v1/admin/video_production/pipelines"
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=400) as client:
+            pipeline = client.post(base, json={"pipeline": {"title": "First"}}).json()["pipeline"]
+            node = client.post(
+                f"{base}/{pipeline['uuid']}/nodes",
+                json={
+                    "node": {
+                        "title": "Script",
+                        "type": "asset",
+                        "asset": {"type": "text", "content": "Hello."},
+                    }
+                },
+            ).json()["node"]
+            begun = time.monotonic()
+            response = client.post(f"{base}/{pipeline['uuid']}/nodes/{node['uuid']}/execute")
+            answered = time.monotonic() - begun
+            assert response.status_code == 202, (response.text, answered)
+            run_id = response.json()["run_id"]
+            deadline = time.monotonic() + 120
+            while True:
+                row = client.get(f"{base}/{pipeline['uuid']}/nodes/{node['uuid']}").json()["node"]
+                if row["status"] == "completed":
+                    break
+                assert row["status"] in ("pending", "in_progress"), row
+                assert time.monotonic() < deadline, (row, log.read_text())
+                time.sleep(0.5)
+        assert row["metadata"]["dagster_run_id"] == run_id
+        assert "database is locked" not in log.read_text()
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -23,6 +24,7 @@ from vidpipe_dagster.compiler import (
 )
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.plans import SHAPE_METADATA
 
 
 def summary(defs: dg.Definitions) -> dict[str, dict[str, Any]]:
@@ -91,6 +93,7 @@ def test_compiled_graph_of_the_demo_pipeline(sessions, load_location) -> None:
         assert entry["kinds"] == [expected_kinds[row.name]]
         assert entry["deps"] == sorted(key(d) for d in expected_deps[row.name])
         assert entry["description"] == row.name
+        assert re.fullmatch(r"[0-9a-f]{64}", entry["metadata"].pop(SHAPE_METADATA))
         assert entry["metadata"] == {
             "pipeline_uuid": ids["pipeline"],
             "node_uuid": ids[row.name],

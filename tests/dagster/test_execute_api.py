@@ -108,10 +108,10 @@ class CountingLauncher(DagsterLauncher):
 
     reloads = 0
 
-    def reload(self, location: str | None = None) -> None:
+    def reload(self, location: str | None = None, **kwargs) -> None:
         """Reload as usual and count it."""
         self.reloads += 1
-        super().reload(location)
+        super().reload(location, **kwargs)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vidpipe_dagster.reload import Reloader, ReloadError
+from vidpipe_dagster.reload import Reloader, ReloadError, ReloadPending
 
 
 class SlowReload:
@@ -95,3 +95,38 @@ def test_asking_an_unreachable_webserver_is_a_reload_error() -> None:
         location_view(dagster_url="http://127.0.0.1:9", location="vidpipe", sensor="s", timeout=2)
     with pytest.raises(ReloadError, match="reload Dagster location 'vidpipe'"):
         reload_location(dagster_url="http://127.0.0.1:9", location="vidpipe", timeout=2)
+
+
+def test_a_waiter_joins_the_pending_reload_or_the_one_after_a_running_one() -> None:
+    slow = SlowReload()
+    reloader = Reloader(debounce_seconds=1.0, reload=slow)
+    target = {"dagster_url": "http://d", "location": "vidpipe"}
+    first = reloader.request(**target)
+    assert reloader.request(**target) == first  # joins the reload not yet started
+    wait_for(lambda: slow.started == ["vidpipe"])
+    after = reloader.request(**target)  # the running reload may predate this write
+    assert after == first + 1
+    with pytest.raises(ReloadPending) as pending:
+        reloader.wait(**target, ticket=first, timeout=0.1)
+    assert pending.value.retry_after >= 1
+
+    done = threading.Event()
+
+    def waiter() -> None:
+        reloader.wait(**target, ticket=after, timeout=10)
+        done.set()
+
+    threading.Thread(target=waiter, daemon=True).start()
+    slow.release.set()
+    reloader.wait(**target, ticket=first, timeout=10)
+    assert done.wait(timeout=10) and slow.started == ["vidpipe", "vidpipe"]
+
+
+def test_a_waiter_gets_the_reload_s_error() -> None:
+    def broken(*, dagster_url: str, location: str) -> None:
+        raise ReloadError(f"Location {location!r} failed to load: boom")
+
+    reloader = Reloader(debounce_seconds=0.01, reload=broken)
+    ticket = reloader.request(dagster_url="http://d", location="vidpipe")
+    with pytest.raises(ReloadError, match="boom"):
+        reloader.wait(dagster_url="http://d", location="vidpipe", ticket=ticket, timeout=10)

@@ -29,13 +29,13 @@ from vidpipe_dagster.db.conflicts import is_conflict, retry_conflicts
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.db.snapshot import in_shard, take_snapshot
+from vidpipe_dagster.plans import COMPILE_ERROR
 from vidpipe_dagster.schedules import build_retry_schedule
 from vidpipe_dagster.sensors import build_refresh_sensor
 
 log = logging.getLogger(__name__)
 
 STATE_KEY = "vidpipe_pipelines"
-COMPILE_ERROR = "compileError"
 
 # Dagster resolves the ``@definitions`` function twice when a code server or run worker
 # starts (once to collect reconstruction metadata, once to build the repository), both

@@ -96,7 +96,17 @@ def _lock(session: Session, node_uuid: str | uuid_lib.UUID, *, pipeline: bool = 
         if found is None:
             return None
     return session.execute(
-        select(Node.id, Node.pipeline_id, Node.status, Node.metadata_)
+        select(
+            Node.id,
+            Node.pipeline_id,
+            Node.status,
+            Node.metadata_,
+            Node.type,
+            Node.title,
+            Node.inputs,
+            Node.config,
+            Node.asset,
+        )
         .where(Node.id == node_id)
         .with_for_update()
     ).one_or_none()
@@ -159,6 +169,7 @@ class Lifecycle:
         metadata: dict[str, Any] | None = None,
         *,
         admit: Callable[[Session], None] | None = None,
+        check: Callable[[Any], None] | None = None,
     ) -> str:
         """Mark the node ``in_progress`` for a new execution and return its ``process_uuid``.
 
@@ -166,13 +177,17 @@ class Lifecycle:
         The previous execution's :data:`EXECUTION_KEYS` are cleared; other metadata is kept.
         ``admit`` runs first inside the same transaction, under the node's lock: whatever it
         raises aborts the start and leaves the node as it was (a per-provider limit check
-        counts the running nodes atomically this way).
+        counts the running nodes atomically this way). ``check`` runs before it with the
+        locked row (its structure columns included) and refuses the same way: a run whose
+        plan no longer matches the row starts nothing (``vidpipe_dagster.plans``).
         """
         process_uuid = str(uuid_lib.uuid4())
         with self.sessions() as session, session.begin():
             row = _lock(session, node_uuid)
             if row is None:
                 raise NotFoundError("Node not found")
+            if check is not None:
+                check(row)
             if admit is not None:
                 admit(session)
             merged = dict(row.metadata_ or {})
