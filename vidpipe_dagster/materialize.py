@@ -21,6 +21,10 @@ adopted) where the provider allows it, or refused unless someone asked for this 
 submission whose answer is lost now fails the node with "submission outcome unknown" and is
 recorded in ``metadata.submission``, which a step retry, a scheduled retry or automation
 honours in turn.
+
+Finished work is reused: a node whose signature (``domain.signatures``) matches an output
+stored anywhere takes that output (shared, at no cost, ``metadata.reused_from`` naming the
+source) and its executor is not called; a run tagged ``vidpipe/force=true`` renders anyway.
 """
 
 from __future__ import annotations
@@ -45,6 +49,12 @@ from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.keys import stored_output
 from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
+from vidpipe_dagster.domain.signatures import (
+    FORCE_TAG,
+    find_sources,
+    node_signature,
+    output_signature,
+)
 from vidpipe_dagster.domain.validation import describe_errors
 from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
 from vidpipe_dagster.provider_jobs import submission
@@ -185,6 +195,75 @@ def _run_executor(
         return executor(spec, upstream_nodes, context)
 
 
+def _force_local(settings: Any) -> bool:
+    return (settings.providers or "").strip().lower() == "local"
+
+
+def execution_signature(
+    node: Mapping[str, Any], upstream: Mapping[str, Node], *, settings: Any
+) -> str | None:
+    """The signature of executing ``node`` now, on the outputs its input rows hold."""
+    return node_signature(
+        node,
+        {uuid: output_signature(row.output) for uuid, row in upstream.items()},
+        force_local=_force_local(settings),
+    )
+
+
+def reuse_node(
+    context: dg.AssetExecutionContext,
+    *,
+    plan: PipelinePlan,
+    node_uuid: str,
+    signature: str,
+    resource: VidpipeResource,
+) -> dg.MaterializeResult | None | bool:
+    """Complete the node with a stored output of the same ``signature``, if there is one.
+
+    False when nothing can be reused (no output with that signature whose media is still
+    in storage); None when the node was superseded meanwhile; else its materialization.
+    """
+    storage = resource.storage()
+    with resource.sessions()() as session:
+        candidates = find_sources(session, [signature], prefer=[node_uuid]).get(signature, [])
+    source = next((c for c in candidates if storage.exists(c.output["s3_key"])), None)
+    if source is None:
+        return False
+    node = plan.nodes[node_uuid]
+    key = plan.key(node_uuid)
+    lifecycle = resource.lifecycle()
+    begun = time.monotonic()
+    process_uuid = lifecycle.started(
+        node_uuid,
+        {
+            "dagster_run_id": context.run.run_id,
+            "dagster_asset_key": key.to_user_string(),
+            "signature": signature,
+        },
+    )
+    output = source.reused_output(signature)
+    reused_from = source.reused_from()
+    if not lifecycle.succeeded(
+        node_uuid, output, process_uuid, metadata={"reused_from": reused_from, "cost": 0.0}
+    ):
+        context.log.warning(f"Node {node_uuid} was changed or restarted while being reused.")
+        return None
+    context.log.info(
+        f"Node {node_uuid} reuses the output of '{source.title}' ({source.node_uuid}), "
+        f"saving ${source.cost:.2f}"
+    )
+    metadata = result_metadata(
+        output,
+        process_uuid=process_uuid,
+        node=node,
+        seconds=time.monotonic() - begun,
+        link=storage.uri_for(output["s3_key"]),
+    )
+    metadata["signature"] = signature
+    metadata["reused_from"] = dg.MetadataValue.json(reused_from)
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
 def materialize_node(
     context: dg.AssetExecutionContext,
     *,
@@ -194,11 +273,12 @@ def materialize_node(
 ) -> dg.MaterializeResult | dg.AssetObservation | None:
     """Run one node through the lifecycle; None when its result was superseded meanwhile.
 
-    Raises whatever the executor raised, after recording it with lifecycle ``failed``
-    (``metadata.retryable`` when it is a transient provider error); a node whose row is not
-    valid fails without running (:func:`refuse_invalid`). Paid work is admitted
-    first: over budget refuses the node ("Over budget: ..."; a completed node keeps its
-    result); a provider at its limit of jobs in flight makes the node wait for a slot
+    Reusable work is reused first (:func:`reuse_node`) unless the run is forced
+    (:data:`FORCE_TAG`). Raises whatever the executor raised, after recording it with
+    lifecycle ``failed`` (``metadata.retryable`` when it is a transient provider error); a
+    node whose row is not valid fails without running (:func:`refuse_invalid`). Paid work is
+    admitted first: over budget refuses the node ("Over budget: ..."; a completed node keeps
+    its result); a provider at its limit of jobs in flight makes the node wait for a slot
     (``provider_queue.enqueue``; an ``AssetObservation`` of its stage is returned and
     nothing is submitted). In a run granted to a wait (tag ``vidpipe/waiting_token``) the
     node starts only while it still waits on that turn, else it is left alone (None).
@@ -208,6 +288,14 @@ def materialize_node(
     lifecycle = resource.lifecycle()
     settings = resource.settings()
     refuse_invalid(resource, node_uuid)
+    upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
+    signature = execution_signature(node, upstream, settings=settings)
+    if signature and context.run.tags.get(FORCE_TAG) != "true":
+        reused = reuse_node(
+            context, plan=plan, node_uuid=node_uuid, signature=signature, resource=resource
+        )
+        if reused is not False:
+            return reused
     try:
         provider = provider_jobs.admit_submission(
             resource.sessions(), node_uuid=node_uuid, settings=settings
@@ -219,6 +307,8 @@ def materialize_node(
         "dagster_run_id": context.run.run_id,
         "dagster_asset_key": key.to_user_string(),
     }
+    if signature:
+        started["signature"] = signature
     hooks: list[Callable[[Session], None]] = []
     if provider is not None:
         hooks.append(_not_running_elsewhere(node_uuid, run_id=context.run.run_id))
@@ -261,7 +351,6 @@ def materialize_node(
                 "earlier execution submitted without getting the answer."
             )
         else:
-            upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
             outcome = _run_executor(
                 node=node,
                 pipeline_uuid=plan.pipeline_uuid,
@@ -294,16 +383,16 @@ def materialize_node(
         )
         return None
     s3_key = output.get("s3_key")
-    return dg.MaterializeResult(
-        asset_key=key,
-        metadata=result_metadata(
-            output,
-            process_uuid=process_uuid,
-            node=node,
-            seconds=time.monotonic() - begun,
-            link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
-        ),
+    metadata = result_metadata(
+        output,
+        process_uuid=process_uuid,
+        node=node,
+        seconds=time.monotonic() - begun,
+        link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
     )
+    if signature:
+        metadata["signature"] = signature
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)
 
 
 def _not_running_elsewhere(node_uuid: str, *, run_id: str) -> Callable[[Session], None]:
