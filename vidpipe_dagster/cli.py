@@ -164,16 +164,22 @@ def api(host: str, port: int) -> None:
 
 
 @main.command("demo")
-def demo() -> None:
+@click.option("--force", is_flag=True, help="Render every node again instead of reusing it.")
+def demo(force: bool) -> None:
     """Render the demo pipeline offline through Dagster and print the MP4's path."""
     from vidpipe_dagster.demo import run_demo
     from vidpipe_dagster.settings import get_settings
 
     try:
-        result = run_demo(settings=get_settings(), echo=click.echo)
+        result = run_demo(settings=get_settings(), echo=click.echo, force=force)
     except RuntimeError as error:
         raise click.ClickException(str(error)) from error
     click.echo("")
+    if result.reused:
+        click.echo(
+            f"Reused the finished work of {result.reused} of {len(result.statuses)} nodes; "
+            "`vidpipe demo --force` renders them again"
+        )
     click.echo(f"Done: {result.duration:.1f} s of video")
     click.echo(str(result.path or result.uri))
 

@@ -8,7 +8,9 @@ The demo pipeline lives in the configured database (the embedded SQLite by defau
     prompt ───> animation ───┴─> merge ─> mix <─────┘
                                            └─> compose (talking head as picture-in-picture)
 
-Every AI node uses the ``local`` provider, so it needs no account and no network.
+Every AI node uses the ``local`` provider, so it needs no account and no network. A second
+run reuses every node's finished work (``domain.signatures``) and renders nothing;
+``vidpipe demo --force`` renders them all again.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ class DemoResult:
     uri: str
     duration: float
     statuses: dict[str, str]
+    reused: int = 0
 
 
 def ensure_demo_pipeline(session: Session) -> Pipeline:
@@ -115,6 +118,8 @@ def watch_progress(
                 if row.status == "completed" and row.output:
                     duration = row.output.get("duration")
                     detail = f" ({duration:.1f} s)" if isinstance(duration, int | float) else ""
+                    if (row.metadata_ or {}).get("reused_from"):
+                        detail += " reused"
                 if row.status == "failed":
                     detail = f": {(row.metadata_ or {}).get('error', '')}"
                 done = sum(1 for s in seen.values() if s == "completed")
@@ -124,11 +129,14 @@ def watch_progress(
         stop.wait(interval)
 
 
-def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    *, settings: Any, echo: Callable[[str], None] = print, force: bool = False
+) -> DemoResult:
     """Create (or reuse) the demo pipeline, materialize it through Dagster, report the MP4.
 
     The run goes through a Dagster instance under ``DAGSTER_HOME`` (by default
-    ``VIDPIPE_HOME/dagster``), so ``vidpipe dev`` shows it afterwards.
+    ``VIDPIPE_HOME/dagster``), so ``vidpipe dev`` shows it afterwards. Nodes whose finished
+    work is stored already reuse it unless ``force``.
     """
     import dagster as dg
 
@@ -138,6 +146,7 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.db.snapshot import take_snapshot
     from vidpipe_dagster.definitions import build_definitions
+    from vidpipe_dagster.domain.signatures import FORCE_TAG
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
     from vidpipe_dagster.resources.storage import storage_from_settings
 
@@ -176,7 +185,11 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
                 asset_selection=keys,
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                tags={"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "demo"},
+                tags={
+                    "vidpipe/pipeline": pipeline_uuid,
+                    "vidpipe/source": "demo",
+                    **({FORCE_TAG: "true"} if force else {}),
+                },
             )
     finally:
         stop.set()
@@ -185,6 +198,12 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
         rows = {row.uuid: row for row in list_nodes(session, session.get(Pipeline, pipeline_id))}
     engine.dispose()
     statuses = {row.title: row.status for row in rows.values()}
+    reused = sum(
+        1
+        for row in rows.values()
+        if (row.metadata_ or {}).get("reused_from")
+        and (row.metadata_ or {}).get("dagster_run_id") == result.run_id
+    )
     last = rows[final.uuid]
     if not result.success or last.status != "completed" or not last.output:
         failed = [
@@ -203,4 +222,5 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
         uri=uri,
         duration=float(last.output.get("duration") or 0.0),
         statuses=statuses,
+        reused=reused,
     )
