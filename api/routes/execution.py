@@ -128,6 +128,7 @@ def execute_node(
             node_uuids=[node.uuid],
             pipeline_nodes=pipeline_nodes,
             contract=contract.name,
+            force=force,
         )
         run_id = _launch(request, session, pipeline, [node], pipeline_nodes, force=force)
     except ValidationError as error:
@@ -150,6 +151,7 @@ def execute_pipeline(
     """Run a selection of the pipeline's nodes: ``node_uuids``, or ``only`` (default stale)."""
     pipeline = get_pipeline(session, pipeline_uuid)
     pipeline_nodes = list_nodes(session, pipeline)
+    force = bool(body.sent.get("force"))
     nodes = select_nodes(
         session,
         pipeline,
@@ -157,10 +159,9 @@ def execute_pipeline(
         node_uuids=body.sent.get("node_uuids"),
         pipeline_nodes=pipeline_nodes,
         contract=contract.name,
+        force=force,
     )
-    run_id = _launch(
-        request, session, pipeline, nodes, pipeline_nodes, force=bool(body.sent.get("force"))
-    )
+    run_id = _launch(request, session, pipeline, nodes, pipeline_nodes, force=force)
     selected = {node.uuid for node in nodes}
     listed = [body for body in contract.nodes(pipeline_nodes) if body["uuid"] in selected]
     order = {node.uuid: i for i, node in enumerate(nodes)}
