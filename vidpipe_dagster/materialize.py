@@ -223,6 +223,7 @@ def reuse_node(
     False when nothing can be reused (no output with that signature whose media is still
     in storage); None when the node was superseded meanwhile; else its materialization.
     """
+    begun = time.monotonic()
     storage = resource.storage()
     with resource.sessions()() as session:
         candidates = find_sources(session, [signature], prefer=[node_uuid]).get(signature, [])
@@ -232,7 +233,6 @@ def reuse_node(
     node = plan.nodes[node_uuid]
     key = plan.key(node_uuid)
     lifecycle = resource.lifecycle()
-    begun = time.monotonic()
     process_uuid = lifecycle.started(
         node_uuid,
         {
