@@ -66,7 +66,7 @@ def dagster_floor(nodes: int, instance) -> float:
     checks = [dg.AssetCheckSpec("stored_output", asset=spec.key) for spec in specs]
 
     @dg.multi_asset(specs=specs, check_specs=checks, can_subset=True)
-    def noop(context: dg.AssetExecutionContext):
+    def noop(context):
         for spec in specs:
             if spec.key in context.selected_asset_keys:
                 yield dg.MaterializeResult(asset_key=spec.key)
