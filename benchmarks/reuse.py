@@ -19,7 +19,8 @@ second run (everything reused) and a forced run (``vidpipe/force``: rendered aga
 
 *provider calls* counts the HTTP requests the fakes received; *new files* the objects the
 run wrote to storage (every FFmpeg render and provider result writes one); *node seconds*
-sums the nodes' ``execution_seconds`` in the (first) run: vidpipe's own work in the steps.
+sums the ``execution_seconds`` of the materializations of the run itself (not of the runs
+the sensor requests; a submitted job reports none): vidpipe's own work in the steps.
 A run of as many no-op assets on the same kind of Dagster instance gives the floor that
 Dagster alone costs.
 """
@@ -251,10 +252,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--skip-demo", action="store_true")
     args = parser.parse_args()
-    print(
-        "| pipeline | run | seconds | node seconds (first run step) | provider calls "
-        "| new files | spent USD |"
-    )
+    print("| pipeline | run | seconds | node seconds | provider calls | new files | spent USD |")
     print("|---|---|---|---|---|---|---|")
     if not args.skip_demo:
         demo()
