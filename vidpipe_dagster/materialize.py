@@ -47,7 +47,7 @@ from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.keys import stored_output
-from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
+from vidpipe_dagster.domain.node_types import canonical_type, effective_provider, referenced_uuids
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
 from vidpipe_dagster.domain.signatures import (
     FORCE_TAG,
@@ -199,6 +199,13 @@ def _force_local(settings: Any) -> bool:
     return (settings.providers or "").strip().lower() == "local"
 
 
+def _paid(node: Mapping[str, Any], settings: Any) -> bool:
+    provider = effective_provider(
+        canonical_type(node["type"]), node.get("config"), force_local=_force_local(settings)
+    )
+    return provider in PAID_PROVIDERS
+
+
 def execution_signature(
     node: Mapping[str, Any], upstream: Mapping[str, Node], *, settings: Any
 ) -> str | None:
@@ -221,7 +228,8 @@ def reuse_node(
     """Complete the node with a stored output of the same ``signature``, if there is one.
 
     False when nothing can be reused (no output with that signature whose media is still
-    in storage); None when the node was superseded meanwhile; else its materialization.
+    in storage); None when the node was superseded meanwhile, or is a paid node another run
+    holds, or no longer waits on the turn this run was granted; else its materialization.
     """
     begun = time.monotonic()
     storage = resource.storage()
@@ -233,14 +241,25 @@ def reuse_node(
     node = plan.nodes[node_uuid]
     key = plan.key(node_uuid)
     lifecycle = resource.lifecycle()
-    process_uuid = lifecycle.started(
-        node_uuid,
-        {
-            "dagster_run_id": context.run.run_id,
-            "dagster_asset_key": key.to_user_string(),
-            "signature": signature,
-        },
-    )
+    hooks: list[Callable[[Session], None]] = []
+    if _paid(node, resource.settings()):
+        hooks.append(_not_running_elsewhere(node_uuid, run_id=context.run.run_id))
+    token = context.run.tags.get(WAITING_TAG)
+    if token:
+        hooks.append(provider_queue.wait_guard(node_uuid, token))
+    try:
+        process_uuid = lifecycle.started(
+            node_uuid,
+            {
+                "dagster_run_id": context.run.run_id,
+                "dagster_asset_key": key.to_user_string(),
+                "signature": signature,
+            },
+            admit=_all_of(hooks),
+        )
+    except (provider_queue.NotWaiting, RunningElsewhere) as stale:
+        context.log.info(f"Node {node_uuid} not started: {stale}")
+        return None
     output = source.reused_output(signature)
     reused_from = source.reused_from()
     if not lifecycle.succeeded(
