@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, field_validator
 
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.keys import camel_keys
@@ -71,6 +71,17 @@ class ExecuteRequest(_Strict):
 
     node_uuids: list[StrictStr] | None = None
     only: StrictStr | None = Field(default=None, description="stale | failed | pending | all")
+    force: StrictBool | None = Field(
+        default=None, description="render even the nodes whose finished work could be reused"
+    )
+
+
+class NodeExecuteRequest(_Strict):
+    """Optional body of ``POST /pipelines/{p}/nodes/{uuid}/execute``."""
+
+    force: StrictBool | None = Field(
+        default=None, description="render even when finished work could be reused"
+    )
 
 
 def iso(value: datetime | None) -> str | None:

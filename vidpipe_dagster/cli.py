@@ -166,7 +166,8 @@ def api(host: str, port: int) -> None:
 
 
 @main.command("demo")
-def demo() -> None:
+@click.option("--force", is_flag=True, help="Render every node again instead of reusing it.")
+def demo(force: bool) -> None:
     """Render the demo pipeline offline through Dagster and print the MP4's path."""
     from vidpipe_dagster.demo import run_demo_in_foreground
     from vidpipe_dagster.settings import get_settings
@@ -176,6 +177,7 @@ def demo() -> None:
             settings=get_settings(),
             echo=click.echo,
             echo_error=lambda line: click.echo(line, err=True),
+            force=force,
         )
     )
 

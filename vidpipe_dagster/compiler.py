@@ -30,8 +30,10 @@ from vidpipe_dagster.checks import output_check_spec
 from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
 from vidpipe_dagster.domain.node_types import (
+    AI_TYPES,
     DEFAULT_PROVIDERS,
     canonical_type,
+    effective_provider,
     is_known_type,
     referenced_uuids,
 )
@@ -171,6 +173,26 @@ def node_is_valid(node: Mapping[str, Any], *, known_uuids: set[str], contract: s
     ).is_valid
 
 
+def is_paid(node: Mapping[str, Any], *, force_local: bool = False) -> bool:
+    """Whether running ``node`` costs money: an AI node whose effective provider is not
+    ``local`` (``VIDPIPE_PROVIDERS=local`` makes every node free)."""
+    if canonical_type(str(node.get("type"))) not in AI_TYPES:
+        return False
+    return effective_provider(node["type"], node.get("config"), force_local=force_local) != "local"
+
+
+def auto_runs(
+    pipeline: Mapping[str, Any], node: Mapping[str, Any], *, force_local: bool = False
+) -> bool:
+    """Whether automation may materialize ``node`` by itself: every free node, and a paid
+    node only when its pipeline opts in with ``config.autoRun: true``. A paid node otherwise
+    runs only when someone executes it or its pipeline's schedule does, so an edit upstream
+    (or of the node itself) leaves it stale, never submitted."""
+    if not is_paid(node, force_local=force_local):
+        return True
+    return (pipeline.get("config") or {}).get("autoRun") is True
+
+
 def _node_spec(
     pipeline_uuid: str,
     node: Mapping[str, Any],
@@ -215,10 +237,11 @@ def compile_pipeline(
     steps submit to HeyGen at once); every other node is in the pipeline's main multi-asset.
     Dagster orders the steps by the nodes' dependencies, splitting a multi-asset into several
     steps where the graph goes back and forth. The pipeline must be free of
-    ``pipeline_problems``. ``automation`` puts the eager automation condition on every node
-    (``VIDPIPE_AUTOMATION=off`` leaves it out) except on drafts, nodes that are not valid
-    under ``VIDPIPE_API_CONTRACT``, which automation never requests (and which refuse to run
-    when asked, ``materialize.refuse_invalid``).
+    ``pipeline_problems``. ``automation`` puts the eager automation condition on the nodes
+    that may run by themselves (:func:`auto_runs`; ``VIDPIPE_AUTOMATION=off`` leaves it out)
+    except on drafts, nodes that are not valid under ``VIDPIPE_API_CONTRACT``, which
+    automation never requests (and which refuse to run when asked,
+    ``materialize.refuse_invalid``).
     """
     order = topological_order(node_dependencies(pipeline))
     nodes_by_uuid = {node["uuid"]: node for node in pipeline["nodes"]}
@@ -238,7 +261,11 @@ def compile_pipeline(
             order=members,
             nodes_by_uuid=nodes_by_uuid,
             automation=automation,
-            valid=valid,
+            automated={
+                uuid
+                for uuid in valid
+                if auto_runs(pipeline, nodes_by_uuid[uuid], force_local=force_local)
+            },
             force_local=force_local,
         )
         for pool, members in groups.items()
@@ -252,7 +279,7 @@ def _pipeline_multi_asset(
     order: list[str],
     nodes_by_uuid: Mapping[str, Mapping[str, Any]],
     automation: bool,
-    valid: set[str],
+    automated: set[str],
     force_local: bool,
 ) -> dg.AssetsDefinition:
     pipeline_uuid = pipeline["uuid"]
@@ -261,7 +288,7 @@ def _pipeline_multi_asset(
         _node_spec(
             pipeline_uuid,
             nodes_by_uuid[uuid],
-            automation=automation and uuid in valid,
+            automation=automation and uuid in automated,
             deps=deps[uuid],
             force_local=force_local,
         )

@@ -8,7 +8,9 @@ The demo pipeline lives in the configured database (the embedded SQLite by defau
     prompt ───> animation ───┴─> merge ─> mix <─────┘
                                            └─> compose (talking head as picture-in-picture)
 
-Every AI node uses the ``local`` provider, so it needs no account and no network.
+Every AI node uses the ``local`` provider, so it needs no account and no network. A second
+run reuses every node's finished work (``domain.signatures``) and renders nothing;
+``vidpipe demo --force`` renders them all again.
 
 ``vidpipe demo`` runs the demo in a child process (:func:`run_demo_in_foreground`) and relays
 its output; Ctrl-C interrupts the run there, the running node is failed as interrupted and
@@ -59,6 +61,7 @@ class DemoResult:
     uri: str
     duration: float
     statuses: dict[str, str]
+    reused: int = 0
 
 
 def ensure_demo_pipeline(session: Session) -> Pipeline:
@@ -129,6 +132,8 @@ def watch_progress(
                 if row.status == "completed" and row.output:
                     duration = row.output.get("duration")
                     detail = f" ({duration:.1f} s)" if isinstance(duration, int | float) else ""
+                    if (row.metadata_ or {}).get("reused_from"):
+                        detail += " reused"
                 if row.status == "failed":
                     detail = f": {(row.metadata_ or {}).get('error', '')}"
                 done = sum(1 for s in seen.values() if s == "completed")
@@ -138,11 +143,14 @@ def watch_progress(
         stop.wait(interval)
 
 
-def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResult:
+def run_demo(
+    *, settings: Any, echo: Callable[[str], None] = print, force: bool = False
+) -> DemoResult:
     """Create (or reuse) the demo pipeline, materialize it through Dagster, report the MP4.
 
     The run goes through a Dagster instance under ``DAGSTER_HOME`` (by default
-    ``VIDPIPE_HOME/dagster``), so ``vidpipe dev`` shows it afterwards.
+    ``VIDPIPE_HOME/dagster``), so ``vidpipe dev`` shows it afterwards. Nodes whose finished
+    work is stored already reuse it unless ``force``.
     """
     import dagster as dg
 
@@ -152,6 +160,7 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.db.snapshot import take_snapshot
     from vidpipe_dagster.definitions import build_definitions
+    from vidpipe_dagster.domain.signatures import FORCE_TAG
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
     from vidpipe_dagster.resources.storage import storage_from_settings
 
@@ -190,7 +199,11 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
                 asset_selection=keys,
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-                tags={"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "demo"},
+                tags={
+                    "vidpipe/pipeline": pipeline_uuid,
+                    "vidpipe/source": "demo",
+                    **({FORCE_TAG: "true"} if force else {}),
+                },
             )
     finally:
         stop.set()
@@ -199,6 +212,12 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
         rows = {row.uuid: row for row in list_nodes(session, session.get(Pipeline, pipeline_id))}
     engine.dispose()
     statuses = {row.title: row.status for row in rows.values()}
+    reused = sum(
+        1
+        for row in rows.values()
+        if (row.metadata_ or {}).get("reused_from")
+        and (row.metadata_ or {}).get("dagster_run_id") == result.run_id
+    )
     last = rows[final.uuid]
     if not result.success or last.status != "completed" or not last.output:
         failed = [
@@ -217,12 +236,18 @@ def run_demo(*, settings: Any, echo: Callable[[str], None] = print) -> DemoResul
         uri=uri,
         duration=float(last.output.get("duration") or 0.0),
         statuses=statuses,
+        reused=reused,
     )
 
 
 def report(result: DemoResult, echo: Callable[[str], None]) -> None:
     """The demo's last lines: its length, then the MP4's path (or URI) alone."""
     echo("")
+    if result.reused:
+        echo(
+            f"Reused the finished work of {result.reused} of {len(result.statuses)} nodes; "
+            "`vidpipe demo --force` renders them again"
+        )
     echo(f"Done: {result.duration:.1f} s of video")
     echo(str(result.path or result.uri))
 
@@ -238,7 +263,7 @@ def main() -> int:
 
     settings = get_settings()
     try:
-        result = run_demo(settings=settings, echo=echo)
+        result = run_demo(settings=settings, echo=echo, force="--force" in sys.argv[1:])
     except RuntimeError as error:
         print(f"Error: {error}", file=sys.stderr, flush=True)
         return 1
@@ -315,6 +340,7 @@ def run_demo_in_foreground(
     settings: Any,
     echo: Callable[[str], None] = print,
     echo_error: Callable[[str], None] = _print_error,
+    force: bool = False,
 ) -> int:
     """Run the demo in a child process, relaying its output and errors; return its exit code.
 
@@ -328,7 +354,7 @@ def run_demo_in_foreground(
 
     begun = utcnow()
     process = subprocess.Popen(
-        [sys.executable, "-m", "vidpipe_dagster.demo"],
+        [sys.executable, "-m", "vidpipe_dagster.demo", *(["--force"] if force else [])],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         process_group=0,
         stdin=subprocess.DEVNULL,

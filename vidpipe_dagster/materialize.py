@@ -26,6 +26,10 @@ A node executes the fields its row holds when it starts (``vidpipe_dagster.plans
 materialization carries their structure hash as its data version. A node whose shape was
 edited after the run was planned is not started: it keeps its status, the run log says why,
 and once the step is done it is launched again, with what it blocked, on a fresh plan.
+
+Finished work is reused: a node whose signature (``domain.signatures``) matches an output
+stored anywhere takes that output (shared, at no cost, ``metadata.reused_from`` naming the
+source) and its executor is not called; a run tagged ``vidpipe/force=true`` renders anyway.
 """
 
 from __future__ import annotations
@@ -49,11 +53,17 @@ from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.keys import stored_output
 from vidpipe_dagster.domain.lifecycle import INTERRUPTED
-from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
+from vidpipe_dagster.domain.node_types import canonical_type, effective_provider, referenced_uuids
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
+from vidpipe_dagster.domain.signatures import (
+    FORCE_TAG,
+    find_sources,
+    node_signature,
+    output_signature,
+)
 from vidpipe_dagster.domain.validation import describe_errors
 from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
-from vidpipe_dagster.plans import StalePlanError, fields_hash, plan_check
+from vidpipe_dagster.plans import StalePlanError, fields_hash, plan_check, row_fields
 from vidpipe_dagster.provider_jobs import submission
 from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS, PAID_PROVIDERS
 
@@ -205,6 +215,96 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _force_local(settings: Any) -> bool:
+    return (settings.providers or "").strip().lower() == "local"
+
+
+def _paid(node: Mapping[str, Any], settings: Any) -> bool:
+    provider = effective_provider(
+        canonical_type(node["type"]), node.get("config"), force_local=_force_local(settings)
+    )
+    return provider in PAID_PROVIDERS
+
+
+def execution_signature(
+    node: Mapping[str, Any], upstream: Mapping[str, Node], *, settings: Any
+) -> str | None:
+    """The signature of executing ``node`` now, on the outputs its input rows hold."""
+    return node_signature(
+        node,
+        {uuid: output_signature(row.output) for uuid, row in upstream.items()},
+        force_local=_force_local(settings),
+    )
+
+
+def reuse_node(
+    context: dg.AssetExecutionContext,
+    *,
+    plan: PipelinePlan,
+    node: Mapping[str, Any],
+    node_uuid: str,
+    signature: str,
+    resource: VidpipeResource,
+    check: Callable[[Any], None] | None = None,
+) -> dg.MaterializeResult | None | bool:
+    """Complete the node with a stored output of the same ``signature``, if there is one.
+
+    False when nothing can be reused (no output with that signature whose media is still
+    in storage); None when the node was superseded meanwhile, or is a paid node another run
+    holds, or no longer waits on the turn this run was granted; else its materialization.
+    """
+    begun = time.monotonic()
+    storage = resource.storage()
+    with resource.sessions()() as session:
+        candidates = find_sources(session, [signature], prefer=[node_uuid]).get(signature, [])
+    source = next((c for c in candidates if storage.exists(c.output["s3_key"])), None)
+    if source is None:
+        return False
+    key = plan.key(node_uuid)
+    lifecycle = resource.lifecycle()
+    hooks: list[Callable[[Session], None]] = []
+    if _paid(node, resource.settings()):
+        hooks.append(_not_running_elsewhere(node_uuid, run_id=context.run.run_id))
+    token = context.run.tags.get(WAITING_TAG)
+    if token:
+        hooks.append(provider_queue.wait_guard(node_uuid, token))
+    try:
+        process_uuid = lifecycle.started(
+            node_uuid,
+            {
+                "dagster_run_id": context.run.run_id,
+                "dagster_asset_key": key.to_user_string(),
+                "signature": signature,
+            },
+            admit=_all_of(hooks),
+            check=check,
+        )
+    except (provider_queue.NotWaiting, RunningElsewhere) as stale:
+        context.log.info(f"Node {node_uuid} not started: {stale}")
+        return None
+    output = source.reused_output(signature)
+    reused_from = source.reused_from()
+    if not lifecycle.succeeded(
+        node_uuid, output, process_uuid, metadata={"reused_from": reused_from, "cost": 0.0}
+    ):
+        context.log.warning(f"Node {node_uuid} was changed or restarted while being reused.")
+        return None
+    context.log.info(
+        f"Node {node_uuid} reuses the output of '{source.title}' ({source.node_uuid}), "
+        f"saving ${source.cost:.2f}"
+    )
+    metadata = result_metadata(
+        output,
+        process_uuid=process_uuid,
+        node=node,
+        seconds=time.monotonic() - begun,
+        link=storage.uri_for(output["s3_key"]),
+    )
+    metadata["signature"] = signature
+    metadata["reused_from"] = dg.MetadataValue.json(reused_from)
+    return dg.MaterializeResult(asset_key=key, metadata=metadata)
+
+
 def materialize_node(
     context: dg.AssetExecutionContext,
     *,
@@ -214,11 +314,12 @@ def materialize_node(
 ) -> dg.MaterializeResult | dg.AssetObservation | None:
     """Run one node through the lifecycle; None when its result was superseded meanwhile.
 
-    Raises whatever the executor raised, after recording it with lifecycle ``failed``
-    (``metadata.retryable`` when it is a transient provider error); a node whose row is not
-    valid fails without running (:func:`refuse_invalid`). Paid work is admitted
-    first: over budget refuses the node ("Over budget: ..."; a completed node keeps its
-    result); a provider at its limit of jobs in flight makes the node wait for a slot
+    Reusable work is reused first (:func:`reuse_node`) unless the run is forced
+    (:data:`FORCE_TAG`). Raises whatever the executor raised, after recording it with
+    lifecycle ``failed`` (``metadata.retryable`` when it is a transient provider error); a
+    node whose row is not valid fails without running (:func:`refuse_invalid`). Paid work is
+    admitted first: over budget refuses the node ("Over budget: ..."; a completed node keeps
+    its result); a provider at its limit of jobs in flight makes the node wait for a slot
     (``provider_queue.enqueue``; an ``AssetObservation`` of its stage is returned and
     nothing is submitted). In a run granted to a wait (tag ``vidpipe/waiting_token``) the
     node starts only while it still waits on that turn, else it is left alone (None).
@@ -232,6 +333,25 @@ def materialize_node(
     force_local = (settings.providers or "").strip().lower() == "local"
     node: dict[str, Any] = {"uuid": node_uuid}
     check = plan_check(plan.nodes[node_uuid], force_local=force_local, into=node)
+    # reuse is decided on what the row holds now, not on the (possibly older) plan
+    current = {"uuid": node_uuid, **(_row_fields(resource, node_uuid) or plan.nodes[node_uuid])}
+    signature = execution_signature(
+        current,
+        _upstream_rows(resource, referenced_uuids(current.get("inputs"))),
+        settings=settings,
+    )
+    if signature and context.run.tags.get(FORCE_TAG) != "true":
+        reused = reuse_node(
+            context,
+            plan=plan,
+            node=current,
+            node_uuid=node_uuid,
+            signature=signature,
+            resource=resource,
+            check=check,
+        )
+        if reused is not False:
+            return reused
     try:
         provider = provider_jobs.admit_submission(
             resource.sessions(), node_uuid=node_uuid, settings=settings
@@ -243,6 +363,8 @@ def materialize_node(
         "dagster_run_id": context.run.run_id,
         "dagster_asset_key": key.to_user_string(),
     }
+    if signature:
+        started["signature"] = signature
     hooks: list[Callable[[Session], None]] = []
     if provider is not None:
         hooks.append(_not_running_elsewhere(node_uuid, run_id=context.run.run_id))
@@ -300,6 +422,10 @@ def materialize_node(
                 )
             else:
                 upstream = _upstream_rows(resource, referenced_uuids(node.get("inputs")))
+                ran_signature = execution_signature(node, upstream, settings=settings)
+                if ran_signature != signature:
+                    signature = ran_signature
+                    record({"signature": signature})
                 outcome = _run_executor(
                     node=node,
                     pipeline_uuid=plan.pipeline_uuid,
@@ -332,20 +458,19 @@ def materialize_node(
         )
         return None
     s3_key = output.get("s3_key")
-    return dg.MaterializeResult(
-        asset_key=key,
-        metadata={
-            **result_metadata(
-                output,
-                process_uuid=process_uuid,
-                node=node,
-                seconds=time.monotonic() - begun,
-                link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
-            ),
-            "structure_hash": ran,
-        },
-        data_version=dg.DataVersion(ran),
-    )
+    metadata = {
+        **result_metadata(
+            output,
+            process_uuid=process_uuid,
+            node=node,
+            seconds=time.monotonic() - begun,
+            link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
+        ),
+        "structure_hash": ran,
+    }
+    if signature:
+        metadata["signature"] = signature
+    return dg.MaterializeResult(asset_key=key, metadata=metadata, data_version=dg.DataVersion(ran))
 
 
 def _not_running_elsewhere(node_uuid: str, *, run_id: str) -> Callable[[Session], None]:
@@ -403,6 +528,13 @@ def _wait_for_slot(
 class SubmissionRefused(RuntimeError):
     """A paid node was not submitted again: an earlier submission's outcome is unknown and
     this run was not asked for by anyone (the message says what to check)."""
+
+
+def _row_fields(resource: VidpipeResource, node_uuid: str) -> dict[str, Any] | None:
+    """The fields the node's row holds now (None when the row is gone)."""
+    with resource.sessions()() as session:
+        row = session.get(Node, uuid_lib.UUID(node_uuid))
+        return row_fields(row) if row is not None else None
 
 
 def _node_metadata(resource: VidpipeResource, node_uuid: str) -> dict[str, Any]:

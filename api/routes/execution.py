@@ -3,7 +3,9 @@
 ``POST .../nodes/{uuid}/execute`` and ``POST .../pipelines/{p}/execute`` check readiness and
 launch a Dagster run of the selected nodes' assets (202 with the run id); a selected node
 already on its way (in progress, waiting for a provider slot, or in a queued or started
-Dagster run) is a 409 naming the run, never a second run;
+Dagster run) is a 409 naming the run, never a second run; finished work with the same
+signature is reused in the run unless the body says ``"force": true``;
+``GET .../estimate`` shows reusable nodes at $0 with what they save;
 ``GET .../nodes/{uuid}/output`` redirects to the stored media. The editor generation of
 the contract answers an execute with 200 ``{node}`` and refuses one that is not ready in a
 flat ``{"error": ...}`` (``api.contract``).
@@ -24,14 +26,21 @@ from api.contract import ContractDep
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, end_transaction, wrapped_body
 from api.errors import ApiError
 from api.routes.media import signed_media_url
-from api.schemas import ExecuteRequest
+from api.schemas import ExecuteRequest, NodeExecuteRequest
 from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.domain.costs import budget_summary, check_budget, estimate_nodes
+from vidpipe_dagster.domain.costs import (
+    NodeEstimate,
+    budget_summary,
+    check_budget,
+    estimate_nodes,
+    with_reuse,
+)
 from vidpipe_dagster.domain.errors import ConflictError, ValidationError
 from vidpipe_dagster.domain.keys import stored_output
 from vidpipe_dagster.domain.nodes import get_node, list_nodes
 from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
+from vidpipe_dagster.domain.signatures import FORCE_TAG
 from vidpipe_dagster.plans import compile_error_of, node_shape, row_fields
 
 router = APIRouter(
@@ -39,16 +48,27 @@ router = APIRouter(
 )
 
 
-def _estimates(request: Request, nodes: list[Node], pipeline_nodes: list[Node]):
+def _estimates(
+    request: Request,
+    session: Session,
+    nodes: list[Node],
+    pipeline_nodes: list[Node],
+    *,
+    reuse: bool = True,
+) -> list[NodeEstimate]:
     from vidpipe_dagster.resources.providers.prices import prices_from_settings
 
     settings = request.app.state.settings
-    return estimate_nodes(
+    force_local = (settings.providers or "").strip().lower() == "local"
+    lines = estimate_nodes(
         nodes,
         pipeline_nodes,
-        force_local=(settings.providers or "").strip().lower() == "local",
+        force_local=force_local,
         prices=prices_from_settings(settings),
     )
+    if not reuse:
+        return lines
+    return with_reuse(session, lines, pipeline_nodes, force_local=force_local)
 
 
 def _launch(
@@ -58,20 +78,24 @@ def _launch(
     pipeline: Pipeline,
     nodes: list[Node],
     pipeline_nodes: list[Node],
+    force: bool = False,
 ) -> str:
     """Check the budget, end the request's transaction, then launch the nodes' run."""
-    check_budget(pipeline, _estimates(request, nodes, pipeline_nodes))
+    check_budget(pipeline, _estimates(request, session, nodes, pipeline_nodes, reuse=not force))
     settings = request.app.state.settings
     force_local = (settings.providers or "").strip().lower() == "local"
     shapes = {node.uuid: node_shape(row_fields(node), force_local=force_local) for node in nodes}
     pipeline_uuid = pipeline.uuid
+    tags = {"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "api"}
+    if force:
+        tags[FORCE_TAG] = "true"
     end_transaction(session)
     launcher = request.app.state.launcher()
     _refuse_second_run(launcher, pipeline=pipeline, nodes=nodes)
     return launcher.launch(
         pipeline_uuid=pipeline_uuid,
         node_uuids=list(shapes),
-        tags={"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "api"},
+        tags=tags,
         shapes=shapes,
         compile_error=lambda: compile_error_of(request.app.state.sessions, pipeline_uuid),
     )
@@ -91,19 +115,26 @@ def _refuse_second_run(launcher, *, pipeline: Pipeline, nodes: list[Node]) -> No
         )
 
 
-@router.post("/nodes/{node_uuid}/execute", status_code=202)
+@router.post(
+    "/nodes/{node_uuid}/execute",
+    status_code=202,
+    openapi_extra=body_doc("execute", NodeExecuteRequest),
+)
 def execute_node(
     request: Request,
     pipeline_uuid: str,
     node_uuid: str,
     _admin: AdminToken,
+    body: Annotated[Wrapped, Depends(wrapped_body("execute", NodeExecuteRequest, required=False))],
     session: SessionDep,
     contract: ContractDep,
 ) -> JSONResponse:
-    """Run one node (it must be valid and its inputs completed)."""
+    """Run one node (it must be valid and its inputs completed); ``force`` renders even
+    reusable work."""
     pipeline = get_pipeline(session, pipeline_uuid)
     node = get_node(session, pipeline, node_uuid)
     pipeline_nodes = list_nodes(session, pipeline)
+    force = bool(body.sent.get("force"))
     try:
         select_nodes(
             session,
@@ -111,9 +142,15 @@ def execute_node(
             node_uuids=[node.uuid],
             pipeline_nodes=pipeline_nodes,
             contract=contract.name,
+            force=force,
         )
         run_id = _launch(
-            request, session, pipeline=pipeline, nodes=[node], pipeline_nodes=pipeline_nodes
+            request,
+            session,
+            pipeline=pipeline,
+            nodes=[node],
+            pipeline_nodes=pipeline_nodes,
+            force=force,
         )
     except ValidationError as error:
         refused = contract.refused(error)
@@ -135,6 +172,7 @@ def execute_pipeline(
     """Run a selection of the pipeline's nodes: ``node_uuids``, or ``only`` (default stale)."""
     pipeline = get_pipeline(session, pipeline_uuid)
     pipeline_nodes = list_nodes(session, pipeline)
+    force = bool(body.sent.get("force"))
     nodes = select_nodes(
         session,
         pipeline,
@@ -142,9 +180,15 @@ def execute_pipeline(
         node_uuids=body.sent.get("node_uuids"),
         pipeline_nodes=pipeline_nodes,
         contract=contract.name,
+        force=force,
     )
     run_id = _launch(
-        request, session, pipeline=pipeline, nodes=nodes, pipeline_nodes=pipeline_nodes
+        request,
+        session,
+        pipeline=pipeline,
+        nodes=nodes,
+        pipeline_nodes=pipeline_nodes,
+        force=force,
     )
     selected = {node.uuid for node in nodes}
     listed = [body for body in contract.nodes(pipeline_nodes) if body["uuid"] in selected]
@@ -157,17 +201,23 @@ def execute_pipeline(
 def estimate_pipeline(
     request: Request, pipeline_uuid: str, _admin: AdminToken, session: SessionDep
 ) -> JSONResponse:
-    """Estimated cost of one run of every node, the total, and the budget left."""
+    """Estimated cost of one run of every node, the total, and the budget left.
+
+    A node whose finished work would be reused counts $0; ``saved_usd`` totals what reuse
+    saves (``"force": true`` on execute would spend it).
+    """
     pipeline = get_pipeline(session, pipeline_uuid)
     pipeline_nodes = list_nodes(session, pipeline)
-    lines = _estimates(request, pipeline_nodes, pipeline_nodes)
-    total = sum(line.estimate.usd for line in lines)
+    lines = _estimates(request, session, pipeline_nodes, pipeline_nodes)
+    total = sum(line.usd for line in lines)
+    saved = sum(line.estimate.usd for line in lines if line.reuse is not None)
     return JSONResponse(
         {
             "estimate": {
                 "pipeline_uuid": pipeline.uuid,
                 "nodes": [line.as_json() for line in lines],
                 **budget_summary(pipeline, total),
+                "saved_usd": round(saved, 4),
             }
         }
     )

@@ -106,3 +106,60 @@ def test_spent_money_counts_against_the_budget(offline, admin_headers, api, clie
     )
     body = offline.get(f"{BASE}/{pipeline['uuid']}/estimate", headers=admin_headers).json()
     assert body["estimate"]["remaining_usd"] == 2.5
+
+
+def _finished_elsewhere(api, set_row, *, config: dict) -> dict:
+    """An animation of ``config`` completed in another pipeline, its output signed."""
+    from vidpipe_dagster.domain.signatures import node_signature
+
+    other = api.pipeline(title="Earlier course")
+    node = api.node(other, title="Sea", type="generate-animation", config=config)
+    signature = node_signature({"type": "generate-animation", "config": config}, {})
+    output = {
+        "type": "video",
+        "s3_key": f"pipelines/{other['uuid']}/nodes/{node['uuid']}/p1.mp4",
+        "size": 1000,
+        "duration": 8.0,
+        "cost": 3.2,
+        "signature": signature,
+        "process_uuid": "p1",
+    }
+    set_row(node["uuid"], status="completed", output=output, output_signature=signature)
+    return {"pipeline": other, "node": node}
+
+
+def test_reusable_nodes_cost_nothing_and_show_the_saving(offline, admin_headers, api, set_row):
+    pipeline, script, voice, animation = _paid_pipeline(api, budget=3)
+    source = _finished_elsewhere(api, set_row, config=animation["config"])
+
+    body = offline.get(f"{BASE}/{pipeline['uuid']}/estimate", headers=admin_headers).json()
+    estimate = body["estimate"]
+    by_title = {line["title"]: line for line in estimate["nodes"]}
+    line = by_title["Animation"]
+    assert (line["usd"], line["reusable"], line["saved_usd"]) == (0, True, pytest.approx(3.2))
+    assert line["reused_from"] == {
+        "node_uuid": source["node"]["uuid"],
+        "pipeline_uuid": source["pipeline"]["uuid"],
+        "title": "Sea",
+        "process_uuid": "p1",
+    }
+    assert by_title["Voice"]["reusable"] is False
+    assert by_title["Voice"]["usd"] == pytest.approx(0.10)
+    assert estimate["total_usd"] == pytest.approx(0.10)
+    assert estimate["saved_usd"] == pytest.approx(3.2)
+
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{animation['uuid']}/execute"
+    assert offline.post(url, headers=admin_headers).status_code == 503  # within budget: launched
+    forced = offline.post(url, json={"force": True}, headers=admin_headers)
+    assert forced.status_code == 422  # rendering anyway costs $3.20 of a $3.00 budget
+    assert "estimated at $3.20" in forced.json()["error"]["message"]
+    assert offline.post(url, json={"force": "yes"}, headers=admin_headers).status_code == 422
+
+
+def test_a_changed_node_is_not_reusable(offline, admin_headers, api, set_row):
+    pipeline, script, voice, animation = _paid_pipeline(api, budget=3)
+    _finished_elsewhere(api, set_row, config={**animation["config"], "duration": 4})
+    body = offline.get(f"{BASE}/{pipeline['uuid']}/estimate", headers=admin_headers).json()
+    line = {line["title"]: line for line in body["estimate"]["nodes"]}["Animation"]
+    assert line["reusable"] is False and line["usd"] == pytest.approx(3.20)
+    assert body["estimate"]["saved_usd"] == 0

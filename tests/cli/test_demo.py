@@ -25,12 +25,12 @@ from vidpipe_dagster.domain.lifecycle import INTERRUPTED
 from vidpipe_dagster.domain.nodes import list_nodes
 
 
-def _demo(home: Path) -> subprocess.CompletedProcess:
+def _demo(home: Path, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "VIDPIPE_HOME": str(home)}
     for name in ("VIDPIPE_DATABASE_URL", "VIDPIPE_STORAGE_URL", "DAGSTER_HOME"):
         env.pop(name, None)
     return subprocess.run(
-        [sys.executable, "-m", "vidpipe_dagster.cli", "demo"],
+        [sys.executable, "-m", "vidpipe_dagster.cli", "demo", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -67,9 +67,28 @@ def test_demo_renders_a_playable_video_and_reports_progress(tmp_path):
         engine.dispose()
     assert (tmp_path / "dagster" / "dagster.yaml").is_file()
 
+    stored = sorted(p for p in (tmp_path / "storage").rglob("*") if p.is_file())
     again = _demo(tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    assert Path(again.stdout.strip().splitlines()[-1]) != video
+    lines = again.stdout.strip().splitlines()
+    assert Path(lines[-1]) == video  # the same media, nothing rendered again
+    assert "Reused the finished work of 10 of 10 nodes" in again.stdout
+    assert sorted(p for p in (tmp_path / "storage").rglob("*") if p.is_file()) == stored
+    engine = make_engine(f"sqlite:///{tmp_path / 'vidpipe.db'}")
+    try:
+        with make_sessionmaker(engine)() as session:
+            pipeline = session.scalars(select(Pipeline).where(Pipeline.title == DEMO_TITLE)).one()
+            nodes = list_nodes(session, pipeline)
+            assert [n.status for n in nodes] == ["completed"] * 10
+            assert all(n.metadata_["reused_from"]["node_uuid"] == n.uuid for n in nodes)
+            assert all(n.output["cost"] == 0 for n in nodes)
+    finally:
+        engine.dispose()
+
+    forced = _demo(tmp_path, "--force")
+    assert forced.returncode == 0, forced.stdout + forced.stderr
+    assert Path(forced.stdout.strip().splitlines()[-1]) != video
+    assert "Reused" not in forced.stdout
     assert video.is_file()
 
 

@@ -334,3 +334,48 @@ def test_paid_provider_nodes_run_in_their_providers_pool(monkeypatch) -> None:
     finally:
         monkeypatch.delenv("VIDPIPE_PROVIDERS")
         get_settings.cache_clear()
+
+
+@pytest.mark.parametrize(
+    ("config", "pipeline_config", "providers", "automated"),
+    [
+        ({"provider": "heygen"}, {}, None, False),
+        ({"provider": "heygen"}, {"autoRun": True}, None, True),
+        ({"provider": "heygen"}, {"autoRun": "yes"}, None, False),
+        ({"provider": "heygen"}, {}, "local", True),
+        ({"provider": "local"}, {}, None, True),
+        ({}, {}, None, True),
+    ],
+)
+def test_paid_nodes_are_automated_only_when_their_pipeline_opts_in(
+    monkeypatch, config, pipeline_config, providers, automated
+) -> None:
+    from vidpipe_dagster.compiler import NODE_AUTOMATION
+    from vidpipe_dagster.settings import get_settings
+
+    script = {"uuid": str(uuid.uuid4()), "title": "s", "type": "asset", "inputs": {}}
+    head = {
+        "uuid": str(uuid.uuid4()),
+        "title": "head",
+        "type": "talking-head",
+        "inputs": {"script": [script["uuid"]]},
+        "config": config,
+    }
+    pipeline = {"uuid": str(uuid.uuid4()), "title": "p", "config": pipeline_config}
+    snapshot = {"pipelines": [{**pipeline, "nodes": [script, head]}]}
+    if providers:
+        monkeypatch.setenv("VIDPIPE_PROVIDERS", providers)
+    else:
+        monkeypatch.delenv("VIDPIPE_PROVIDERS", raising=False)
+    get_settings.cache_clear()
+    try:
+        result = compile_snapshot(snapshot)
+    finally:
+        get_settings.cache_clear()
+    conditions = {
+        spec.description: spec.automation_condition
+        for assets in result.assets
+        for spec in assets.specs
+    }
+    assert conditions["s"] == NODE_AUTOMATION  # a free node always follows its inputs
+    assert conditions["head"] == (NODE_AUTOMATION if automated else None)

@@ -194,6 +194,22 @@ def test_execute_endpoints_launch_real_runs(dagster, client, sessions, launcher)
     assert row.status == "completed" and row.metadata_["dagster_run_id"] == second
     assert row.output["type"] == "audio" and row.output["duration"] > 0
 
+    voice_url = f"{BASE}{base}/nodes/{voiceover['uuid']}/execute"
+    assert client.post(voice_url).status_code == 422  # completed: nothing to do
+    again = client.post(f"{BASE}{base}/execute", json={"only": "all"})
+    assert again.status_code == 202, again.text
+    assert wait_for_run(dagster.url, again.json()["run_id"]) == "SUCCESS"
+    reused = node_row(sessions, voiceover["uuid"])
+    assert reused.metadata_["reused_from"]["process_uuid"] == row.metadata_["process_uuid"]
+    assert reused.output["s3_key"] == row.output["s3_key"]
+    forced = client.post(voice_url, json={"force": True})
+    assert forced.status_code == 202, forced.text
+    assert wait_for_run(dagster.url, forced.json()["run_id"]) == "SUCCESS"
+    rendered = node_row(sessions, voiceover["uuid"])
+    assert "reused_from" not in rendered.metadata_
+    assert rendered.output["s3_key"] != row.output["s3_key"]
+    assert rendered.output_signature == row.output_signature
+
     late = create(
         client,
         f"{base}/nodes",

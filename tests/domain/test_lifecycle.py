@@ -40,7 +40,7 @@ def test_happy_path_records_timestamps_output_cost_and_progress(sessions, lifecy
     assert lifecycle.succeeded(node.uuid, output, process) is True
     row = reload(sessions, Node, node.id)
     assert row.status == "completed"
-    assert row.output == output
+    assert row.output == {**output, "process_uuid": process}  # the execution that rendered it
     assert row.metadata_["cost"] == 0.25
     assert "completed_at" in row.metadata_
     meta = reload(sessions, Pipeline, pipeline.id).metadata_

@@ -43,8 +43,11 @@ def test_eight_heygen_nodes_against_a_limit_of_two_all_complete(
     get_settings.cache_clear()
     fake_heygen.jobs.steps = 0
     fake_heygen.jobs.hold_seconds = HOLD_SECONDS
-    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hello."}
-    rows = [NodeRow(f"t{i}", "talking-head", config=talk) for i in range(NODES)]
+    talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v"}
+    rows = [  # eight different scripts: eight jobs (identical nodes would reuse one result)
+        NodeRow(f"t{i}", "talking-head", config={**talk, "script": f"Hello number {i}."})
+        for i in range(NODES)
+    ]
     ids = add_pipeline(sessions, name="eight", nodes=rows)
     pipeline = ids["pipeline"]
     names = {ids[row.name]: row.name for row in rows}

@@ -111,6 +111,9 @@ class Node(Base):
     status: Mapped[str] = mapped_column(String, nullable=False, default="pending")
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType, nullable=True)
     output: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    output_signature: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    """``output["signature"]``, kept by the lifecycle for the reuse lookup
+    (``domain.signatures``)."""
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )

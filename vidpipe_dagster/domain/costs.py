@@ -1,18 +1,28 @@
 """Cost estimates per node and pipeline, and the budget rule.
 
 A pipeline's ``config.budget`` (USD) caps what it may spend: work whose estimate exceeds
-``budget - metadata.totalCost`` is refused before anything is submitted.
+``budget - metadata.totalCost`` is refused before anything is submitted. A node whose
+finished work can be reused (``domain.signatures``) costs nothing: :func:`with_reuse` marks
+those lines, which then count $0 and say what they save.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
+
+from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.errors import ValidationError
 from vidpipe_dagster.domain.node_types import effective_provider, referenced_uuids
+from vidpipe_dagster.domain.signatures import (
+    ReuseSource,
+    find_sources,
+    node_fields,
+    planned_signatures,
+)
 from vidpipe_dagster.resources.providers.prices import CostEstimate, estimate_cost
 
 TEXT_SLOTS = ("script", "prompt")
@@ -20,19 +30,36 @@ TEXT_SLOTS = ("script", "prompt")
 
 @dataclass(frozen=True)
 class NodeEstimate:
-    """One node's estimated cost."""
+    """One node's estimated cost; ``reuse`` is the stored output it would take instead."""
 
     node: Node
     estimate: CostEstimate
+    reuse: ReuseSource | None = None
+
+    @property
+    def usd(self) -> float:
+        """What running the node is expected to spend: nothing when its work is reused."""
+        return 0.0 if self.reuse is not None else self.estimate.usd
 
     def as_json(self) -> dict[str, Any]:
         """The node's line of the estimate endpoint."""
-        return {
+        line = {
             "node_uuid": self.node.uuid,
             "title": self.node.title,
             "type": self.node.type,
             **self.estimate.as_metadata(),
+            "reusable": self.reuse is not None,
         }
+        if self.reuse is not None:
+            line["usd"] = 0.0
+            line["saved_usd"] = round(self.estimate.usd, 4)
+            line["reused_from"] = {
+                "node_uuid": self.reuse.node_uuid,
+                "pipeline_uuid": self.reuse.pipeline_uuid,
+                "title": self.reuse.title,
+                "process_uuid": self.reuse.process_uuid,
+            }
+        return line
 
 
 def _text_length(node: Node | None) -> int | None:
@@ -84,6 +111,37 @@ def estimate_nodes(
     ]
 
 
+def with_reuse(
+    session: Session,
+    lines: Iterable[NodeEstimate],
+    every: Iterable[Node],
+    *,
+    force_local: bool = False,
+) -> list[NodeEstimate]:
+    """``lines`` with the stored output each node would reuse, in one lookup.
+
+    The signatures are planned for a run of the lines' nodes (``planned_signatures``); a
+    node prefers its own output, then any other with the same signature.
+    """
+    lines = list(lines)
+    every = list(every)
+    planned = planned_signatures(
+        [node_fields(node) for node in every],
+        running=[line.node.uuid for line in lines],
+        force_local=force_local,
+    )
+    sources = find_sources(
+        session, [s for s in planned.values() if s], prefer=[node.uuid for node in every]
+    )
+    marked: list[NodeEstimate] = []
+    for line in lines:
+        candidates = sources.get(planned.get(line.node.uuid) or "", [])
+        own = [c for c in candidates if c.node_uuid == line.node.uuid]
+        reuse = (own or candidates or [None])[0]
+        marked.append(replace(line, reuse=reuse))
+    return marked
+
+
 def budget_summary(pipeline: Pipeline, total: float) -> dict[str, Any]:
     """Budget, spent, remaining and the estimate ``total`` of a pipeline, in USD."""
     budget = (pipeline.config or {}).get("budget")
@@ -100,7 +158,7 @@ def budget_summary(pipeline: Pipeline, total: float) -> dict[str, Any]:
 def check_budget(pipeline: Pipeline, estimates: Iterable[NodeEstimate]) -> None:
     """Raise ``ValidationError`` when the estimate exceeds what is left of the budget."""
     lines = list(estimates)
-    total = sum(line.estimate.usd for line in lines)
+    total = sum(line.usd for line in lines)
     summary = budget_summary(pipeline, total)
     remaining = summary["remaining_usd"]
     if remaining is None or total <= 0 or total <= remaining + 1e-9:

@@ -63,6 +63,8 @@ EXECUTION_KEYS = (
     "refused",
     "refused_at",
     "retryable",
+    "signature",
+    "reused_from",
 )
 """Metadata that belongs to one execution, cleared when a new one starts (a restarted node
 must not be finished by the previous execution's provider job)."""
@@ -156,6 +158,16 @@ def _cost(value: Any) -> float:
         return 0.0
 
 
+def _signed(output: Any, *, signature: Any, process_uuid: str) -> dict[str, Any]:
+    signed = dict(output) if isinstance(output, dict) else {}
+    if isinstance(signature, str) and signature:
+        signed["signature"] = signature
+    elif not isinstance(signed.get("signature"), str):
+        signed.pop("signature", None)
+    signed.setdefault("process_uuid", process_uuid)
+    return signed
+
+
 class Lifecycle:
     """Lifecycle transitions over a session factory; each method is its own transaction."""
 
@@ -224,7 +236,10 @@ class Lifecycle:
         """Complete the execution with ``output`` (merging ``metadata``); False when stale.
 
         A success ends a failure streak, so the retry count (``retries``, ``retried_at``) is
-        cleared: a later failure gets the full ``maxRetries`` again.
+        cleared: a later failure gets the full ``maxRetries`` again. The output records the
+        execution's ``signature`` (given at ``started``, see ``domain.signatures``) and the
+        ``process_uuid`` that rendered it (kept when the output is reused); the
+        ``output_signature`` column follows it.
         """
         with self.sessions() as session, session.begin():
             row = _lock(session, node_uuid)
@@ -238,7 +253,15 @@ class Lifecycle:
             cost = _cost(output.get("cost")) if isinstance(output, dict) else 0.0
             if cost:
                 merged["cost"] = cost
-            _write(session, row.id, status="completed", metadata_=merged, output=output)
+            output = _signed(output, signature=merged.get("signature"), process_uuid=process_uuid)
+            _write(
+                session,
+                row.id,
+                status="completed",
+                metadata_=merged,
+                output=output,
+                output_signature=output.get("signature"),
+            )
             refresh_pipeline_metadata(session, row.pipeline_id, add_cost=cost)
         return True
 

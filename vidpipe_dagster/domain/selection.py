@@ -23,6 +23,7 @@ def select_nodes(
     node_uuids: list[str] | None = None,
     pipeline_nodes: list[Node] | None = None,
     contract: str = SEED,
+    force: bool = False,
 ) -> list[Node]:
     """The nodes to run, in dependency order, checked for readiness.
 
@@ -34,6 +35,8 @@ def select_nodes(
     ``pipeline_nodes`` are the pipeline's nodes when the caller already loaded them. Under
     the editor ``contract`` the reasons are worded as the later Rails words them:
     ``Node is not ready to execute: <reasons>``.
+    ``force`` (render again, reusing nothing) lets completed nodes named by ``node_uuids``
+    run again.
     """
     nodes = pipeline_nodes if pipeline_nodes is not None else list_nodes(session, pipeline)
     by_uuid = {node.uuid: node for node in nodes}
@@ -66,7 +69,7 @@ def select_nodes(
     running = [reason for node in selected if (reason := already_running(node))]
     if running:
         raise ConflictError(", ".join(running))
-    rerun = node_uuids is None and only == "all"
+    rerun = (node_uuids is None and only == "all") or force
     results = check_readiness(
         session,
         selected,
