@@ -26,6 +26,15 @@ def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["ip", *args], capture_output=True, text=True, check=check, timeout=30)
 
 
+def _free_subnet() -> int:
+    """A ``10.N.0.0/24`` no interface here uses (other test runs may hold bridges too)."""
+    used = _ip("-o", "-4", "addr", "show").stdout
+    for candidate in range(200, 255):
+        if f" 10.{candidate}.0." not in used:
+            return candidate
+    raise RuntimeError("no free 10.x.0.0/24 subnet for the test network")
+
+
 def available() -> str | None:
     """None when namespaces can be made here, else the reason they cannot."""
     name = f"vpprobe{os.getpid()}"
@@ -115,7 +124,7 @@ class Host:
         return ["nsenter", "-t", str(pid), "-m", "-n", f"--wd={self.home}", "--", *argv]
 
     def run(
-        self, argv: Sequence[str], *, env: Mapping[str, str], timeout: float = 120, input=None
+        self, argv: Sequence[str], *, env: Mapping[str, str], timeout: float = 300, input=None
     ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` to completion on this host and return its result."""
         return subprocess.run(
@@ -172,8 +181,9 @@ def _leaf(pid: int) -> int:
 class Network:
     """A bridge in the root namespace and one namespace per host attached to it."""
 
-    def __init__(self, *, root: Path, subnet: int = 213) -> None:
+    def __init__(self, *, root: Path, subnet: int | None = None) -> None:
         tag = os.getpid() % 100000
+        subnet = subnet if subnet is not None else _free_subnet()
         self.bridge = f"vpbr{tag}"
         self.gateway = f"10.{subnet}.0.1"
         self._subnet = subnet
