@@ -13,7 +13,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import DatabaseOutage, install_error_handlers
-from api.routes import execution, health, media, nodes, pipelines, webhooks
+from api.routes import events, execution, health, media, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.resources.providers.clients import shared_clients
 from vidpipe_dagster.settings import Settings, get_settings
@@ -56,14 +56,14 @@ def create_app(
     app.router.add_event_handler("shutdown", app.state.providers.close)
     install_error_handlers(app)
     install_cors(app, settings)
-    for module in (health, pipelines, nodes, execution, media, webhooks):
+    for module in (health, pipelines, nodes, execution, media, events, webhooks):
         app.include_router(module.router)
     return app
 
 
 LOCALHOST_ORIGINS = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
 CORS_METHODS = ["GET", "POST", "PATCH", "PUT", "DELETE", "OPTIONS"]
-CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Range"]
+CORS_HEADERS = ["Authorization", "Content-Type", "Accept", "Range", "Last-Event-ID"]
 
 
 def install_cors(app: FastAPI, settings: Settings) -> None:

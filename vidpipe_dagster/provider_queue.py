@@ -37,6 +37,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.waiting import (
     WAITING_KEY,
     Wait,
@@ -76,12 +77,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _write_metadata(session: Session, node_id: uuid_lib.UUID, metadata: dict[str, Any]) -> None:
+def _write_metadata(session: Session, row: Any, metadata: dict[str, Any]) -> None:
+    """Write a locked node row's metadata; its new stage is a live-status event."""
     session.execute(
-        update(Node)
-        .where(Node.id == node_id)
-        .values(metadata_=metadata, updated_at=Node.updated_at)
+        update(Node).where(Node.id == row.id).values(metadata_=metadata, updated_at=Node.updated_at)
     )
+    events.node_changed(session, row.id, row.pipeline_id)
 
 
 def _waiting_rows(session: Session, *, provider: str | None = None, lock: bool = False) -> list:
@@ -150,7 +151,7 @@ def enqueue(
         ).scalar_one()
         metadata[WAITING_KEY] = wait.as_json()
         metadata["stage"] = waiting_stage(provider, ahead=ahead)
-        _write_metadata(session, node_id, metadata)
+        _write_metadata(session, row, metadata)
     log.info("node %s waits for a %s slot (%d ahead)", node_uuid, provider, ahead)
     return wait, ahead
 
@@ -220,7 +221,7 @@ def _grant_provider(
                 metadata.pop(WAITING_KEY, None)
                 if str(metadata.get("stage", "")).startswith(("waiting for", "starting:")):
                     metadata.pop("stage", None)
-                _write_metadata(session, row.id, metadata)
+                _write_metadata(session, row, metadata)
                 log.info("node %s was edited while waiting for a %s slot", row.id, provider)
                 continue
             queue.append((row, wait))
@@ -264,5 +265,5 @@ def _grant_provider(
                 continue
             metadata[WAITING_KEY] = current.as_json()
             metadata["stage"] = stage
-            _write_metadata(session, row.id, metadata)
+            _write_metadata(session, row, metadata)
     return grants

@@ -66,6 +66,17 @@ class Settings(BaseSettings):
     )
 
     max_body_bytes: int = 1_000_000
+    max_event_streams: int = Field(
+        default=200, ge=1, description="Live-status streams one API process serves at once."
+    )
+    event_heartbeat_seconds: float = Field(
+        default=15.0, gt=0, description="Seconds between comment lines on an idle event stream."
+    )
+    event_poll_seconds: float = Field(
+        default=0.25,
+        gt=0,
+        description="On SQLite, how often the API looks for events other processes wrote.",
+    )
 
     api_contract: Literal["seed", "editor"] = Field(
         default="seed",

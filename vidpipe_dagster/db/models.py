@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -167,3 +168,24 @@ class InstanceValue(Base):
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PipelineEvent(Base):
+    """One change a live-status client is told about, numbered in commit order.
+
+    Written by :mod:`vidpipe_dagster.domain.events` in the transaction that made the change;
+    ``id`` grows with every commit (a reconnecting client resumes after the last one it
+    saw), and only the newest events are kept. ``pipeline_id`` is no foreign key: the event
+    saying a pipeline was deleted outlives it.
+    """
+
+    __tablename__ = "vidpipe_events"
+    __table_args__ = (Index("ix_vidpipe_events_pipeline_id_id", "pipeline_id", "id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    pipeline_id: Mapped[uuid_lib.UUID] = mapped_column(Uuid, nullable=False)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    payload: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
+    )

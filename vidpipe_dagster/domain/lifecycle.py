@@ -41,6 +41,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.conflicts import retry_conflicts
 from vidpipe_dagster.db.models import Node, Pipeline, utcnow
+from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.errors import NotFoundError
 from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
 
@@ -114,10 +115,12 @@ def _lock(session: Session, node_uuid: str | uuid_lib.UUID, *, pipeline: bool = 
     ).one_or_none()
 
 
-def _write(session: Session, node_id: uuid_lib.UUID, **values: Any) -> None:
+def _write(session: Session, row: Any, **values: Any) -> None:
+    """Write ``values`` to the locked node ``row`` and mark it for the live-status events."""
     session.execute(
-        update(Node).where(Node.id == node_id).values(updated_at=Node.updated_at, **values)
+        update(Node).where(Node.id == row.id).values(updated_at=Node.updated_at, **values)
     )
+    events.node_changed(session, row.id, row.pipeline_id)
 
 
 def _write_many(session: Session, batch: list[dict[str, Any]]) -> None:
@@ -208,7 +211,7 @@ class Lifecycle:
             merged.update(metadata or {})
             merged["process_uuid"] = process_uuid
             merged["started_at"] = utcnow().isoformat()
-            _write(session, row.id, status="in_progress", metadata_=merged)
+            _write(session, row, status="in_progress", metadata_=merged)
             refresh_pipeline_metadata(session, row.pipeline_id)
         return process_uuid
 
@@ -221,7 +224,7 @@ class Lifecycle:
                 return False
             merged = {**(row.metadata_ or {}), **(metadata or {})}
             merged["process_uuid"] = process_uuid
-            _write(session, row.id, metadata_=merged)
+            _write(session, row, metadata_=merged)
         return True
 
     @retry_conflicts
@@ -256,7 +259,7 @@ class Lifecycle:
             output = _signed(output, signature=merged.get("signature"), process_uuid=process_uuid)
             _write(
                 session,
-                row.id,
+                row,
                 status="completed",
                 metadata_=merged,
                 output=output,
@@ -300,13 +303,13 @@ class Lifecycle:
             if process_uuid is None and row.status == "completed":
                 merged.pop("stage", None)
                 merged.update(refused=str(error), refused_at=now)
-                _write(session, row.id, metadata_=merged)
+                _write(session, row, metadata_=merged)
                 log.info("node %s stays completed; refused: %s", node_uuid, error)
                 return False
             merged.update(metadata or {})
             merged["error"] = str(error)
             merged["completed_at"] = now
-            _write(session, row.id, status="failed", metadata_=merged)
+            _write(session, row, status="failed", metadata_=merged)
             refresh_pipeline_metadata(session, row.pipeline_id)
         return True
 
@@ -322,7 +325,7 @@ class Lifecycle:
         written = 0
         with self.sessions() as session, session.begin():
             rows = session.execute(
-                select(Node.id, Node.status, Node.metadata_)
+                select(Node.id, Node.pipeline_id, Node.status, Node.metadata_)
                 .where(Node.id.in_(list(ids)))
                 .order_by(Node.id)
                 .with_for_update()
@@ -334,6 +337,7 @@ class Lifecycle:
                     continue
                 merged = {**(row.metadata_ or {}), **metadata, "process_uuid": process_uuid}
                 batch.append({"node_id": row.id, "merged": merged})
+                events.node_changed(session, row.id, row.pipeline_id)
             _write_many(session, batch)
             written = len(batch)
         return written
@@ -383,7 +387,7 @@ class Lifecycle:
             if metadata.get("dagster_reported") is not False:
                 return False
             metadata["dagster_reported"] = True
-            _write(session, row.id, metadata_=metadata)
+            _write(session, row, metadata_=metadata)
         return True
 
     @retry_conflicts
@@ -402,7 +406,7 @@ class Lifecycle:
             if metadata.get("waiting"):
                 return False
             metadata["stage"] = reason
-            _write(session, row.id, metadata_=metadata)
+            _write(session, row, metadata_=metadata)
         return True
 
     def current_process_uuid(self, node_uuid: str) -> str | None:

@@ -12,6 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.errors import NotFoundError, ValidationError
 from vidpipe_dagster.domain.pipelines import parse_uuid
 from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
@@ -95,6 +96,7 @@ def create_node(
     )
     session.add(node)
     session.flush()
+    events.node_changed(session, node.id, pipeline.id)
     refresh_pipeline_metadata(session, pipeline.id)
     return node
 
@@ -141,6 +143,7 @@ def update_node(session: Session, node: Node, *, contract: str = SEED, **fields:
         node.metadata_ = metadata
         node.status = "pending"
     session.flush()
+    events.node_changed(session, node.id, node.pipeline_id)
     if changed:
         refresh_pipeline_metadata(session, node.pipeline_id)
     return node
@@ -189,7 +192,9 @@ def destroy_node(session: Session, node: Node) -> None:
                 cleaned[slot] = new_value
         if touched:
             session.execute(update(Node).where(Node.id == other.id).values(inputs=cleaned))
+            events.node_changed(session, other.id, other.pipeline_id)
     pipeline_id = node.pipeline_id
     session.delete(node)
     session.flush()
+    events.node_deleted(session, node.id, pipeline_id)
     refresh_pipeline_metadata(session, pipeline_id)

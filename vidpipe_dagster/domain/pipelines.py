@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.errors import NotFoundError, ValidationError
 
 PIPELINE_FIELDS = ("title", "version", "config", "metadata")
@@ -87,3 +88,4 @@ def destroy_pipeline(session: Session, pipeline: Pipeline) -> None:
     )
     session.execute(delete(Pipeline).where(Pipeline.id == pipeline.id))
     session.expunge(pipeline)
+    events.pipeline_deleted(session, pipeline.id)

@@ -8,6 +8,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.node_types import STATUSES
 
 
@@ -32,6 +33,7 @@ def refresh_pipeline_metadata(session: Session, pipeline_id: Any, *, add_cost: f
     :mod:`vidpipe_dagster.domain.lifecycle`); taking it again here is then free, and every
     status change of the pipeline's nodes is recounted under that one lock.
     Engine writes leave ``updated_at`` alone: it tracks the editor's changes to structure.
+    A change of either figure is marked for the live-status events.
     """
     row = session.execute(
         select(Pipeline.metadata_).where(Pipeline.id == pipeline_id).with_for_update()
@@ -42,6 +44,12 @@ def refresh_pipeline_metadata(session: Session, pipeline_id: Any, *, add_cost: f
     metadata["progress"] = count_statuses(session, pipeline_id)
     total = float(metadata.get("totalCost") or 0.0) + float(add_cost or 0.0)
     metadata["totalCost"] = round(total, 6)
+    before = row.metadata_ or {}
+    if (before.get("progress"), before.get("totalCost")) != (
+        metadata["progress"],
+        metadata["totalCost"],
+    ):
+        events.pipeline_changed(session, pipeline_id)
     session.execute(
         update(Pipeline)
         .where(Pipeline.id == pipeline_id)
