@@ -155,10 +155,9 @@ class EventHub:
             while not self._finished():
                 try:
                     self._listen()
-                except Exception:
-                    log.warning(
-                        "the live-status listener lost the database; retrying", exc_info=True
-                    )
+                except Exception as error:
+                    log.warning("live-status listener: %s; retrying in 1 s", error)
+                    log.debug("live-status listener failure", exc_info=True)
                     time.sleep(1.0)
         finally:
             events.remove_waker(self._wake_up)

@@ -143,6 +143,10 @@ def _when(moment: Any) -> str:
     return moment.strftime("%Y-%m-%d %H:%M") if moment else ""
 
 
+SHUTDOWN_GRACE_SECONDS = 3
+"""How long a stopping API waits for open responses (live-status streams never end)."""
+
+
 @main.command("api")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=int)
@@ -162,7 +166,13 @@ def api(host: str, port: int) -> None:
         raise SystemExit(2) from None
 
     click.echo(f"vidpipe API on http://{host}:{port} (docs at /docs)")
-    uvicorn.run("api.main:app", host=host, port=port, log_level="info")
+    uvicorn.run(
+        "api.main:app",
+        host=host,
+        port=port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
+    )
 
 
 @main.command("demo")

@@ -69,6 +69,7 @@ def run_dev(
         "api": [
             sys.executable, "-m", "uvicorn", "api.main:app",
             "--host", host, "--port", str(api_port),
+            "--timeout-graceful-shutdown", "3",
         ],
     }  # fmt: skip
     relay = Relay(echo)
