@@ -11,23 +11,16 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import pytest
 from sqlalchemy import event as sa_event
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.main import create_app
-from tests.api.conftest import BASE, MISSING_UUID, ChangeRecorder, error
-from tests.fixtures.api_server import EventReader, serving
+from tests.api.conftest import BASE, MISSING_UUID, error
+from tests.fixtures.api_server import Live, live_app
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.domain import events
-from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.domain.nodes import create_node
-from vidpipe_dagster.domain.pipelines import create_pipeline
 from vidpipe_dagster.domain.tokens import create_token
-from vidpipe_dagster.settings import Settings
 
 
 @pytest.fixture(params=["postgresql", "sqlite"])
@@ -39,48 +32,6 @@ def db(request) -> Iterator[sessionmaker[Session]]:
         engine = make_engine(request.getfixturevalue("sqlite_url"))
         yield make_sessionmaker(engine)
         engine.dispose()
-
-
-class Live:
-    """The app served on loopback, an admin token, and shorthands over one pipeline."""
-
-    def __init__(self, url: str, sessions: sessionmaker[Session], token: str, app) -> None:
-        self.url = url
-        self.sessions = sessions
-        self.headers = {"Authorization": f"Bearer {token}"}
-        self.app = app
-        self.lifecycle = Lifecycle(sessions)
-
-    def pipeline(self, title: str = "Course intro") -> str:
-        with self.sessions() as session, session.begin():
-            return create_pipeline(session, title=title).uuid
-
-    def node(self, pipeline_uuid: str, title: str) -> str:
-        from vidpipe_dagster.domain.pipelines import get_pipeline
-
-        with self.sessions() as session, session.begin():
-            pipeline = get_pipeline(session, pipeline_uuid)
-            return create_node(session, pipeline, title=title, type="asset").uuid
-
-    def stream(
-        self, pipeline_uuid: str, *, last_event_id: int | None = None, **headers
-    ) -> EventReader:
-        sent = {**self.headers, **headers}
-        if last_event_id is not None:
-            sent["Last-Event-ID"] = str(last_event_id)
-        return EventReader(f"{self.url}{BASE}/{pipeline_uuid}/events", sent).start()
-
-
-@contextmanager
-def live_app(sessions: sessionmaker[Session], **settings: Any) -> Iterator[Live]:
-    """The app over ``sessions`` served by uvicorn, with an admin token."""
-    with sessions() as session, session.begin():
-        token = create_token(session, name="admin", admin=True)
-    app = create_app(
-        settings=Settings(**settings), sessions=sessions, notify_change=ChangeRecorder()
-    )
-    with serving(app) as url:
-        yield Live(url, sessions, token, app)
 
 
 def _summary(event) -> tuple:
