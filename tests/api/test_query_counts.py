@@ -29,6 +29,11 @@ def counted(engine) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", record)
 
 
+def _event_read(statement: str) -> bool:
+    """The commit's one read of the changed nodes for their live-status events."""
+    return "video_production_nodes.output" in statement
+
+
 def _pipeline_with_nodes(sessions, count: int) -> str:
     pipeline_id = uuid.uuid4()
     start = datetime(2024, 1, 1, tzinfo=UTC)
@@ -104,7 +109,11 @@ def test_input_references_are_checked_in_one_query(client, api, sessions, engine
         with counted(engine) as statements:
             response = api.create_node(pipeline["uuid"], body)
         assert response.status_code == 201, response.text
-        node_queries = [s for s in statements if "video_production_nodes" in s and " IN " in s]
+        node_queries = [
+            s
+            for s in statements
+            if "video_production_nodes" in s and " IN " in s and not _event_read(s)
+        ]
         assert len(node_queries) == 1, node_queries
         counts[size] = len(statements)
         with counted(engine) as statements:
