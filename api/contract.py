@@ -45,6 +45,11 @@ class Contract:
         known = {node.uuid for node in nodes}
         return [self._node(node, known) for node in nodes]
 
+    def node_among(self, node: Node, known_uuids: set[str]) -> dict[str, Any]:
+        """One node's JSON, its validity judged against ``known_uuids`` (its pipeline's
+        nodes as the caller knows them, e.g. a live-status stream following its events)."""
+        return self._node(node, known_uuids)
+
     def _node(self, node: Node, known: set[str]) -> dict[str, Any]:
         return node_public(
             node,

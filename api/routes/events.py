@@ -25,12 +25,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
+from api.contract import Contract, ContractDep
 from api.deps import AdminToken, SessionDep
 from api.errors import ApiError, error_response
 from api.event_hub import OVERFLOW, EventHub, Subscription
-from api.schemas import node_public, pipeline_public
+from api.schemas import pipeline_public
 from vidpipe_dagster.domain import events
-from vidpipe_dagster.domain.nodes import list_nodes
+from vidpipe_dagster.domain.nodes import list_nodes, pipeline_node_uuids
 from vidpipe_dagster.domain.pipelines import get_pipeline
 
 router = APIRouter(prefix="/v1/admin/video_production/pipelines", tags=["events"])
@@ -70,10 +71,22 @@ def frame(*, kind: str, data: dict[str, Any], event_id: int | None = None) -> st
     return f"{head}event: {kind}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
 
 
-def _public(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
-    if kind == events.NODE:
-        return {"node": node_public(events.node_from_state(payload["node"]))}
-    return payload
+class _View:
+    """How one stream shows events: its contract's node JSON, with validity judged against
+    the pipeline's node UUIDs, which the stream follows from the events it sends."""
+
+    def __init__(self, contract: Contract) -> None:
+        self.contract = contract
+        self.known: set[str] = set()
+
+    def frame(self, *, kind: str, payload: dict[str, Any], event_id: int) -> str:
+        if kind == events.NODE:
+            node = events.node_from_state(payload["node"])
+            self.known.add(node.uuid)
+            payload = {"node": self.contract.node_among(node, self.known)}
+        elif kind == events.NODE_DELETED:
+            self.known.discard(payload["node"]["uuid"])
+        return frame(kind=kind, data=payload, event_id=event_id)
 
 
 @router.get(
@@ -83,7 +96,11 @@ def _public(kind: str, payload: dict[str, Any]) -> dict[str, Any]:
     responses={200: {"content": {"text/event-stream": {}}}},
 )
 async def pipeline_events(
-    request: Request, pipeline_uuid: str, _admin: AdminToken, session: SessionDep
+    request: Request,
+    pipeline_uuid: str,
+    _admin: AdminToken,
+    session: SessionDep,
+    contract: ContractDep,
 ) -> StreamingResponse | JSONResponse:
     """Stream the pipeline's live status as Server-Sent Events."""
     try:
@@ -104,13 +121,13 @@ async def pipeline_events(
         return response
     heartbeat = request.app.state.settings.event_heartbeat_seconds
     return StreamingResponse(
-        _stream(request, subscription, after=after, heartbeat=heartbeat),
+        _stream(request, subscription, view=_View(contract), after=after, heartbeat=heartbeat),
         media_type="text/event-stream",
         headers=STREAM_HEADERS,
     )
 
 
-def _snapshot(request: Request, pipeline_id: uuid_lib.UUID) -> tuple[int, str] | None:
+def _snapshot(request: Request, view: _View, pipeline_id: uuid_lib.UUID) -> tuple[int, str] | None:
     """``(id, frame)`` of a ``snapshot`` of the pipeline now, None when it is gone.
 
     The id is read before the rows, so an event committed in between is sent again after
@@ -122,17 +139,20 @@ def _snapshot(request: Request, pipeline_id: uuid_lib.UUID) -> tuple[int, str] |
             pipeline = get_pipeline(session, str(pipeline_id))
         except Exception:
             return None
-        body = pipeline_public(pipeline, nodes=list_nodes(session, pipeline))
+        nodes = list_nodes(session, pipeline)
+        view.known = {node.uuid for node in nodes}
+        body = pipeline_public(pipeline, nodes=view.contract.nodes(nodes))
     return newest, frame(kind="snapshot", data={"pipeline": body}, event_id=newest)
 
 
 def _backlog(
-    request: Request, pipeline_id: uuid_lib.UUID, after: int
+    request: Request, view: _View, pipeline_id: uuid_lib.UUID, after: int
 ) -> tuple[bool, list[events.PipelineEvent]]:
     """``(resumable, events after ``after``)`` for the pipeline."""
     with request.app.state.sessions() as session:
         if not events.can_resume(session, after):
             return False, []
+        view.known = pipeline_node_uuids(session, pipeline_id)
         found: list = []
         while True:
             page = events.events_after(
@@ -144,7 +164,12 @@ def _backlog(
 
 
 async def _stream(
-    request: Request, subscription: Subscription, *, after: int | None, heartbeat: float
+    request: Request,
+    subscription: Subscription,
+    *,
+    view: _View,
+    after: int | None,
+    heartbeat: float,
 ) -> AsyncIterator[str]:
     pipeline_id = subscription.pipeline_id
     try:
@@ -153,11 +178,13 @@ async def _stream(
         sent = after
         backlog: list = []
         if after is not None:
-            resumable, backlog = await run_in_threadpool(_backlog, request, pipeline_id, after)
+            resumable, backlog = await run_in_threadpool(
+                _backlog, request, view, pipeline_id, after
+            )
             if not resumable:
                 sent = None
         if sent is None:
-            snapshot = await run_in_threadpool(_snapshot, request, pipeline_id)
+            snapshot = await run_in_threadpool(_snapshot, request, view, pipeline_id)
             if snapshot is None:
                 gone = {"pipeline": {"uuid": str(pipeline_id)}}
                 yield frame(kind=events.PIPELINE_DELETED, data=gone)
@@ -165,7 +192,7 @@ async def _stream(
             sent, text = snapshot
             yield text
         for row in backlog:
-            yield frame(kind=row.kind, data=_public(row.kind, row.payload), event_id=row.id)
+            yield view.frame(kind=row.kind, payload=row.payload, event_id=row.id)
             sent = row.id
             if row.kind == events.PIPELINE_DELETED:
                 return
@@ -177,7 +204,7 @@ async def _stream(
                 continue
             if item is OVERFLOW:
                 subscription.resynchronised()
-                snapshot = await run_in_threadpool(_snapshot, request, pipeline_id)
+                snapshot = await run_in_threadpool(_snapshot, request, view, pipeline_id)
                 if snapshot is None:
                     return
                 sent, text = snapshot
@@ -185,7 +212,7 @@ async def _stream(
                 continue
             if item.id <= sent:
                 continue
-            yield frame(kind=item.kind, data=_public(item.kind, item.payload), event_id=item.id)
+            yield view.frame(kind=item.kind, payload=item.payload, event_id=item.id)
             sent = item.id
             if item.kind == events.PIPELINE_DELETED:
                 return

@@ -329,3 +329,19 @@ def test_a_hundred_idle_streams_cost_no_database_work_beyond_the_heartbeat(db):
             assert listener_work <= window / live.app.state.settings.event_poll_seconds + 2
         for reader in hundred:
             reader.stop()
+
+
+def test_the_editor_generation_streams_its_own_node_json(sessions):
+    with live_app(sessions, api_contract="editor") as live:
+        pipeline = live.pipeline()
+        node = live.node(pipeline, "Voiceover")
+        reader = live.stream(pipeline)
+        snapshot = reader.next()
+        assert snapshot.data["pipeline"]["nodes"][0]["is_valid"] is True
+        process = live.lifecycle.started(node)
+        live.lifecycle.succeeded(node, {"type": "audio", "s3_key": "a.mp3", "size": 3}, process)
+        done = reader.until(lambda e: e.kind == "node" and e.data["node"]["status"] == "completed")
+        streamed = done[-1].data["node"]
+        assert streamed["output"] == {"type": "audio", "s3Key": "a.mp3", "size": 3}
+        assert (streamed["is_valid"], streamed["validation_errors"]) == (True, {})
+        reader.stop()
