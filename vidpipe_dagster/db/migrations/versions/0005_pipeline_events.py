@@ -1,7 +1,7 @@
 """Live-status events: what changed in a pipeline, numbered in commit order.
 
-Revision ID: 0004_pipeline_events
-Revises: 0003_token_last_used
+Revision ID: 0005_pipeline_events
+Revises: 0004_node_output_signature
 Create Date: 2026-12-01
 """
 
@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0004_pipeline_events"
-down_revision = "0003_token_last_used"
+revision = "0005_pipeline_events"
+down_revision = "0004_node_output_signature"
 branch_labels = None
 depends_on = None
 
