@@ -83,7 +83,7 @@ def test_every_transition_arrives_in_order_and_a_reconnect_misses_nothing(db):
         ids = [e.id for e in seen]
         assert ids == sorted(ids) and len(set(ids)) == len(ids) and ids[0] > snapshot.id
         completed = seen[3].data["node"]
-        assert completed["output"] == output
+        assert completed["output"] == {**output, "process_uuid": process}
         assert completed["metadata"]["cost"] == 0.12
         assert seen[4].data["pipeline"]["totalCost"] == 0.12
         assert set(completed) >= {"uuid", "pipeline_uuid", "status", "metadata", "output"}
@@ -342,6 +342,11 @@ def test_the_editor_generation_streams_its_own_node_json(sessions):
         live.lifecycle.succeeded(node, {"type": "audio", "s3_key": "a.mp3", "size": 3}, process)
         done = reader.until(lambda e: e.kind == "node" and e.data["node"]["status"] == "completed")
         streamed = done[-1].data["node"]
-        assert streamed["output"] == {"type": "audio", "s3Key": "a.mp3", "size": 3}
+        assert streamed["output"] == {
+            "type": "audio",
+            "s3Key": "a.mp3",
+            "size": 3,
+            "processUuid": process,
+        }
         assert (streamed["is_valid"], streamed["validation_errors"]) == (True, {})
         reader.stop()

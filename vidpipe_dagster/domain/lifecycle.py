@@ -17,6 +17,8 @@ compile-error notes) takes its row locks in this one order, and never goes back 
 2. node rows (``video_production_nodes``), by id when there are several;
 3. the per-provider admission lock (``pg_advisory_xact_lock`` in
    :mod:`vidpipe_dagster.provider_jobs`).
+4. the live-status event lock, taken by the commit itself as its last statements
+   (:mod:`vidpipe_dagster.domain.events`); its holder waits for nothing else.
 
 A transaction may skip a level (``updated`` locks only its node), but one holding a node lock
 never asks for a pipeline lock. So a transition that changes a node's status locks the
