@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
 
 import pydantic
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -66,7 +67,19 @@ def end_transaction(session: Session) -> None:
     session.commit()
 
 
-def require_admin(request: Request, session: SessionDep) -> ApiToken:
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="AdminToken",
+    description="An admin API token (`vidpipe tokens create NAME --admin`).",
+)
+"""The security scheme in the OpenAPI document; :func:`require_admin` does the checking."""
+
+
+def require_admin(
+    request: Request,
+    session: SessionDep,
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
+) -> ApiToken:
     """The caller's admin token: 401 when missing or unknown, 403 when not admin."""
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -200,11 +213,14 @@ def wrapped_body(key: str, model: type[Model], *, required: bool = True) -> Call
     return parse
 
 
-def body_doc(key: str, model: type[pydantic.BaseModel]) -> dict[str, Any]:
-    """OpenAPI text for a wrapped body, since bodies are parsed after authentication."""
-    schema = {
-        "type": "object",
-        "required": [key],
-        "properties": {key: model.model_json_schema()},
-    }
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+def body_doc(key: str, model: type[pydantic.BaseModel], *, required: bool = True) -> dict[str, Any]:
+    """OpenAPI text for a wrapped body, since bodies are parsed after authentication.
+
+    An optional body (``required=False``) may be empty, wrapped, or the bare object.
+    """
+    inner = model.model_json_schema()
+    schema: dict[str, Any] = {"type": "object", "required": [key], "properties": {key: inner}}
+    if not required:
+        schema = {"anyOf": [schema, inner]}
+    content = {"application/json": {"schema": schema}}
+    return {"requestBody": {"required": required, "content": content}}

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.docs import install_docs
 from api.errors import DatabaseOutage, install_error_handlers
 from api.routes import events, execution, health, media, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
@@ -44,6 +45,8 @@ def create_app(
         title="vidpipe",
         summary="The video-production editor's REST API.",
         version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.sessions = sessions or make_sessionmaker(make_engine(settings.resolved_database_url))
@@ -58,6 +61,7 @@ def create_app(
     install_cors(app, settings)
     for module in (health, pipelines, nodes, execution, media, events, webhooks):
         app.include_router(module.router)
+    install_docs(app)
     return app
 
 

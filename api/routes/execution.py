@@ -25,6 +25,16 @@ from sqlalchemy.orm import Session
 from api.contract import ContractDep
 from api.deps import AdminToken, SessionDep, Wrapped, body_doc, end_transaction, wrapped_body
 from api.errors import ApiError
+from api.responses import (
+    ADMIN_ERRORS,
+    BODY_ERRORS,
+    EDITOR_422,
+    EstimateEnvelope,
+    NodeEnvelope,
+    NodeExecuted,
+    NodesExecuted,
+    errors,
+)
 from api.routes.media import signed_media_url
 from api.schemas import ExecuteRequest, NodeExecuteRequest
 from vidpipe_dagster.db.models import Node, Pipeline
@@ -118,7 +128,13 @@ def _refuse_second_run(launcher, *, pipeline: Pipeline, nodes: list[Node]) -> No
 @router.post(
     "/nodes/{node_uuid}/execute",
     status_code=202,
-    openapi_extra=body_doc("execute", NodeExecuteRequest),
+    openapi_extra=body_doc("execute", NodeExecuteRequest, required=False),
+    response_model=NodeExecuted,
+    responses={
+        **errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409),
+        **EDITOR_422,
+        200: {"model": NodeEnvelope, "description": "Editor generation: the node, launched"},
+    },
 )
 def execute_node(
     request: Request,
@@ -160,7 +176,13 @@ def execute_node(
     return contract.executed(contract.nodes(pipeline_nodes)[pipeline_nodes.index(node)], run_id)
 
 
-@router.post("/execute", status_code=202, openapi_extra=body_doc("execute", ExecuteRequest))
+@router.post(
+    "/execute",
+    status_code=202,
+    response_model=NodesExecuted,
+    responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404, 409),
+    openapi_extra=body_doc("execute", ExecuteRequest, required=False),
+)
 def execute_pipeline(
     request: Request,
     pipeline_uuid: str,
@@ -197,7 +219,7 @@ def execute_pipeline(
     return JSONResponse({"nodes": listed, "run_id": run_id}, status_code=202)
 
 
-@router.get("/estimate")
+@router.get("/estimate", response_model=EstimateEnvelope, responses=errors(*ADMIN_ERRORS, 404))
 def estimate_pipeline(
     request: Request, pipeline_uuid: str, _admin: AdminToken, session: SessionDep
 ) -> JSONResponse:
@@ -223,7 +245,19 @@ def estimate_pipeline(
     )
 
 
-@router.get("/nodes/{node_uuid}/output", status_code=302)
+@router.get(
+    "/nodes/{node_uuid}/output",
+    status_code=302,
+    response_class=RedirectResponse,
+    responses={
+        302: {
+            "description": "Redirect to the media (Location header)",
+            "headers": {"Location": {"schema": {"type": "string", "format": "uri"}}},
+        },
+        **errors(*ADMIN_ERRORS, 404),
+        **EDITOR_422,
+    },
+)
 def node_output(
     request: Request,
     pipeline_uuid: str,

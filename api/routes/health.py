@@ -8,11 +8,16 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from api.errors import DATABASE_RETRY_AFTER_SECONDS, DATABASE_UNAVAILABLE, error_response
+from api.responses import Health, HealthDown
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get(
+    "/healthz",
+    response_model=Health,
+    responses={503: {"model": HealthDown, "description": "The database does not answer"}},
+)
 def healthz(request: Request) -> JSONResponse:
     """200 ``{"status": "ok"}`` when the database answers, else a 503 in the error shape."""
     try:

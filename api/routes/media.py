@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from api.errors import ApiError
+from api.responses import errors
 from vidpipe_dagster.resources.providers.base import reveal
 from vidpipe_dagster.resources.storage import StorageError, guess_content_type
 from vidpipe_dagster.settings import Settings
@@ -70,7 +71,22 @@ def signed_media_url(request: Request, key: str, *, seconds: int | None = None) 
 
 
 @router.head("/{key:path}", include_in_schema=False)
-@router.get("/{key:path}")
+@router.get(
+    "/{key:path}",
+    response_class=FileResponse,
+    responses={
+        200: {"description": "The file", "content": {"*/*": {}}},
+        206: {"description": "The requested byte range", "content": {"*/*": {}}},
+        **errors(
+            403,
+            404,
+            notes={
+                403: "The URL is not signed, its signature is wrong, or it has expired",
+                404: "No media at that key",
+            },
+        ),
+    },
+)
 def media(request: Request, key: str, expires: str = "", signature: str = "") -> FileResponse:
     """The stored file at ``key`` when the URL's signature holds and has not expired."""
     settings: Settings = request.app.state.settings

@@ -16,6 +16,7 @@ from api.deps import (
     retry_transaction,
     wrapped_body,
 )
+from api.responses import ADMIN_ERRORS, BODY_ERRORS, NodeEnvelope, NodeList, errors
 from api.schemas import NodeCreate, NodeUpdate
 from vidpipe_dagster.domain import nodes as commands
 from vidpipe_dagster.domain.pipelines import get_pipeline
@@ -25,7 +26,7 @@ router = APIRouter(
 )
 
 
-@router.get("")
+@router.get("", response_model=NodeList, responses=errors(*ADMIN_ERRORS, 404))
 def list_nodes(
     pipeline_uuid: str, _admin: AdminToken, session: SessionDep, contract: ContractDep
 ) -> JSONResponse:
@@ -34,7 +35,13 @@ def list_nodes(
     return JSONResponse({"nodes": contract.nodes(commands.list_nodes(session, pipeline))})
 
 
-@router.post("", status_code=201, openapi_extra=body_doc("node", NodeCreate))
+@router.post(
+    "",
+    status_code=201,
+    response_model=NodeEnvelope,
+    responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404),
+    openapi_extra=body_doc("node", NodeCreate),
+)
 @retry_transaction
 def create_node(
     request: Request,
@@ -52,7 +59,7 @@ def create_node(
     return JSONResponse({"node": contract.node(session, node)}, status_code=201)
 
 
-@router.get("/{node_uuid}")
+@router.get("/{node_uuid}", response_model=NodeEnvelope, responses=errors(*ADMIN_ERRORS, 404))
 def show_node(
     pipeline_uuid: str,
     node_uuid: str,
@@ -66,7 +73,12 @@ def show_node(
     return JSONResponse({"node": contract.node(session, node)})
 
 
-@router.patch("/{node_uuid}", openapi_extra=body_doc("node", NodeUpdate))
+@router.patch(
+    "/{node_uuid}",
+    response_model=NodeEnvelope,
+    responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404),
+    openapi_extra=body_doc("node", NodeUpdate),
+)
 @retry_transaction
 def update_node(
     request: Request,
@@ -86,7 +98,7 @@ def update_node(
     return JSONResponse({"node": contract.node(session, node)})
 
 
-@router.delete("/{node_uuid}", status_code=204)
+@router.delete("/{node_uuid}", status_code=204, responses=errors(*ADMIN_ERRORS, 404))
 @retry_transaction
 def destroy_node(
     request: Request, pipeline_uuid: str, node_uuid: str, _admin: AdminToken, session: SessionDep

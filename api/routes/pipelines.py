@@ -19,6 +19,14 @@ from api.deps import (
     wrapped_body,
 )
 from api.errors import ApiError
+from api.responses import (
+    ADMIN_ERRORS,
+    BODY_ERRORS,
+    PipelineDetailEnvelope,
+    PipelineEnvelope,
+    PipelineList,
+    errors,
+)
 from api.schemas import PipelineCreate, PipelineUpdate, pipeline_public
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.domain import pipelines as commands
@@ -41,7 +49,7 @@ def _positive(name: str, value: str | None, default: int) -> int:
     return number
 
 
-@router.get("")
+@router.get("", response_model=PipelineList, responses=errors(*ADMIN_ERRORS))
 def list_pipelines(
     _admin: AdminToken,
     session: SessionDep,
@@ -74,7 +82,13 @@ def list_pipelines(
     return JSONResponse(body)
 
 
-@router.post("", status_code=201, openapi_extra=body_doc("pipeline", PipelineCreate))
+@router.post(
+    "",
+    status_code=201,
+    response_model=PipelineEnvelope,
+    responses=errors(*ADMIN_ERRORS, *BODY_ERRORS),
+    openapi_extra=body_doc("pipeline", PipelineCreate),
+)
 @retry_transaction
 def create_pipeline(
     request: Request,
@@ -89,7 +103,11 @@ def create_pipeline(
     return JSONResponse({"pipeline": pipeline_public(pipeline)}, status_code=201)
 
 
-@router.get("/{pipeline_uuid}")
+@router.get(
+    "/{pipeline_uuid}",
+    response_model=PipelineDetailEnvelope,
+    responses=errors(*ADMIN_ERRORS, 404),
+)
 def show_pipeline(
     pipeline_uuid: str, _admin: AdminToken, session: SessionDep, contract: ContractDep
 ) -> JSONResponse:
@@ -99,7 +117,12 @@ def show_pipeline(
     return JSONResponse({"pipeline": pipeline_public(pipeline, nodes=nodes)})
 
 
-@router.patch("/{pipeline_uuid}", openapi_extra=body_doc("pipeline", PipelineUpdate))
+@router.patch(
+    "/{pipeline_uuid}",
+    response_model=PipelineEnvelope,
+    responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404),
+    openapi_extra=body_doc("pipeline", PipelineUpdate),
+)
 @retry_transaction
 def update_pipeline(
     request: Request,
@@ -116,7 +139,7 @@ def update_pipeline(
     return JSONResponse({"pipeline": pipeline_public(pipeline)})
 
 
-@router.delete("/{pipeline_uuid}", status_code=204)
+@router.delete("/{pipeline_uuid}", status_code=204, responses=errors(*ADMIN_ERRORS, 404))
 @retry_transaction
 def destroy_pipeline(
     request: Request, pipeline_uuid: str, _admin: AdminToken, session: SessionDep

@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 
 from api.deps import _read_limited
 from api.errors import ApiError
+from api.responses import WebhookReceipt, errors
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.provider_jobs import find_job, finish_job
 from vidpipe_dagster.resources.providers.clients import shared_clients
@@ -77,7 +78,51 @@ def _finish(request: Request, *, provider: str, event: WebhookEvent) -> JSONResp
     return JSONResponse({"received": True, "outcome": outcome})
 
 
-@router.post("/{provider}")
+SIGNATURE_HEADERS = {
+    "X-Heygen-Signature": "heygen: hex HMAC-SHA256 of the raw body with "
+    "VIDPIPE_HEYGEN_WEBHOOK_SECRET.",
+    "X-Remotion-Signature": "remotion: sha512=<hex HMAC-SHA512 of the raw body with "
+    "VIDPIPE_REMOTION_WEBHOOK_SECRET>.",
+}
+"""The signature header each provider sends (documented in the OpenAPI document)."""
+
+WEBHOOK_DOC: dict[str, Any] = {
+    "parameters": [
+        {
+            "name": header,
+            "in": "header",
+            "required": False,
+            "description": text + " A missing or wrong signature is a 401.",
+            "schema": {"type": "string"},
+        }
+        for header, text in SIGNATURE_HEADERS.items()
+    ],
+    "requestBody": {
+        "required": True,
+        "content": {"application/json": {"schema": {"type": "object"}}},
+    },
+}
+
+
+@router.post(
+    "/{provider}",
+    response_model=WebhookReceipt,
+    responses=errors(
+        400,
+        401,
+        404,
+        413,
+        422,
+        503,
+        notes={
+            400: "The body is not a JSON object",
+            401: "Missing or invalid signature, or no webhook secret configured",
+            404: "No webhook for that provider",
+            503: "The provider is not configured, or its result cannot be fetched yet",
+        },
+    ),
+    openapi_extra=WEBHOOK_DOC,
+)
 async def provider_webhook(provider: str, request: Request) -> JSONResponse:
     """A provider's job callback, verified by its signature and parsed by its unit."""
     unit = get_unit(provider)
