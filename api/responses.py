@@ -138,6 +138,15 @@ class NodesExecuted(BaseModel):
     run_id: str
 
 
+class ReusedFrom(_Body):
+    """The finished node whose output a reusable node would take."""
+
+    node_uuid: str
+    pipeline_uuid: str
+    title: str | None
+    process_uuid: str | None
+
+
 class EstimateLine(_Body):
     """One node's estimated cost of one run."""
 
@@ -152,6 +161,11 @@ class EstimateLine(_Body):
     source: str | None
     as_of: str | None
     note: str | None
+    reusable: bool = Field(description="finished work with the same inputs would be reused")
+    saved_usd: float | None = Field(
+        default=None, description="when reusable: what reuse saves, US dollars"
+    )
+    reused_from: ReusedFrom | None = Field(default=None, description="when reusable")
 
 
 class Estimate(_Body):
@@ -163,6 +177,7 @@ class Estimate(_Body):
     budget_usd: float | None
     spent_usd: float
     remaining_usd: float | None
+    saved_usd: float = Field(description="what reusing finished work saves, US dollars")
 
 
 class EstimateEnvelope(BaseModel):

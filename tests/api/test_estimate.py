@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.main import create_app
+from api.responses import EstimateEnvelope
 from tests.api.conftest import BASE, error
 from vidpipe_dagster.settings import Settings
 
@@ -147,6 +148,8 @@ def test_reusable_nodes_cost_nothing_and_show_the_saving(offline, admin_headers,
     assert by_title["Voice"]["usd"] == pytest.approx(0.10)
     assert estimate["total_usd"] == pytest.approx(0.10)
     assert estimate["saved_usd"] == pytest.approx(3.2)
+    documented = EstimateEnvelope.model_validate(body).estimate  # the OpenAPI shape holds
+    assert documented.nodes[[n["title"] for n in estimate["nodes"]].index("Animation")].reused_from
 
     url = f"{BASE}/{pipeline['uuid']}/nodes/{animation['uuid']}/execute"
     assert offline.post(url, headers=admin_headers).status_code == 503  # within budget: launched
