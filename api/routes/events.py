@@ -29,6 +29,7 @@ from api.contract import Contract, ContractDep
 from api.deps import AdminToken, SessionDep
 from api.errors import ApiError, error_response
 from api.event_hub import OVERFLOW, EventHub, Subscription
+from api.responses import ADMIN_ERRORS, errors
 from api.schemas import pipeline_public
 from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.nodes import list_nodes, pipeline_node_uuids
@@ -93,7 +94,7 @@ class _View:
     "/{pipeline_uuid}/events",
     response_class=StreamingResponse,
     response_model=None,
-    responses={200: {"content": {"text/event-stream": {}}}},
+    responses={200: {"content": {"text/event-stream": {}}}, **errors(*ADMIN_ERRORS, 400, 404)},
 )
 async def pipeline_events(
     request: Request,

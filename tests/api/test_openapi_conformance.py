@@ -113,6 +113,7 @@ def test_every_answer_is_declared(case, world):
     _, known = world
     case.call_and_validate(headers=known.headers, checks=CHECKS)
     real = {"pipeline_uuid": known.pipeline_uuid, "node_uuid": known.node_uuid}
-    if case.path_parameters and set(case.path_parameters) <= set(real):
+    streams = case.path.endswith("/events")  # an open stream never ends: 404s only
+    if not streams and case.path_parameters and set(case.path_parameters) <= set(real):
         case.path_parameters = {name: real[name] for name in case.path_parameters}
         case.call_and_validate(headers=known.headers, checks=CHECKS)
