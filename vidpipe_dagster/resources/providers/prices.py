@@ -108,6 +108,29 @@ def resolution_suffix(config: Mapping[str, Any]) -> str:
     return ""
 
 
+def per_second_of_video(*, provider: str, default_model: str, default_seconds: float):
+    """A price function billing each second of output (``seconds``, else
+    ``config.duration``, else ``default_seconds``) at the rate of ``config.model`` and its
+    resolution (``model_4k``, ``model_1080p``), falling back to ``default_model``."""
+
+    def estimate(
+        node_type: str,
+        config: Mapping[str, Any],
+        *,
+        script_chars: int | None,
+        seconds: float | None,
+        rates: Mapping[str, Rate],
+    ) -> CostEstimate:
+        model = str(config.get("model") or default_model)
+        rate = pick_rate(rates, model + resolution_suffix(config), model, default=default_model)
+        if seconds is None:
+            seconds = float(config.get("duration") or default_seconds)
+        usd = rate.usd * seconds if rate else 0.0
+        return CostEstimate(provider, usd, float(seconds), "second", rate, "")
+
+    return estimate
+
+
 def free(provider: str, note: str) -> CostEstimate:
     """A zero estimate with the reason."""
     return CostEstimate(provider, 0.0, 0.0, None, None, note)

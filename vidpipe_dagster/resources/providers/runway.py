@@ -28,12 +28,7 @@ from vidpipe_dagster.resources.providers.errors import (
 )
 from vidpipe_dagster.resources.providers.http import error_for_status, json_body, require_json
 from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
-from vidpipe_dagster.resources.providers.prices import (
-    CostEstimate,
-    Rate,
-    pick_rate,
-    resolution_suffix,
-)
+from vidpipe_dagster.resources.providers.prices import Rate, per_second_of_video
 from vidpipe_dagster.resources.providers.status import JobState, JobStatus
 from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
@@ -230,21 +225,9 @@ RATES: dict[str, Rate] = {
 DEFAULT_SECONDS = 5
 
 
-def estimate(
-    node_type: str,
-    config: Mapping[str, Any],
-    *,
-    script_chars: int | None,
-    seconds: float | None,
-    rates: Mapping[str, Rate],
-) -> CostEstimate:
-    """Per second of output (``seconds`` or ``config.duration``), by ``model``."""
-    model = str(config.get("model") or DEFAULT_MODEL)
-    rate = pick_rate(rates, model + resolution_suffix(config), model, default=DEFAULT_MODEL)
-    if seconds is None:
-        seconds = float(config.get("duration") or DEFAULT_SECONDS)
-    usd = rate.usd * seconds if rate else 0.0
-    return CostEstimate(NAME, usd, float(seconds), "second", rate, "")
+estimate = per_second_of_video(
+    provider=NAME, default_model=DEFAULT_MODEL, default_seconds=DEFAULT_SECONDS
+)
 
 
 def build_client(provider: ProviderSettings, settings: Any) -> RunwayClient:
