@@ -1,6 +1,6 @@
 """Exactly one provider job per execution, on PostgreSQL through in-process runs: fake
-HeyGen, Veo, Runway and ElevenLabs accept a submission and then time out or drop the
-connection, with HTTP attempts and step retries on; the fake ends with one job, and only
+HeyGen, Veo, Runway, ElevenLabs and Remotion's Lambda accept a submission and then time out
+or drop the connection, with HTTP attempts and step retries on; the fake ends with one job, and only
 HeyGen (which lists videos by a title holding our reference) lets the node complete."""
 
 from __future__ import annotations
@@ -45,6 +45,14 @@ CASES = {
         ),
         "/v1/text-to-speech/",
     ),
+    "remotion": (
+        NodeRow(
+            "paid",
+            "render-code",
+            config={"provider": "remotion", "compositionId": "Main", "serveUrl": "https://site"},
+        ),
+        "/invocations",
+    ),
 }
 
 
@@ -61,7 +69,23 @@ def _fake(request: pytest.FixtureRequest, provider: str):
     name = {"veo3": "fake_veo"}.get(provider, f"fake_{provider}")
     fake = request.getfixturevalue(name)
     fake.hang_seconds = 3
+    if provider == "remotion":
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        for variable, value in {
+            "VIDPIPE_REMOTION_FUNCTION_NAME": fake.function_name,
+            "VIDPIPE_REMOTION_LAMBDA_ENDPOINT_URL": fake.url,
+            "VIDPIPE_REMOTION_S3_ENDPOINT_URL": fake.url,
+            "AWS_ACCESS_KEY_ID": "test",
+            "AWS_SECRET_ACCESS_KEY": "test",
+        }.items():
+            monkeypatch.setenv(variable, value)
+        get_settings.cache_clear()
     return fake
+
+
+def _paid(fake, submit_path: str) -> int:
+    """Submissions the fake acted on: the paid work it did."""
+    return len(fake.handled_to(submit_path, method="POST"))
 
 
 def _retried(result: dg.ExecuteInProcessResult) -> list:
@@ -84,6 +108,7 @@ def test_a_lost_answer_never_makes_a_second_paid_job(
         first = run_in_process(sessions, resource, instance, [key])
         assert _retried(first) == []
         assert len(fake.requests_to(submit_path, method="POST")) == 1
+        assert _paid(fake, submit_path) == 1
         node = node_row(sessions, ids["paid"])
         recorded = node.metadata_["submission"]
         assert recorded["reference"] == node.metadata_["process_uuid"]
@@ -116,6 +141,7 @@ def test_a_lost_answer_never_makes_a_second_paid_job(
         again = run_in_process(sessions, resource, instance, [key], tags={"vidpipe/retry": "true"})
         assert not again.success and _retried(again) == []
         assert len(fake.requests_to(submit_path, method="POST")) == 1
+        assert _paid(fake, submit_path) == 1
         refused = node_row(sessions, ids["paid"])
         assert refused.status == "failed"
         assert "not sent again automatically" in refused.metadata_["error"]
