@@ -19,7 +19,8 @@ from vidpipe_dagster.resources.providers.base import (
     ResultExpiredError,
     TransientError,
 )
-from vidpipe_dagster.resources.providers.heygen import HeyGenClient, v3_resolution
+from vidpipe_dagster.resources.providers.heygen import HeyGenClient
+from vidpipe_dagster.resources.providers.heygen_wire import v3_resolution
 
 CONFIG = {"avatarId": "Daisy_public", "voiceId": "voice-1", "width": 1920, "height": 1080}
 

@@ -18,11 +18,8 @@ from vidpipe_dagster.resources.providers.base import (
     TransientError,
     poll_many,
 )
-from vidpipe_dagster.resources.providers.remotion import (
-    RemotionClient,
-    parse_payload,
-    split_job_id,
-)
+from vidpipe_dagster.resources.providers.remotion import RemotionClient
+from vidpipe_dagster.resources.providers.remotion_wire import parse_payload, split_job_id
 
 INVOKE = "/invocations"
 
