@@ -141,20 +141,12 @@ def concat_copy(paths: Sequence[Path], *, output: Path, media_seconds: float | N
     )  # fmt: skip
 
 
-def concat_normalised(
-    paths: Sequence[Path],
-    infos: Sequence[MediaInfo],
-    *,
-    output: Path,
-    fade: float | None,
-) -> None:
-    """Re-encode every segment to one format and join them, optionally cross-fading."""
-    first_video = infos[0].video
-    assert first_video is not None
-    width, height = _even(first_video.width), _even(first_video.height)
-    fps = min(first_video.fps or DEFAULT_FPS, MAX_FPS)
-    with_audio = any(info.audio is not None for info in infos)
-
+def _segment_filters(
+    infos: Sequence[MediaInfo], *, width: int, height: int, fps: float, with_audio: bool
+) -> list[str]:
+    """One video chain per input scaled and padded to ``width`` x ``height`` at ``fps``
+    (``[v<i>]``), and with ``with_audio`` one audio chain each (``[a<i>]``, silence for an
+    input without audio)."""
     filters: list[str] = []
     for index, info in enumerate(infos):
         duration = info.duration or 0.0
@@ -176,28 +168,51 @@ def concat_normalised(
                 f"anullsrc=r={AUDIO_RATE}:cl=stereo,atrim=0:{duration:.3f},"
                 f"aformat=sample_fmts=fltp,asetpts=PTS-STARTPTS[a{index}]"
             )
+    return filters
 
+
+def _join_filters(infos: Sequence[MediaInfo], *, fade: float | None, with_audio: bool) -> list[str]:
+    """The filters joining the segments into ``[v]`` (and ``[a]``): a concat, or a chain of
+    cross-fades of ``fade`` seconds."""
     count = len(infos)
     if fade is None:
         pads = "".join(f"[v{i}]" + (f"[a{i}]" if with_audio else "") for i in range(count))
         outputs = "[v][a]" if with_audio else "[v]"
-        filters.append(f"{pads}concat=n={count}:v=1:a={int(with_audio)}{outputs}")
-    else:
-        offset = 0.0
-        video_label, audio_label = "v0", "a0"
-        for index in range(1, count):
-            offset += (infos[index - 1].duration or 0.0) - fade
-            filters.append(
-                f"[{video_label}][v{index}]xfade=transition=fade:duration={fade:g}:"
-                f"offset={offset:.3f}[vx{index}]"
-            )
-            video_label = f"vx{index}"
-            if with_audio:
-                filters.append(f"[{audio_label}][a{index}]acrossfade=d={fade:g}[ax{index}]")
-                audio_label = f"ax{index}"
-        filters.append(f"[{video_label}]null[v]")
+        return [f"{pads}concat=n={count}:v=1:a={int(with_audio)}{outputs}"]
+    filters: list[str] = []
+    offset = 0.0
+    video_label, audio_label = "v0", "a0"
+    for index in range(1, count):
+        offset += (infos[index - 1].duration or 0.0) - fade
+        filters.append(
+            f"[{video_label}][v{index}]xfade=transition=fade:duration={fade:g}:"
+            f"offset={offset:.3f}[vx{index}]"
+        )
+        video_label = f"vx{index}"
         if with_audio:
-            filters.append(f"[{audio_label}]anull[a]")
+            filters.append(f"[{audio_label}][a{index}]acrossfade=d={fade:g}[ax{index}]")
+            audio_label = f"ax{index}"
+    filters.append(f"[{video_label}]null[v]")
+    if with_audio:
+        filters.append(f"[{audio_label}]anull[a]")
+    return filters
+
+
+def concat_normalised(
+    paths: Sequence[Path],
+    infos: Sequence[MediaInfo],
+    *,
+    output: Path,
+    fade: float | None,
+) -> None:
+    """Re-encode every segment to one format and join them, optionally cross-fading."""
+    first_video = infos[0].video
+    assert first_video is not None
+    width, height = _even(first_video.width), _even(first_video.height)
+    fps = min(first_video.fps or DEFAULT_FPS, MAX_FPS)
+    with_audio = any(info.audio is not None for info in infos)
+    filters = _segment_filters(infos, width=width, height=height, fps=fps, with_audio=with_audio)
+    filters += _join_filters(infos, fade=fade, with_audio=with_audio)
 
     args: list[str] = []
     for path in paths:

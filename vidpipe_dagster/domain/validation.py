@@ -33,6 +33,7 @@ from vidpipe_dagster.domain.node_types import (
     EDITOR_NODE_TYPES,
     INPUT_SCHEMAS,
     NODE_TYPES,
+    InputSlot,
     canonical_type,
 )
 
@@ -92,6 +93,47 @@ def _blank(value: Any, *, contract: str) -> bool:
     return value is None or value in ("", [], {})
 
 
+def _slot_references(
+    slot: InputSlot, value: Any, *, node_type: str, contract: str, strict: bool
+) -> tuple[list[Any], list[Problem]]:
+    """``(references, problems)`` of one input slot's value."""
+    if _blank(value, contract=contract):
+        required = [Problem("inputs", slot.name, "required", node_type)] if slot.required else []
+        return [], required
+    if contract == EDITOR and not slot.multiple:
+        if not isinstance(value, str):
+            return [], [Problem("inputs", slot.name, "not_single", node_type)]
+        return [value], []
+    if isinstance(value, str) and not strict and contract == SEED:
+        if value:
+            return [value], []
+        required = [Problem("inputs", slot.name, "required", node_type)] if slot.required else []
+        return [], required
+    if not isinstance(value, list):
+        return [], [Problem("inputs", slot.name, "not_array", node_type)]
+    if slot.min_items is not None and len(value) < slot.min_items:
+        detail = {"minimum": slot.min_items, "count": len(value)}
+        too_few = [Problem("inputs", slot.name, "min_items", node_type, detail)]
+        return ([] if contract == EDITOR else value), too_few
+    return value, []
+
+
+def _missing_references(
+    references: dict[str, list[Any]], *, node_type: str, exists: Exists
+) -> list[Problem]:
+    """A ``missing_nodes`` problem per slot naming anything ``exists`` does not know."""
+    if not references:
+        return []
+    every = [item for items in references.values() for item in items]
+    known = exists([item for item in every if isinstance(item, str)])
+    problems = []
+    for name, items in references.items():
+        missing = [str(item) for item in items if not isinstance(item, str) or item not in known]
+        if missing:
+            problems.append(Problem("inputs", name, "missing_nodes", node_type, {"uuids": missing}))
+    return problems
+
+
 def node_problems(
     node_type: str,
     inputs: Mapping[str, Any] | None,
@@ -122,51 +164,13 @@ def node_problems(
         problems.append(Problem("inputs", "unexpected_inputs", "no_inputs", node_type))
     references: dict[str, list[Any]] = {}
     for slot in schema:
-        value = inputs.get(slot.name)
-        if _blank(value, contract=contract):
-            if slot.required:
-                problems.append(Problem("inputs", slot.name, "required", node_type))
-            continue
-        if contract == EDITOR and not slot.multiple:
-            if not isinstance(value, str):
-                problems.append(Problem("inputs", slot.name, "not_single", node_type))
-                continue
-            references[slot.name] = [value]
-            continue
-        if isinstance(value, str) and not strict and contract == SEED:
-            if value:
-                references[slot.name] = [value]
-            elif slot.required:
-                problems.append(Problem("inputs", slot.name, "required", node_type))
-            continue
-        if not isinstance(value, list):
-            problems.append(Problem("inputs", slot.name, "not_array", node_type))
-            continue
-        if slot.min_items is not None and len(value) < slot.min_items:
-            problems.append(
-                Problem(
-                    "inputs",
-                    slot.name,
-                    "min_items",
-                    node_type,
-                    {"minimum": slot.min_items, "count": len(value)},
-                )
-            )
-            if contract == EDITOR:
-                continue
-        if value:
-            references[slot.name] = value
-    if references:
-        every = [item for items in references.values() for item in items]
-        known = exists([item for item in every if isinstance(item, str)])
-        for name, items in references.items():
-            missing = [
-                str(item) for item in items if not isinstance(item, str) or item not in known
-            ]
-            if missing:
-                problems.append(
-                    Problem("inputs", name, "missing_nodes", node_type, {"uuids": missing})
-                )
+        found, slot_problems = _slot_references(
+            slot, inputs.get(slot.name), node_type=node_type, contract=contract, strict=strict
+        )
+        problems.extend(slot_problems)
+        if found:
+            references[slot.name] = found
+    problems.extend(_missing_references(references, node_type=node_type, exists=exists))
     if contract == EDITOR:
         problems.extend(config_problems(node_type, config))
     return problems
