@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -149,8 +150,43 @@ def _describe(errors: list[dict]) -> str:
     return ", ".join(parts) or "Invalid request"
 
 
+class UnexpectedErrors:
+    """ASGI middleware answering an unexpected exception with the 500 error shape.
+
+    Starlette sends what an ``Exception`` handler answers from its outermost middleware,
+    outside CORS, so a browser could not read it. Installed before the CORS middleware,
+    this one sits inside it: the 500 carries the CORS headers like every other error. A
+    response already under way (a stream) cannot be replaced, so the error propagates.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            if started:
+                raise
+            log.exception("unhandled error on %s %s", scope.get("method"), scope.get("path"))
+            response = error_response(500, "internal_error", "Internal server error")
+            await response(scope, receive, send)
+
+
 def install_error_handlers(app: FastAPI) -> None:
-    """Register the handlers on ``app``."""
+    """Register the handlers on ``app`` (before CORS, see :class:`UnexpectedErrors`)."""
+    app.add_middleware(UnexpectedErrors)
 
     @app.exception_handler(VidpipeError)
     async def _domain(_request: Request, error: VidpipeError) -> JSONResponse:

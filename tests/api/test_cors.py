@@ -5,8 +5,11 @@ from __future__ import annotations
 import socket
 
 import pytest
+from fastapi.testclient import TestClient
 
+from api.main import create_app
 from tests.api.conftest import BASE, MISSING_UUID, ChangeRecorder, build_client
+from vidpipe_dagster.settings import Settings
 
 EDITOR = "http://localhost:3062"
 ROUTES = [
@@ -115,3 +118,25 @@ def test_dev_allows_localhost_on_any_port(sessions, origin, allowed) -> None:
     assert ("access-control-allow-origin" in response.headers) is allowed
     if allowed:
         assert response.headers["access-control-allow-origin"] == origin
+
+
+def test_an_unexpected_500_carries_the_cors_headers_and_the_error_shape(
+    sessions, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(
+        settings=Settings(cors_origins=EDITOR), sessions=sessions, notify_change=ChangeRecorder()
+    )
+
+    def broken() -> None:
+        raise RuntimeError("a bug with secret details")
+
+    app.add_api_route("/v1/broken", broken)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.get("/v1/broken", headers={"Origin": EDITOR})
+    assert response.status_code == 500
+    assert response.headers["access-control-allow-origin"] == EDITOR
+    assert response.json() == {
+        "error": {"type": "internal_error", "message": "Internal server error"}
+    }
+    assert "secret details" not in response.text
+    assert any("unhandled error on GET /v1/broken" in r.getMessage() for r in caplog.records)
