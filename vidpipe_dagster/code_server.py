@@ -10,9 +10,12 @@ The definitions a code server holds never change in place (a reload starts a new
 process), so the answer to either call is a pure function of the loaded repository.
 ``install()`` wraps the two methods of ``DagsterApiServer`` with a memo keyed by the
 repository definition object: the first caller computes, concurrent callers wait for it,
-later callers get the stored string. Error answers are not stored. The wrap is applied only
-to the Dagster version it was written against (``TESTED_DAGSTER``), checked by
-``tests/dagster/test_code_server.py``; on any other version it does nothing.
+later callers get the stored string. Error answers are not stored. Dagster 1.13 offers no
+supported way to do this (its server serializes on every call, ``dagster/_grpc/server.py``),
+so the wrap touches private methods, and is therefore applied only to the Dagster version it
+was written against (``TESTED_DAGSTER``, checked by ``tests/dagster/test_code_server.py``; on
+any other version it does nothing), only when the location loads (``prepare_process``, called
+by ``defs``, never at import) and only while ``VIDPIPE_CODE_SERVER_MEMO`` is on (the default).
 
 ``tune_gc()`` raises the cyclic garbage collector's thresholds in processes that hold the
 compiled definitions (code servers and run workers): with CPython's defaults (700, 10, 10)
@@ -36,6 +39,14 @@ TESTED_DAGSTER = "1.13.27"
 _MARK = "_vidpipe_memoized"
 PYTHON_GC_DEFAULTS = (700, 10, 10)
 GC_THRESHOLDS = (100_000, 50, 100)
+
+
+def prepare_process(*, memo: bool) -> None:
+    """What a process loading the compiled location does first: raise the GC thresholds and,
+    with ``memo``, serve snapshots once (see the module docstring)."""
+    tune_gc()
+    if memo:
+        install()
 
 
 def tune_gc() -> bool:

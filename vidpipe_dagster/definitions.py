@@ -64,15 +64,11 @@ def build_definitions(
     )
 
 
-# code servers and run workers import this module: serve snapshots once, collect less often
-code_server.install()
-code_server.tune_gc()
-
-
 @dg.definitions
 def defs() -> dg.Definitions:
     """The code location Dagster loads (the shard named by the settings, if any)."""
     settings = get_settings()
+    code_server.prepare_process(memo=settings.code_server_memo)
     verify_shared_storage(settings, VidpipeResource().sessions())
     return build_definitions(
         shard=settings.dagster_shard,

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     dagster_shard: int | None = Field(
         default=None, ge=0, description="The shard this code server loads; all when unset."
     )
+    code_server_memo: bool = Field(
+        default=True,
+        description="Build each repository and job snapshot once per code server (a wrap of "
+        "two methods of Dagster's gRPC server, applied only on the Dagster version it was "
+        "written for); off answers every call the way Dagster does.",
+    )
     execute_wait_seconds: float = Field(
         default=30.0,
         gt=0,

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -165,3 +168,29 @@ def test_gc_thresholds_are_raised_only_from_python_defaults():
         assert gc.get_threshold() == (5000, 20, 20)
     finally:
         gc.set_threshold(*saved)
+
+
+PROBE = """
+import json, sys
+from dagster._grpc.server import DagsterApiServer
+import vidpipe_dagster.definitions
+from vidpipe_dagster import code_server
+state = {"after_import": getattr(DagsterApiServer, code_server._MARK, False)}
+code_server.prepare_process(memo=sys.argv[1] == "on")
+state["after_prepare"] = getattr(DagsterApiServer, code_server._MARK, False)
+print(json.dumps(state))
+"""
+
+
+@pytest.mark.parametrize(("memo", "wrapped"), [("on", True), ("off", False)])
+def test_the_memo_is_applied_when_the_location_loads_and_only_when_asked(memo, wrapped):
+    done = subprocess.run(
+        [sys.executable, "-c", PROBE, memo],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    state = json.loads(done.stdout.strip().splitlines()[-1])
+    assert state == {"after_import": False, "after_prepare": wrapped}
