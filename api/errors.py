@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -141,7 +142,7 @@ def database_error_response(error: SQLAlchemyError, outage: DatabaseOutage) -> J
     return None
 
 
-def _describe(errors: list[dict]) -> str:
+def _describe(errors: Sequence[Mapping[str, Any]]) -> str:
     parts = []
     for error in errors:
         location = ".".join(str(p) for p in error.get("loc", ()) if p not in ("body", "query"))

@@ -171,8 +171,11 @@ class EventHub:
             return True
 
     def _listen(self) -> None:
-        waiter = _PostgresWaiter(self) if self._engine.dialect.name == "postgresql" else None
-        waiter = waiter or _SqliteWaiter(self)
+        waiter: _PostgresWaiter | _SqliteWaiter = (
+            _PostgresWaiter(self)
+            if self._engine.dialect.name == "postgresql"
+            else _SqliteWaiter(self)
+        )
         idle_since: float | None = None
         try:
             if self._cursor is not None:
@@ -258,7 +261,8 @@ class _SqliteWaiter:
 
     def __init__(self, hub: EventHub) -> None:
         self.hub = hub
-        self.connection = sqlite3.connect(hub._engine.url.database, check_same_thread=False)
+        database = hub._engine.url.database or ":memory:"
+        self.connection = sqlite3.connect(database, check_same_thread=False)
         self.version = self._data_version()
 
     def _data_version(self) -> int:

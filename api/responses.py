@@ -234,7 +234,7 @@ def errors(*codes: int, notes: dict[int, str] | None = None) -> dict[int | str, 
     }
 
 
-EDITOR_422 = {
+EDITOR_422: dict[int | str, dict[str, Any]] = {
     422: {
         "model": ErrorOrRefusal,
         "description": DESCRIPTIONS[422]

@@ -119,7 +119,7 @@ def node_public(node: Node, *, validity: Validity, camel_output: bool = False) -
 
 def pipeline_public(pipeline: Pipeline, *, nodes: list[JsonObject] | None = None) -> JsonObject:
     """A pipeline as the editor reads it, with its nodes' JSON when given."""
-    body = {
+    body: JsonObject = {
         "uuid": pipeline.uuid,
         "title": pipeline.title,
         "version": pipeline.version,

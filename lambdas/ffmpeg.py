@@ -195,12 +195,17 @@ def run_process(command: Sequence[str], *, timeout: float, what: str) -> tuple[i
     try:
         _, stderr = process.communicate(timeout=timeout)
     except subprocess.TimeoutExpired as exc:
-        partial = exc.stderr.decode(errors="replace") if isinstance(exc.stderr, bytes) else ""
+        stderr_so_far = exc.stderr or ""
+        partial = (
+            stderr_so_far.decode(errors="replace")
+            if isinstance(stderr_so_far, bytes)
+            else stderr_so_far
+        )
         _kill_group(process)
         raise FFmpegTimeoutError(
             f"{what} was stopped after {timeout:g} s, its time limit (set by "
             f"{TIMEOUT_FLOOR_ENV} and {TIMEOUT_RATE_ENV})",
-            reason=error_tail(partial or exc.stderr or ""),
+            reason=error_tail(partial),
         ) from None
     except BaseException:
         _kill_group(process)
@@ -338,7 +343,9 @@ def parse_probe_output(stderr: str) -> MediaInfo | None:
 
 def _split_fields(description: str) -> list[str]:
     """Split a stream description on commas that are not inside parentheses."""
-    fields, depth, current = [], 0, []
+    fields: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in description:
         if char == "(":
             depth += 1

@@ -66,7 +66,8 @@ def _probe_stored(storage: Storage, key: str) -> MediaInfo:
 
 def check_stored_output(storage: Storage, output: Mapping[str, Any] | None) -> OutputCheck:
     """Judge the output recorded on a node's row against what ``storage`` holds."""
-    key = (output or {}).get("s3_key")
+    output = output or {}
+    key = output.get("s3_key")
     if not isinstance(key, str) or not key:
         return OutputCheck(False, "The node has no stored output recorded.")
     media_type = str(output.get("type") or "")

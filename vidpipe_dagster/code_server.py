@@ -142,7 +142,8 @@ def install() -> bool:
             lambda reply: bool(reply.serialized_job_data),
         )
 
-    DagsterApiServer._get_serialized_external_repository_data = memo_repository_data
-    DagsterApiServer.ExternalJob = memo_external_job
+    # The memo replaces these two methods of Dagster's server on purpose (module docstring).
+    DagsterApiServer._get_serialized_external_repository_data = memo_repository_data  # type: ignore[method-assign]
+    DagsterApiServer.ExternalJob = memo_external_job  # type: ignore[method-assign, assignment]
     setattr(DagsterApiServer, _MARK, True)
     return True

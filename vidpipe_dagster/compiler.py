@@ -31,7 +31,6 @@ from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
 from vidpipe_dagster.domain.node_types import (
     AI_TYPES,
-    DEFAULT_PROVIDERS,
     canonical_type,
     effective_provider,
     is_known_type,
@@ -96,15 +95,6 @@ def schedule_name(pipeline_uuid: str) -> str:
     return f"{pipeline_name(pipeline_uuid)}_schedule"
 
 
-def node_provider(node: Mapping[str, Any]) -> str:
-    """The provider named by the node's ``config.provider``, else its type's default."""
-    config = node.get("config") or {}
-    provider = config.get("provider") if isinstance(config, dict) else None
-    if provider is not None:
-        return provider
-    return DEFAULT_PROVIDERS.get(canonical_type(node.get("type")), "")
-
-
 def node_code_version(node: Mapping[str, Any]) -> str:
     """The sha256 of the node's structure (type, inputs, config, asset)."""
     return structure_hash(
@@ -149,8 +139,11 @@ def pipeline_problems(pipeline: Mapping[str, Any]) -> list[str]:
         dangling = [uuid for uuid in referenced_uuids(node.get("inputs")) if uuid not in known]
         if dangling and get_settings().api_contract != EDITOR:
             problems.append(f"{label}: inputs reference unknown nodes {', '.join(dangling)}")
-        provider = node_provider(node)
-        if not isinstance(provider, str) or not PROVIDER_NAME.match(provider):
+        config = node.get("config")
+        provider = config.get("provider") if isinstance(config, dict) else None
+        if provider is not None and not (
+            isinstance(provider, str) and PROVIDER_NAME.match(provider)
+        ):
             problems.append(f"{label}: config.provider {provider!r} is not a provider name")
     if not problems:
         cycle = find_cycle(node_dependencies(pipeline))
@@ -165,7 +158,7 @@ def pipeline_problems(pipeline: Mapping[str, Any]) -> list[str]:
 def node_is_valid(node: Mapping[str, Any], *, known_uuids: set[str], contract: str) -> bool:
     """Whether a snapshot node is valid under ``contract`` (drafts are not)."""
     return validity(
-        node.get("type"),
+        str(node.get("type") or ""),
         node.get("inputs"),
         node.get("config"),
         known_uuids=known_uuids,
@@ -209,7 +202,11 @@ def _node_spec(
         ],
         description=node.get("title") or None,
         group_name=pipeline_name(pipeline_uuid),
-        kinds={node_provider(node)},
+        kinds={
+            effective_provider(
+                str(node.get("type") or ""), node.get("config"), force_local=force_local
+            )
+        },
         code_version=node_code_version(node),
         skippable=True,
         automation_condition=NODE_AUTOMATION if automation else None,
@@ -386,7 +383,7 @@ def compile_snapshot(
     settings = get_settings()
     if automation is None:
         automation = settings.automation == "eager"
-    force_local = (settings.providers or "").strip().lower() == "local"
+    force_local = settings.force_local
     result = CompileResult()
     for pipeline in snapshot.get("pipelines", []):
         if wanted is not None and pipeline["uuid"] not in wanted:

@@ -209,7 +209,9 @@ def run_demo(
         stop.set()
         watcher.join()
     with sessions() as session:
-        rows = {row.uuid: row for row in list_nodes(session, session.get(Pipeline, pipeline_id))}
+        rows = {
+            row.uuid: row for row in list_nodes(session, session.get_one(Pipeline, pipeline_id))
+        }
     engine.dispose()
     statuses = {row.title: row.status for row in rows.values()}
     reused = sum(

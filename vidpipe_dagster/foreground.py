@@ -33,8 +33,13 @@ class Relay:
         self.muted = threading.Event()
         self._threads: list[threading.Thread] = []
 
-    def follow(self, stream: IO[str], *, echo: Callable[[str], None] | None = None) -> None:
-        """Relay ``stream`` (to ``echo``, else the relay's own) from a thread of its own."""
+    def follow(self, stream: IO[str] | None, *, echo: Callable[[str], None] | None = None) -> None:
+        """Relay ``stream`` (to ``echo``, else the relay's own) from a thread of its own.
+
+        ``stream`` is a pipe of a child process started with ``subprocess.PIPE``.
+        """
+        if stream is None:
+            raise ValueError("Relay.follow needs a piped stream (subprocess.PIPE)")
         target = echo or self.echo
 
         def copy() -> None:

@@ -93,7 +93,7 @@ def current_shapes(
     sessions: sessionmaker[Session], node_uuids: Sequence[str], *, settings: Settings
 ) -> dict[str, str]:
     """The shape of each node as its row holds it now (one short read)."""
-    force_local = (settings.providers or "").strip().lower() == "local"
+    force_local = settings.force_local
     with sessions() as session:
         rows = session.execute(
             select(Node.id, Node.type, Node.title, Node.inputs, Node.config, Node.asset).where(

@@ -39,7 +39,7 @@ import time
 import uuid as uuid_lib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 from sqlalchemy import select
@@ -215,13 +215,9 @@ def failure_reason(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def _force_local(settings: Any) -> bool:
-    return (settings.providers or "").strip().lower() == "local"
-
-
 def _paid(node: Mapping[str, Any], settings: Any) -> bool:
     provider = effective_provider(
-        canonical_type(node["type"]), node.get("config"), force_local=_force_local(settings)
+        canonical_type(node["type"]), node.get("config"), force_local=settings.force_local
     )
     return provider in PAID_PROVIDERS
 
@@ -233,7 +229,7 @@ def execution_signature(
     return node_signature(
         node,
         {uuid: output_signature(row.output) for uuid, row in upstream.items()},
-        force_local=_force_local(settings),
+        force_local=settings.force_local,
     )
 
 
@@ -246,7 +242,7 @@ def reuse_node(
     signature: str,
     resource: VidpipeResource,
     check: Callable[[Any], None] | None = None,
-) -> dg.MaterializeResult | None | bool:
+) -> dg.MaterializeResult | None | Literal[False]:
     """Complete the node with a stored output of the same ``signature``, if there is one.
 
     False when nothing can be reused (no output with that signature whose media is still
@@ -330,7 +326,7 @@ def materialize_node(
     lifecycle = resource.lifecycle()
     settings = resource.settings()
     refuse_invalid(resource, node_uuid)
-    force_local = (settings.providers or "").strip().lower() == "local"
+    force_local = settings.force_local
     node: dict[str, Any] = {"uuid": node_uuid}
     check = plan_check(plan.nodes[node_uuid], force_local=force_local, into=node)
     # reuse is decided on what the row holds now, not on the (possibly older) plan
@@ -371,7 +367,7 @@ def materialize_node(
     token = context.run.tags.get(WAITING_TAG)
     if token:
         hooks.append(provider_queue.wait_guard(node_uuid, token))
-    if provider in ASYNC_PROVIDERS:
+    if provider is not None and provider in ASYNC_PROVIDERS:
         started["provider"] = provider
         hooks.append(provider_jobs.provider_slot(provider, node_uuid=node_uuid, settings=settings))
     previous = (

@@ -312,7 +312,7 @@ def poll_provider_jobs(
             kind = _poll_outcome_kind(outcome)
             result.counts["polled"] += 1
             attempts = job.poll_attempts + 1
-            if kind in ("completed", "failed"):
+            if isinstance(outcome, JobStatus) and kind in ("completed", "failed"):
                 finishing.append((job, outcome))
                 continue
             if kind == "rejected":

@@ -185,6 +185,11 @@ class Settings(BaseSettings):
     )
 
     @property
+    def force_local(self) -> bool:
+        """Whether ``VIDPIPE_PROVIDERS=local`` (any case) makes every AI node render locally."""
+        return (self.providers or "").strip().lower() == "local"
+
+    @property
     def resolved_home(self) -> Path:
         """VIDPIPE_HOME as an absolute path (not created)."""
         return self.home.expanduser().resolve()

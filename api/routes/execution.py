@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from api.contract import ContractDep
@@ -69,7 +69,7 @@ def _estimates(
     from vidpipe_dagster.resources.providers.prices import prices_from_settings
 
     settings = request.app.state.settings
-    force_local = (settings.providers or "").strip().lower() == "local"
+    force_local = settings.force_local
     lines = estimate_nodes(
         nodes,
         pipeline_nodes,
@@ -93,7 +93,7 @@ def _launch(
     """Check the budget, end the request's transaction, then launch the nodes' run."""
     check_budget(pipeline, _estimates(request, session, nodes, pipeline_nodes, reuse=not force))
     settings = request.app.state.settings
-    force_local = (settings.providers or "").strip().lower() == "local"
+    force_local = settings.force_local
     shapes = {node.uuid: node_shape(row_fields(node), force_local=force_local) for node in nodes}
     pipeline_uuid = pipeline.uuid
     tags = {"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "api"}
@@ -265,7 +265,7 @@ def node_output(
     _admin: AdminToken,
     session: SessionDep,
     contract: ContractDep,
-) -> RedirectResponse:
+) -> Response:
     """302 to a short-lived http(s) URL of the node's media: S3's presigned URL, or with
     local storage this API's own signed ``/v1/media`` URL. Without output: 404 (seed), or
     422 ``{"error": ...}`` (editor)."""

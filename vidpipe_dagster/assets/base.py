@@ -271,8 +271,7 @@ def select_provider(node: NodeSpec, settings: Settings) -> str:
     local renderer for every node. A provider that cannot run this node type raises
     :class:`ExecutorError`.
     """
-    force_local = (settings.providers or "").strip().lower() == LOCAL_PROVIDER
-    provider = effective_provider(node.type, node.config, force_local=force_local)
+    provider = effective_provider(node.type, node.config, force_local=settings.force_local)
     allowed = providers_for(canonical_type(node.type)) or frozenset({LOCAL_PROVIDER})
     if provider not in allowed:
         raise ExecutorError(
@@ -317,10 +316,17 @@ def send_paid(
     unit = require_unit(provider)
     pending = submission.sending(unit, reference=ctx.process_uuid)
     ctx.record(pending.as_metadata())
+
+    def send_job() -> str:
+        job_id = send(client)
+        if not isinstance(job_id, str):
+            raise TypeError(f"{provider} is asynchronous: its submission must return a job id")
+        return job_id
+
     try:
         if unit.mode == "async":
             result: Any = submission.submit_once(
-                unit, client, reference=ctx.process_uuid, send=lambda: send(client)
+                unit, client, reference=ctx.process_uuid, send=send_job
             )
         else:
             result = submission.send_once(unit, lambda: send(client))

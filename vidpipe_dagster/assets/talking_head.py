@@ -54,8 +54,9 @@ def submit(
     audio_url: str | None = None
     seconds: float | None = None
     if voice is not None:
-        audio_url = ctx.storage.browser_url(voice.output["s3_key"], expires_in=AUDIO_URL_SECONDS)
-        seconds = float(voice.output.get("duration") or 0.0) or None
+        stored = voice.output or {}
+        audio_url = ctx.storage.browser_url(stored["s3_key"], expires_in=AUDIO_URL_SECONDS)
+        seconds = float(stored.get("duration") or 0.0) or None
     else:
         script = required_text(node, "script", upstream, ctx)
     callback_url = webhook_url(ctx.settings, "heygen")

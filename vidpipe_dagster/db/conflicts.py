@@ -14,7 +14,7 @@ import logging
 import random
 import time
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar, overload
 
 from sqlalchemy import exc
 
@@ -67,12 +67,25 @@ def backoff_seconds(attempt: int) -> float:
     return random.uniform(0.5, 1.5) * 0.01 * 2**attempt
 
 
+@overload
+def retry_conflicts(fn: Callable[P, T], /) -> Callable[P, T]: ...
+
+
+@overload
+def retry_conflicts(
+    fn: None = None,
+    *,
+    attempts: int = CONFLICT_ATTEMPTS,
+    before_retry: Callable[..., None] | None = None,
+) -> Callable[[Callable[P, T]], Callable[P, T]]: ...
+
+
 def retry_conflicts(
     fn: Callable[P, T] | None = None,
     *,
     attempts: int = CONFLICT_ATTEMPTS,
     before_retry: Callable[..., None] | None = None,
-) -> Callable[P, T]:
+) -> Callable[P, T] | Callable[[Callable[P, T]], Callable[P, T]]:
     """Decorate a function that runs one whole transaction so lock conflicts rerun it.
 
     The function must be safe to run again after its transaction rolled back (it starts

@@ -137,8 +137,8 @@ def with_reuse(
     for line in lines:
         candidates = sources.get(planned.get(line.node.uuid) or "", [])
         own = [c for c in candidates if c.node_uuid == line.node.uuid]
-        reuse = (own or candidates or [None])[0]
-        marked.append(replace(line, reuse=reuse))
+        best = own or candidates
+        marked.append(replace(line, reuse=best[0] if best else None))
     return marked
 
 
@@ -147,11 +147,12 @@ def budget_summary(pipeline: Pipeline, total: float) -> dict[str, Any]:
     budget = (pipeline.config or {}).get("budget")
     spent = float((pipeline.metadata_ or {}).get("totalCost") or 0.0)
     numeric = isinstance(budget, int | float) and not isinstance(budget, bool)
+    budget_usd = float(budget) if numeric and budget is not None else None
     return {
         "total_usd": round(total, 4),
-        "budget_usd": float(budget) if numeric else None,
+        "budget_usd": budget_usd,
         "spent_usd": round(spent, 4),
-        "remaining_usd": round(float(budget) - spent, 4) if numeric else None,
+        "remaining_usd": round(budget_usd - spent, 4) if budget_usd is not None else None,
     }
 
 

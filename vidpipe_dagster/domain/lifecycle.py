@@ -35,9 +35,9 @@ from __future__ import annotations
 import logging
 import uuid as uuid_lib
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Uuid, bindparam, column, select, update, values
+from sqlalchemy import Table, Uuid, bindparam, column, select, update, values
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -130,7 +130,8 @@ def _write_many(session: Session, batch: list[dict[str, Any]]) -> None:
     PostgreSQL (``UPDATE ... FROM (VALUES ...)``), one executemany elsewhere."""
     if not batch:
         return
-    table = Node.__table__
+    # A mapped class's __table__ is typed as any FromClause; a declarative one is a Table.
+    table = cast(Table, Node.__table__)
     name = Node.metadata_.property.columns[0].key
     if session.get_bind().dialect.name == "postgresql":
         rows = values(column("node_id", Uuid), column("merged", JSONB), name="batch").data(

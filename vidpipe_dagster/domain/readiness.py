@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Row, select
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node
@@ -66,7 +67,7 @@ def check_readiness(
         return []
     also_running = also_running or set()
     pipeline_id = nodes[0].pipeline_id
-    rows = pipeline_nodes
+    rows: Sequence[Node] | Sequence[Row[UUID, str, str]] | None = pipeline_nodes
     if rows is None:
         rows = session.execute(
             select(Node.id, Node.title, Node.status).where(Node.pipeline_id == pipeline_id)

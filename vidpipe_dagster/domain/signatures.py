@@ -70,7 +70,8 @@ def node_signature(
     inputs = node.get("inputs") or {}
     if not isinstance(inputs, Mapping):
         return None
-    config = node.get("config") if isinstance(node.get("config"), Mapping) else {}
+    raw_config = node.get("config")
+    config: Mapping[str, Any] = raw_config if isinstance(raw_config, Mapping) else {}
     slots: list[list[Any]] = []
     for slot in _slots(node_type, inputs):
         signatures = [input_signatures.get(uuid) for uuid in _slot_uuids(inputs[slot])]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import hashlib
 import secrets
 from datetime import timedelta
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import ApiToken, utcnow
@@ -54,7 +55,8 @@ def revoke_tokens(session: Session, *, name: str) -> int:
         .where(ApiToken.name == name.strip(), ApiToken.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     )
-    return result.rowcount or 0
+    # An UPDATE gives a CursorResult; Session.execute is typed with the base Result.
+    return cast(CursorResult[Any], result).rowcount or 0
 
 
 def note_use(session: Session, record: ApiToken) -> None:

@@ -61,8 +61,9 @@ def wait_of(metadata: Mapping[str, Any] | None) -> Wait | None:
     value = (metadata or {}).get(WAITING_KEY)
     if not isinstance(value, Mapping):
         return None
-    fields = {name: value.get(name) for name in ("provider", "since", "token", "structure")}
-    if not all(isinstance(v, str) and v for v in fields.values()):
+    names = ("provider", "since", "token", "structure")
+    fields = {name: v for name in names if isinstance(v := value.get(name), str) and v}
+    if len(fields) != len(names):
         return None
     run_id, requested_at = value.get("run_id"), value.get("requested_at")
     return Wait(

@@ -35,10 +35,6 @@ class ProviderLimitReached(Exception):
         self.limit = limit
 
 
-def _force_local(settings: Any) -> bool:
-    return (settings.providers or "").strip().lower() == "local"
-
-
 def _reservations(rows: Iterable[Node], *, exclude: str) -> list[NodeEstimate]:
     reserved: list[NodeEstimate] = []
     for row in rows:
@@ -100,7 +96,7 @@ def admit_submission(
         node = session.get(Node, uuid_lib.UUID(node_uuid))
         if node is None:
             return None
-        provider = effective_provider(node.type, node.config, force_local=_force_local(settings))
+        provider = effective_provider(node.type, node.config, force_local=settings.force_local)
         if provider not in PAID_PROVIDERS:
             return None
         pipeline = session.get(Pipeline, node.pipeline_id)
@@ -108,7 +104,7 @@ def admit_submission(
         lines = estimate_nodes(
             [node],
             every,
-            force_local=_force_local(settings),
+            force_local=settings.force_local,
             prices=prices_from_settings(settings),
         )
         if pipeline is not None and sum(line.estimate.usd for line in lines) > 0:

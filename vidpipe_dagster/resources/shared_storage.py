@@ -81,5 +81,8 @@ def _recorded(sessions: sessionmaker[Session], *, proposed: str) -> str:
             session.commit()
         except IntegrityError:
             session.rollback()
-            return session.get(InstanceValue, KEY, populate_existing=True).value
+            winner = session.get(InstanceValue, KEY, populate_existing=True)
+            if winner is None:
+                raise
+            return winner.value
     return proposed

@@ -235,7 +235,8 @@ def build_client(provider: ProviderSettings, settings: Any) -> HeyGenClient:
 
 def parse_webhook(event: dict[str, Any], headers: Mapping[str, str]) -> WebhookEvent:
     """``avatar_video.success`` / ``avatar_video.fail``; ``callback_id`` is our reference."""
-    data = event.get("event_data") if isinstance(event.get("event_data"), dict) else {}
+    data = event.get("event_data")
+    data = data if isinstance(data, dict) else {}
     job_id = data.get("video_id")
     reference = data.get("callback_id")
     reference = reference if isinstance(reference, str) and reference else None

@@ -162,6 +162,7 @@ def parse_error_body(body: Any) -> tuple[str | None, str]:
 def parse_status(body: Mapping[str, Any]) -> JobStatus:
     """The :class:`JobStatus` in a v1 ``video_status.get`` or v3 ``/v3/videos/{id}`` body."""
     data = body.get("data")
+    data = data if isinstance(data, dict) else {}
     status = dig(data, "status")
     if not isinstance(status, str) or status not in STATES:
         raise MalformedResponseError(

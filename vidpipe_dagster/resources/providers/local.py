@@ -23,7 +23,7 @@ from vidpipe_dagster.resources.providers.unit import ProviderUnit
 from vidpipe_dagster.resources.speech import speak
 
 if TYPE_CHECKING:
-    from PIL.ImageFont import FreeTypeFont
+    from PIL.ImageFont import FreeTypeFont, ImageFont
 
 WORDS_PER_MINUTE = 150
 MIN_SECONDS = 1.0
@@ -196,14 +196,14 @@ class _TextImage:
     height: int
 
 
-def _font(size: int) -> FreeTypeFont:
+def _font(size: int) -> FreeTypeFont | ImageFont:
     """Pillow's embedded scalable font (no system font files involved)."""
     from PIL import ImageFont
 
     return ImageFont.load_default(size=size)
 
 
-def _wrap(text: str, *, font: FreeTypeFont, width: int) -> list[str]:
+def _wrap(text: str, *, font: FreeTypeFont | ImageFont, width: int) -> list[str]:
     """Greedy word wrap of ``text`` to ``width`` pixels, keeping paragraph breaks."""
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from vidpipe_dagster.resources.providers.errors import MalformedResponseError, PermanentError
-from vidpipe_dagster.resources.providers.status import JobStatus
+from vidpipe_dagster.resources.providers.status import JobState, JobStatus
 
 NAME = "remotion"
 DEFAULT_VERSION = "4.0.539"
@@ -181,5 +181,5 @@ def parse_progress(body: Mapping[str, Any]) -> JobStatus:
         if not isinstance(url, str) or not url:
             raise MalformedResponseError(f"{NAME}: done render without outputFile", provider=NAME)
         return JobStatus(state="completed", progress=1.0, result_url=url, raw=body, cost_usd=cost)
-    state = "running" if progress else "queued"
+    state: JobState = "running" if progress else "queued"
     return JobStatus(state=state, progress=progress, raw=body, cost_usd=cost)

@@ -159,7 +159,7 @@ class ProviderUnit:
         )
         return ProviderSettings(
             name=self.name,
-            api_key=SecretStr(reveal(key)) if reveal(key) else None,
+            api_key=SecretStr(plain_key) if (plain_key := reveal(key)) else None,
             base_url=base_url,
             max_wait_seconds=float(max_wait) if max_wait else DEFAULT_MAX_WAIT_SECONDS,
             in_flight_limit=(
@@ -168,5 +168,5 @@ class ProviderUnit:
                 else self.default_in_flight_limit
             ),
             http=http_settings_from(settings),
-            webhook_secret=SecretStr(reveal(secret)) if reveal(secret) else None,
+            webhook_secret=SecretStr(plain_secret) if (plain_secret := reveal(secret)) else None,
         )
