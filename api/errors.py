@@ -91,11 +91,6 @@ class DatabaseOutage:
         self._since: float | None = None
         self._refused = 0
 
-    @property
-    def is_down(self) -> bool:
-        """Whether an outage is in progress."""
-        return self._since is not None
-
     def down(self, error: BaseException) -> None:
         """Count a refused request; log the outage when it is the first."""
         with self._lock:

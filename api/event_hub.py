@@ -108,8 +108,6 @@ class EventHub:
         self.linger_seconds = linger_seconds
         self.statements = 0
         """Statements the listener sent on its own connection (LISTEN, data_version)."""
-        self.fetches = 0
-        """Reads of new events (one per batch of news, whatever the number of streams)."""
         self._engine: Engine = sessions.kw["bind"]
         self._lock = threading.Lock()
         self._subscriptions: set[Subscription] = set()
@@ -216,7 +214,6 @@ class EventHub:
                     Delivered(id=r.id, pipeline_id=r.pipeline_id, kind=r.kind, payload=r.payload)
                     for r in rows
                 ]
-            self.fetches += 1
             if not batch:
                 return
             with self._lock:

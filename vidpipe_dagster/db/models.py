@@ -42,11 +42,6 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def new_uuid() -> str:
-    """A fresh random UUID as a string."""
-    return str(uuid_lib.uuid4())
-
-
 class Base(DeclarativeBase):
     """Declarative base carrying the one metadata shared by Alembic, the API and Dagster."""
 

@@ -347,8 +347,12 @@ class Lifecycle:
 
     @retry_conflicts
     def claim_reports(self, claims: dict[str, str]) -> set[str]:
-        """:meth:`claim_report` for many nodes in one transaction: ``{node: process_uuid}``;
-        returns the nodes this caller won."""
+        """Claim the one Dagster report of each completion finished outside a run, for many
+        nodes in one transaction: ``{node: process_uuid}``; returns the nodes this caller won.
+
+        A node is won by exactly one caller: it is ``completed`` by its ``process_uuid`` with
+        ``metadata.dagster_reported`` false, which this flips to true under the row lock.
+        """
         if not claims:
             return set()
         ids = {_node_id(node_uuid): node_uuid for node_uuid in claims}
@@ -372,26 +376,6 @@ class Lifecycle:
                 won.add(ids[row.id])
             _write_many(session, batch)
         return won
-
-    @retry_conflicts
-    def claim_report(self, node_uuid: str, process_uuid: str) -> bool:
-        """Claim the one Dagster report of a completion finished outside a run.
-
-        True for exactly one caller: the node is ``completed`` by ``process_uuid`` with
-        ``metadata.dagster_reported`` false, which this flips to true under the row lock.
-        """
-        with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid, pipeline=False)
-            if row is None or row.status != "completed":
-                return False
-            metadata = dict(row.metadata_ or {})
-            if metadata.get("process_uuid") != process_uuid:
-                return False
-            if metadata.get("dagster_reported") is not False:
-                return False
-            metadata["dagster_reported"] = True
-            _write(session, row, metadata_=metadata)
-        return True
 
     @retry_conflicts
     def not_run(self, node_uuid: str, reason: str) -> bool:

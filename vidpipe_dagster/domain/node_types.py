@@ -86,7 +86,6 @@ def canonical_type(node_type: str) -> str:
 
 STATUSES: Final[tuple[str, ...]] = ("pending", "in_progress", "completed", "failed")
 
-FFMPEG_TYPES: Final[frozenset[str]] = frozenset({"merge-videos", "mix-audio", "compose-video"})
 AI_TYPES: Final[frozenset[str]] = frozenset(
     {"talking-head", "generate-animation", "generate-voiceover", "render-code"}
 )

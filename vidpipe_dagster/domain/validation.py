@@ -39,7 +39,6 @@ from vidpipe_dagster.domain.node_types import (
 
 SEED = "seed"
 EDITOR = "editor"
-CONTRACTS = (SEED, EDITOR)
 
 Exists = Callable[[list[str]], set[str]]
 

@@ -19,10 +19,8 @@ from vidpipe_dagster.provider_jobs.admission import (
 from vidpipe_dagster.provider_jobs.finishing import Outcome, finish_job, store_result
 from vidpipe_dagster.provider_jobs.in_flight import (
     InFlightJob,
-    elapsed_since,
     find_job,
     in_flight_jobs,
-    now_utc,
 )
 from vidpipe_dagster.provider_jobs.reporting import (
     Unreported,
@@ -30,7 +28,6 @@ from vidpipe_dagster.provider_jobs.reporting import (
     unreported_completions,
 )
 from vidpipe_dagster.provider_jobs.step_retries import (
-    metadata_of,
     settled_in_run,
     transient_provider_failure,
 )
@@ -42,13 +39,10 @@ __all__ = [
     "Unreported",
     "admit_submission",
     "claim_unreported",
-    "elapsed_since",
     "find_job",
     "finish_job",
     "in_flight_count",
     "in_flight_jobs",
-    "metadata_of",
-    "now_utc",
     "provider_slot",
     "settled_in_run",
     "store_result",

@@ -8,9 +8,8 @@ the callback names only our reference.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -117,13 +116,3 @@ def find_job(
             if job is not None and job.provider == provider:
                 return job
     return None
-
-
-def now_utc() -> datetime:
-    """The current time (UTC)."""
-    return datetime.now(UTC)
-
-
-def elapsed_since(begun: float) -> float:
-    """Seconds since the monotonic timestamp ``begun``."""
-    return time.monotonic() - begun

@@ -1,7 +1,7 @@
 """Reporting completions finished outside a run to Dagster, exactly once.
 
 A node completed by the polling sensor or a webhook has ``metadata.dagster_reported`` false;
-the sensor reports it after winning ``Lifecycle.claim_report`` for it
+the sensor reports it after winning ``Lifecycle.claim_reports`` for it
 (:func:`claim_unreported`), so exactly one materialization follows each completion.
 """
 

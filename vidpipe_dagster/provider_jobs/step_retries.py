@@ -4,8 +4,7 @@ only transient provider failures are worth a retry."""
 from __future__ import annotations
 
 import uuid as uuid_lib
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -52,8 +51,3 @@ def transient_provider_failure(error: BaseException) -> bool:
             return cause.retryable
         cause = cause.__cause__
     return False
-
-
-def metadata_of(values: Mapping[str, Any]) -> dict[str, Any]:
-    """A JSON-safe copy of ``values`` for node metadata."""
-    return {key: value for key, value in values.items() if value is not None}

@@ -133,16 +133,6 @@ def unknown(previous: Submission, error: SubmissionOutcomeUnknown) -> Submission
     )
 
 
-def outcome_unknown(error: BaseException) -> SubmissionOutcomeUnknown | None:
-    """The :class:`SubmissionOutcomeUnknown` behind ``error`` (its cause chain), if any."""
-    cause: BaseException | None = error
-    while cause is not None:
-        if isinstance(cause, SubmissionOutcomeUnknown):
-            return cause
-        cause = cause.__cause__
-    return None
-
-
 def send_once(unit: ProviderUnit, send: Callable[[], T]) -> T:
     """``send()`` once; a lost answer raises :class:`SubmissionOutcomeUnknown` naming where
     to check (``unit.check_hint``)."""

@@ -12,13 +12,11 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from typing import Any, Literal
+from typing import Any
 
 from lambdas import audio_mixer, video_composer, video_merger
 from vidpipe_dagster.settings import Settings
 
-FunctionRole = Literal["video_merger", "audio_mixer", "video_composer"]
-ROLES: tuple[str, ...] = ("video_merger", "audio_mixer", "video_composer")
 INVOKE_READ_TIMEOUT = 960
 
 Handler = Callable[[Mapping[str, Any], Any], dict[str, Any]]

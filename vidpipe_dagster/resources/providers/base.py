@@ -39,18 +39,15 @@ from vidpipe_dagster.resources.providers.polling import (
     poll_many,
 )
 from vidpipe_dagster.resources.providers.retry import (
-    NO_RETRY,
     RetryPolicy,
     aretry_call,
     parse_retry_after,
     retry_call,
 )
-from vidpipe_dagster.resources.providers.status import JOB_STATES, JobState, JobStatus
+from vidpipe_dagster.resources.providers.status import JobState, JobStatus
 
 __all__ = [
-    "JOB_STATES",
     "LOCAL_HINT",
-    "NO_RETRY",
     "AsyncJobProvider",
     "AuthError",
     "HttpProvider",

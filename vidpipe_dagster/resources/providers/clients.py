@@ -40,7 +40,6 @@ class ProviderClients:
         self.settings = settings
         self._clients: dict[str, Any] = {}
         self._lock = threading.Lock()
-        self.built = 0
 
     def unit(self, name: str) -> ProviderUnit:
         """The provider's unit (``ValueError`` for an unknown name)."""
@@ -67,7 +66,6 @@ class ProviderClients:
             if client is None:
                 client = unit.build(unit.settings(self.settings), self.settings)
                 self._clients[name] = client
-                self.built += 1
         return client
 
     def close(self) -> None:

@@ -49,9 +49,6 @@ class RetryPolicy:
         return backoff + random.uniform(0, backoff * self.jitter)
 
 
-NO_RETRY = RetryPolicy(max_attempts=1)
-
-
 def retry_call(
     fn: Callable[[], T],
     *,

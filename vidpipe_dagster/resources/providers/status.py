@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 JobState = Literal["queued", "running", "completed", "failed"]
-JOB_STATES: tuple[JobState, ...] = ("queued", "running", "completed", "failed")
 
 
 @dataclass(frozen=True)
