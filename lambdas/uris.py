@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import urllib.error
 import urllib.request
 import uuid
 from dataclasses import dataclass
@@ -27,6 +28,10 @@ _COPY_CHUNK = 1024 * 1024
 
 class UriError(ValueError):
     """A URI that is not ``s3://bucket/key``, ``file:///path`` or ``http(s)://...``."""
+
+
+class DownloadError(OSError):
+    """An http(s) URL that answered an error status."""
 
 
 @dataclass(frozen=True)
@@ -111,11 +116,25 @@ def download(uri: str, dest: Path, *, client: Any = None) -> Path:
             raise FileNotFoundError(f"No such file: {uri}")
         shutil.copyfile(source, dest)
     elif scheme in ("http", "https"):
-        with urllib.request.urlopen(uri, timeout=60) as response, dest.open("wb") as out:
-            shutil.copyfileobj(response, out, _COPY_CHUNK)
+        _http_download(uri, dest)
     else:
         raise UriError(f"Unsupported URI (expected s3://, file:// or https://): {uri}")
     return dest
+
+
+def _http_download(url: str, dest: Path) -> None:
+    """Stream an http(s) URL to ``dest``, following redirects; an error status raises
+    :class:`DownloadError` naming the URL without its query (which may hold a signature)."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, dest.open("wb") as out:
+            shutil.copyfileobj(response, out, _COPY_CHUNK)
+    except urllib.error.HTTPError as error:
+        raise DownloadError(f"GET {redact(url)} answered HTTP {error.code}") from None
+
+
+def redact(url: str) -> str:
+    """A URL without its query string (which may hold a signature)."""
+    return url.split("?", 1)[0]
 
 
 def suffix_of(uri: str, default: str) -> str:

@@ -41,7 +41,7 @@ from sqlalchemy import select
 
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.domain.graph import topological_order
+from vidpipe_dagster.domain.graph import downstream_of, topological_order
 from vidpipe_dagster.domain.node_types import referenced_uuids
 from vidpipe_dagster.domain.waiting import WAITING_TAG
 from vidpipe_dagster.materialize import result_metadata
@@ -130,18 +130,7 @@ def downstream_selection(
         uuid: [u for u in referenced_uuids(inputs) if u in nodes]
         for uuid, (_, inputs) in nodes.items()
     }
-    done = set(completed)
-    children: dict[str, list[str]] = defaultdict(list)
-    for uuid, inputs in deps.items():
-        for parent in inputs:
-            children[parent].append(uuid)
-    descendants: set[str] = set()
-    frontier = list(done)
-    while frontier:
-        for child in children[frontier.pop()]:
-            if child not in descendants and child not in done:
-                descendants.add(child)
-                frontier.append(child)
+    descendants = downstream_of(deps, completed)
     selected: list[str] = []
     for uuid in topological_order(deps):
         if uuid not in descendants or nodes[uuid][0] == "in_progress":

@@ -174,6 +174,8 @@ def test_overlapping_ticks_complete_and_report_once(sessions, resource, pipeline
         ({"a": "completed", "b": "in_progress"}, ["a"], []),
         ({"a": "completed", "b": "completed"}, ["a"], ["c", "d"]),
         ({"a": "completed", "b": "completed", "d": "in_progress"}, ["a", "b"], ["c"]),
+        ({"a": "completed", "b": "completed", "c": "completed"}, ["a", "c"], ["d"]),
+        ({"a": "completed", "b": "completed"}, iter(["b", "a"]), ["c", "d"]),
     ],
 )
 def test_downstream_selection_waits_for_every_input(statuses, completed, expected) -> None:

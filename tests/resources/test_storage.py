@@ -145,9 +145,11 @@ def test_large_upload_is_multipart(
     )
 
 
-def test_https_download_streams_through_httpx(
+def test_https_download_goes_through_the_one_downloader(
     s3_storage: S3Storage, tmp_path: Path, red_clip: Path
 ) -> None:
+    """Storage fetches an http(s) URL with ``lambdas.uris.download``, the handlers' own;
+    an error status names the URL without its signed query."""
     s3_storage.put_file("r.mp4", red_clip)
     local = LocalStorage(tmp_path / "local")
 
@@ -157,8 +159,12 @@ def test_https_download_streams_through_httpx(
     missing = s3_storage.client.generate_presigned_url(
         "get_object", Params={"Bucket": s3_storage.bucket, "Key": "no/such/key.mp4"}
     )
-    with pytest.raises(StorageError, match="HTTP 404"):
+    with pytest.raises(StorageError, match="HTTP 404") as raised:
         local.download(missing, tmp_path / "bad.mp4")
+    assert str(raised.value) == f"GET {missing.split('?', 1)[0]} answered HTTP 404"
+    assert "Signature" not in str(raised.value)
+    with pytest.raises(uris.DownloadError, match="HTTP 404"):
+        uris.download(missing, tmp_path / "bad.mp4")
 
 
 def test_storage_from_settings(tmp_path: Path, moto_s3: str) -> None:

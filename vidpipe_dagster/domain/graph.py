@@ -77,6 +77,7 @@ def topological_order(deps: Mapping[str, Iterable[str]]) -> list[str]:
 
 def downstream_of(deps: Mapping[str, Iterable[str]], roots: Iterable[str]) -> set[str]:
     """Every node that depends, directly or not, on one of ``roots`` (roots excluded)."""
+    roots = set(roots)
     dependents: dict[str, set[str]] = {}
     for uuid, ds in deps.items():
         for d in ds:
@@ -88,7 +89,7 @@ def downstream_of(deps: Mapping[str, Iterable[str]], roots: Iterable[str]) -> se
             if child not in found:
                 found.add(child)
                 frontier.append(child)
-    return found - set(roots)
+    return found - roots
 
 
 def structure_hash(*, node_type: str, inputs: Any, config: Any, asset: Any) -> str:

@@ -20,8 +20,6 @@ from urllib.parse import urlparse
 from lambdas import uris
 from vidpipe_dagster.settings import Settings
 
-_HTTP_CHUNK = 1024 * 1024
-
 
 class StorageError(RuntimeError):
     """A storage operation failed (bad key, missing object, ...)."""
@@ -116,11 +114,10 @@ class Storage(ABC):
         own_key = self.key_from_uri(source)
         if own_key is not None:
             return self.download(own_key, dest)
-        scheme = urlparse(source).scheme
-        if scheme in ("http", "https"):
-            _http_download(source, dest)
-            return dest
-        return uris.download(source, dest, client=self._s3_client_for_uris())
+        try:
+            return uris.download(source, dest, client=self._s3_client_for_uris())
+        except uris.DownloadError as error:
+            raise StorageError(str(error)) from error
 
     def _s3_client_for_uris(self) -> Any:
         return None
@@ -315,23 +312,6 @@ class LocalStorage(Storage):
 
     def _download_key(self, key: str, dest: Path) -> None:
         shutil.copyfile(self.path_for(key), dest)
-
-
-def _http_download(url: str, dest: Path) -> None:
-    """Stream an http(s) URL to ``dest`` with httpx, following redirects."""
-    import httpx
-
-    with httpx.stream("GET", url, follow_redirects=True, timeout=60.0) as response:
-        if response.status_code >= 400:
-            raise StorageError(f"GET {_redact(url)} answered HTTP {response.status_code}")
-        with dest.open("wb") as out:
-            for chunk in response.iter_bytes(_HTTP_CHUNK):
-                out.write(chunk)
-
-
-def _redact(url: str) -> str:
-    """A URL without its query string (which may hold a signature)."""
-    return url.split("?", 1)[0]
 
 
 def storage_from_settings(settings: Settings) -> Storage:
