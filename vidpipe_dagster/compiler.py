@@ -27,8 +27,13 @@ import dagster as dg
 from croniter import croniter
 
 from vidpipe_dagster.checks import output_check_spec
-from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
+from vidpipe_dagster.domain.naming import (
+    node_key_path,
+    pipeline_name,
+    schedule_name,
+    uuids_from_key_path,
+)
 from vidpipe_dagster.domain.node_types import (
     AI_TYPES,
     canonical_type,
@@ -43,56 +48,18 @@ from vidpipe_dagster.settings import get_settings
 
 log = logging.getLogger(__name__)
 
-PIPELINE_PREFIX = "pipeline_"
-NODE_PREFIX = "node_"
 PROVIDER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 NODE_AUTOMATION = dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_changed()
 
 
-def _stem(prefix: str, uuid: str) -> str:
-    return prefix + str(uuid).replace("-", "_")
-
-
-def _unstem(prefix: str, name: str) -> str | None:
-    if not name.startswith(prefix):
-        return None
-    return name[len(prefix) :].replace("_", "-")
-
-
-def pipeline_name(pipeline_uuid: str) -> str:
-    """The group, op and key-prefix name of a pipeline: ``pipeline_<uuid with underscores>``."""
-    return _stem(PIPELINE_PREFIX, pipeline_uuid)
-
-
 def node_asset_key(*, pipeline_uuid: str, node_uuid: str) -> dg.AssetKey:
     """The asset key of a node, derived from its pipeline's and its own UUID."""
-    return dg.AssetKey([pipeline_name(pipeline_uuid), _stem(NODE_PREFIX, node_uuid)])
+    return dg.AssetKey(node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=node_uuid))
 
 
 def uuids_from_asset_key(key: dg.AssetKey) -> tuple[str, str] | None:
     """``(pipeline_uuid, node_uuid)`` for a node's asset key, None for any other key."""
-    if len(key.path) != 2:
-        return None
-    pipeline_uuid = _unstem(PIPELINE_PREFIX, key.path[0])
-    node_uuid = _unstem(NODE_PREFIX, key.path[1])
-    if pipeline_uuid is None or node_uuid is None:
-        return None
-    return pipeline_uuid, node_uuid
-
-
-def location_name(base: str, *, shard: int | None, shards: int) -> str:
-    """The code location name of a shard: ``base`` alone, or ``base_<shard>`` when sharded."""
-    return base if shards <= 1 or shard is None else f"{base}_{shard}"
-
-
-def pipeline_location(base: str, pipeline_uuid: str, *, shards: int) -> str:
-    """The code location that compiles ``pipeline_uuid``: its shard's when sharded."""
-    return location_name(base, shard=shard_of(pipeline_uuid, shards), shards=shards)
-
-
-def schedule_name(pipeline_uuid: str) -> str:
-    """The name of the schedule built from a pipeline's ``config.schedule``."""
-    return f"{pipeline_name(pipeline_uuid)}_schedule"
+    return uuids_from_key_path(key.path)
 
 
 def node_code_version(node: Mapping[str, Any]) -> str:

@@ -15,8 +15,9 @@ from typing import Any
 import dagster as dg
 
 from vidpipe_dagster import code_server
-from vidpipe_dagster.compiler import compile_snapshot, location_name
+from vidpipe_dagster.compiler import compile_snapshot
 from vidpipe_dagster.components.pipelines import PipelinesComponent
+from vidpipe_dagster.domain.naming import location_name
 from vidpipe_dagster.materialize import RESOURCE_KEY
 from vidpipe_dagster.provider_sensor import build_provider_sensor
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource

@@ -23,9 +23,9 @@ import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidpipe_dagster.compiler import node_asset_key, pipeline_location
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import UnavailableError, ValidationError, VidpipeError
+from vidpipe_dagster.domain.naming import node_key_path, pipeline_location
 from vidpipe_dagster.plans import SHAPE_METADATA, compile_error_of, node_shape, row_fields
 from vidpipe_dagster.reload import ReloadError, ReloadPending, reload_and_wait
 from vidpipe_dagster.settings import Settings
@@ -167,8 +167,7 @@ class DagsterLauncher:
         """The queued or running Dagster runs that materialize any of the nodes:
         ``{node_uuid: (run_id, status)}`` (the oldest run per node)."""
         wanted = {
-            tuple(node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u).path): u
-            for u in node_uuids
+            tuple(node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=u)): u for u in node_uuids
         }
         data = self._post(ACTIVE_RUNS, {"filter": {"statuses": ACTIVE_STATUSES}})
         runs = data.get("runsOrError") or {}
@@ -184,9 +183,7 @@ class DagsterLauncher:
 
     def behind(self, *, pipeline_uuid: str, shapes: Mapping[str, str]) -> list[str]:
         """The nodes whose shape the webserver's copy of their location lacks or differs."""
-        keys = {
-            tuple(node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u).path): u for u in shapes
-        }
+        keys = {tuple(node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=u)): u for u in shapes}
         data = self._post(COMPILED_SHAPES, {"keys": [{"path": list(k)} for k in keys]})
         compiled: dict[str, str] = {}
         for asset in data.get("assetNodes") or []:
@@ -255,14 +252,14 @@ class DagsterLauncher:
             self.ensure_compiled(
                 pipeline_uuid=pipeline_uuid, shapes=shapes, compile_error=compile_error
             )
-        keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in node_uuids]
+        paths = [node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in node_uuids]
         location = self.location_for(pipeline_uuid)
         params = {
             "selector": {
                 "repositoryLocationName": location,
                 "repositoryName": REPOSITORY,
                 "jobName": ASSET_JOB,
-                "assetSelection": [{"path": list(key.path)} for key in keys],
+                "assetSelection": [{"path": path} for path in paths],
             },
             "runConfigData": {},
             "executionMetadata": {

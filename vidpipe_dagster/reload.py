@@ -273,7 +273,7 @@ def request_reload(
     ``location`` names it; else ``pipeline_uuid`` picks the location holding that pipeline
     (its shard with ``VIDPIPE_DAGSTER_SHARDS`` > 1); with neither, every location reloads.
     """
-    from vidpipe_dagster.compiler import location_name, pipeline_location
+    from vidpipe_dagster.domain.naming import location_name, pipeline_location
 
     shards = settings.dagster_shards
     if location is not None:

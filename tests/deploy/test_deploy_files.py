@@ -24,7 +24,7 @@ from dockerfile_parse import DockerfileParser
 from tests.dagster.test_deploy import dagster_database  # noqa: F401  (fixture)
 from tests.deploy.cli_commands import parse_command
 from tests.fixtures.database import ADMIN_URL
-from vidpipe_dagster.compiler import location_name
+from vidpipe_dagster.domain.naming import location_name
 from vidpipe_dagster.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
