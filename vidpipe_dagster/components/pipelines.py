@@ -172,7 +172,7 @@ class PipelinesComponent(dg.StateBackedComponent, dg.Resolvable):
             self.shard,
             self.shards,
             settings.automation,
-            settings.providers,
+            settings.force_local,
         )
         with _built_lock:
             if key not in _built:
