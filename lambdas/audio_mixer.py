@@ -4,12 +4,14 @@ Event::
 
     {"video": "s3://b/v.mp4", "audio": "s3://b/a.mp3",
      "output_bucket": "b", "output_key": "pipelines/.../x.mp4",
-     "mode": "replace" | "overlay", "volume": 1.0}
+     "mode": "replace" | "overlay", "volume": 1.0, "length": "video" | "audio"}
 
 ``replace`` (the default) swaps the video's audio for the new track at ``volume``: a shorter
 track is padded with silence, a longer one is cut. ``overlay`` mixes the new track at
-``volume`` over the original audio (or over silence when the video has none). The video
-stream is copied and the output always lasts as long as the video.
+``volume`` over the original audio (or over silence when the video has none). ``length``
+says how long the output lasts: as long as the video (``video``, the default: the video
+stream is copied), or as long as the new audio (``audio``: a narration is never cut; a
+shorter video holds its last frame until the audio ends, a longer one is cut).
 """
 
 from __future__ import annotations
@@ -31,6 +33,9 @@ from lambdas.runtime import (
 from lambdas.uris import readable_path, suffix_of
 
 MODES = ("replace", "overlay")
+LENGTHS = ("video", "audio")
+FRAME_SECONDS = 0.04
+"""Less than a frame at 25 fps: a shorter difference in length needs no held frame."""
 MAX_VOLUME = 10.0
 
 
@@ -49,6 +54,9 @@ def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
     mode = event.get("mode") or "replace"
     if mode not in MODES:
         raise BadEvent(f"mode must be 'replace' or 'overlay', got {mode!r}")
+    length = event.get("length") or "video"
+    if length not in LENGTHS:
+        raise BadEvent(f"length must be 'video' or 'audio', got {length!r}")
     volume = number(event, "volume", default=1.0, minimum=0.0, maximum=MAX_VOLUME)
     fade_in = number(event, "fade_in", default=0.0, minimum=0.0, maximum=3600.0)
     fade_out = number(event, "fade_out", default=0.0, minimum=0.0, maximum=3600.0)
@@ -61,6 +69,9 @@ def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
     if audio_info.audio is None:
         raise MediaError(f"audio ({audio_uri}) has no audio stream")
     duration = video_info.duration or 0.0
+    if length == "audio" and audio_info.duration:
+        duration = audio_info.duration
+    hold = duration - (video_info.duration or 0.0)
 
     fades = ""
     if fade_in > 0:
@@ -70,19 +81,24 @@ def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
     new_track = f"[1:a:0]aresample=48000,volume={volume:g}{fades},apad"
     if mode == "overlay" and video_info.audio is not None:
         graph = (
-            f"{new_track}[new];[0:a:0]aresample=48000[old];"
+            f"{new_track}[new];[0:a:0]aresample=48000,apad[old];"
             "[old][new]amix=inputs=2:duration=first:dropout_transition=0:normalize=0[a]"
         )
     else:
         graph = f"{new_track}[a]"
+    if hold > FRAME_SECONDS:
+        graph += f";[0:v:0]tpad=stop_mode=clone:stop_duration={hold:.3f}[v]"
+        picture = ["-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]
+        picture += ["-pix_fmt", "yuv420p"]
+    else:
+        picture = ["-map", "0:v:0", "-c:v", "copy"]
 
     output = workdir / "mixed.mp4"
     run_ffmpeg(
         [
             "-i", str(video_path), "-i", str(audio_path),
             "-filter_complex", graph,
-            "-map", "0:v:0", "-map", "[a]",
-            "-c:v", "copy", "-c:a", "aac", "-b:a", "160k",
+            *picture, "-map", "[a]", "-c:a", "aac", "-b:a", "160k",
             "-t", f"{duration:.3f}", "-movflags", "+faststart",
             str(output),
         ],

@@ -196,8 +196,14 @@ def demo(force: bool) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--api-port", default=8000, show_default=True, type=int)
 @click.option("--dagster-port", default=3000, show_default=True, type=int)
-def dev(host: str, api_port: int, dagster_port: int) -> None:
-    """Run the API and Dagster (webserver + daemon) together; Ctrl-C stops both."""
+@click.option(
+    "--verbose", is_flag=True, help="Show the services' own logs (Dagster's INFO, uvicorn's)."
+)
+def dev(host: str, api_port: int, dagster_port: int, verbose: bool) -> None:
+    """Run the API and Dagster (webserver + daemon) together; Ctrl-C stops both.
+
+    Quiet by default: only the URLs, warnings and errors are printed.
+    """
     from vidpipe_dagster.devserver import run_dev
     from vidpipe_dagster.settings import get_settings
 
@@ -207,6 +213,7 @@ def dev(host: str, api_port: int, dagster_port: int) -> None:
             host=host,
             api_port=api_port,
             dagster_port=dagster_port,
+            verbose=verbose,
             echo=click.echo,
         )
     )

@@ -8,9 +8,15 @@ The demo pipeline lives in the configured database (the embedded SQLite by defau
     prompt ───> animation ───┴─> merge ─> mix <─────┘
                                            └─> compose (talking head as picture-in-picture)
 
-Every AI node uses the ``local`` provider, so it needs no account and no network. A second
-run reuses every node's finished work (``domain.signatures``) and renders nothing;
-``vidpipe demo --force`` renders them all again.
+Every AI node uses the ``local`` provider, so it needs no account and no network. The
+narration mix lasts as long as the voiceover (``length: audio``), so the final cut never
+cuts the last sentences. A second run reuses every node's finished work
+(``domain.signatures``) and renders nothing; ``vidpipe demo --force`` renders them all again.
+
+While it runs the demo prints one line per status change of this run's nodes
+(:mod:`vidpipe_dagster.demo_progress`); at the end, the length of the video and of its
+narration, a URL that plays the video in a browser (served by ``vidpipe dev``'s API on its
+default address, or S3's presigned URL) and, last, the MP4's path.
 
 ``vidpipe demo`` runs the demo in a child process (:func:`run_demo_in_foreground`) and relays
 its output; Ctrl-C interrupts the run there, the running node is failed as interrupted and
@@ -25,8 +31,8 @@ import subprocess
 import sys
 import threading
 import time
+import uuid as uuid_lib
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,7 +41,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.domain.nodes import create_node, list_nodes
+from vidpipe_dagster.demo_output import DemoResult, browser_link, report
+from vidpipe_dagster.domain.nodes import create_node, list_nodes, update_node
 from vidpipe_dagster.domain.pipelines import create_pipeline
 
 DEMO_TITLE = "vidpipe demo: intro to loops"
@@ -43,6 +50,8 @@ INTERRUPT_GRACE_SECONDS = 2.5
 """How long the demo's process gets to record an interruption before it is killed."""
 INTERRUPTED_EXIT_CODE = 130
 CONFIG_ERROR_EXIT_CODE = 2
+NARRATION_CONFIG = {"mode": "replace", "length": "audio"}
+"""The narration mix: the voiceover replaces the sound and sets the length of the video."""
 
 SCRIPT = (
     "Welcome back. In this lesson we look at loops. A loop repeats a block of code until a "
@@ -52,24 +61,15 @@ CODE = 'for step in range(3):\n    print(f"step {step}")\nprint("done")\n'
 PROMPT = "A friendly robot stacking coloured blocks, one per beat"
 
 
-@dataclass(frozen=True)
-class DemoResult:
-    """What the demo made: the final node's media and where it is."""
-
-    pipeline_uuid: str
-    path: Path | None
-    uri: str
-    duration: float
-    statuses: dict[str, str]
-    reused: int = 0
-
-
 def ensure_demo_pipeline(session: Session) -> Pipeline:
     """The demo pipeline, created on first use and reused afterwards."""
     existing = session.scalars(
         select(Pipeline).where(Pipeline.title == DEMO_TITLE).order_by(Pipeline.created_at)
     ).first()
-    if existing is not None and len(list_nodes(session, existing)) == 10:
+    if existing is not None and len(nodes := list_nodes(session, existing)) == 10:
+        for node in nodes:
+            if node.title == "Narration" and node.config != NARRATION_CONFIG:
+                update_node(session, node, config=NARRATION_CONFIG)
         return existing
     pipeline = create_pipeline(
         session, title=DEMO_TITLE, config={"demo": True}, metadata={"totalCost": 0}
@@ -96,7 +96,7 @@ def ensure_demo_pipeline(session: Session) -> Pipeline:
         "Narration",
         "mix-audio",
         inputs={"video": [merge], "audio": [voice]},
-        config={"mode": "replace"},
+        config=NARRATION_CONFIG,
     )
     node(
         "Final cut",
@@ -105,42 +105,6 @@ def ensure_demo_pipeline(session: Session) -> Pipeline:
         config={"position": "bottom-right", "scale": 0.3},
     )
     return pipeline
-
-
-def watch_progress(
-    sessions: sessionmaker[Session],
-    pipeline_id: Any,
-    echo: Callable[[str], None],
-    stop: threading.Event,
-    interval: float = 0.5,
-) -> None:
-    """Print each node's status change until ``stop`` is set."""
-    seen: dict[str, str] = {}
-    while True:
-        with sessions() as session:
-            rows = session.execute(
-                select(Node.id, Node.title, Node.status, Node.output, Node.metadata_)
-                .where(Node.pipeline_id == pipeline_id)
-                .order_by(Node.created_at, Node.id)
-            ).all()
-        for row in rows:
-            if seen.get(str(row.id)) != row.status:
-                seen[str(row.id)] = row.status
-                if row.status == "pending":
-                    continue
-                detail = ""
-                if row.status == "completed" and row.output:
-                    duration = row.output.get("duration")
-                    detail = f" ({duration:.1f} s)" if isinstance(duration, int | float) else ""
-                    if (row.metadata_ or {}).get("reused_from"):
-                        detail += " reused"
-                if row.status == "failed":
-                    detail = f": {(row.metadata_ or {}).get('error', '')}"
-                done = sum(1 for s in seen.values() if s == "completed")
-                echo(f"  [{done}/{len(rows)}] {row.title:<18} {row.status}{detail}")
-        if stop.is_set():
-            return
-        stop.wait(interval)
 
 
 def run_demo(
@@ -152,17 +116,10 @@ def run_demo(
     ``VIDPIPE_HOME/dagster``), so ``vidpipe dev`` shows it afterwards. Nodes whose finished
     work is stored already reuse it unless ``force``.
     """
-    import dagster as dg
-
-    from vidpipe_dagster.compiler import node_asset_key
     from vidpipe_dagster.dagster_home import ensure_dagster_home
     from vidpipe_dagster.db.migrate import upgrade
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.db.snapshot import take_snapshot
-    from vidpipe_dagster.definitions import build_definitions
-    from vidpipe_dagster.domain.signatures import FORCE_TAG
-    from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-    from vidpipe_dagster.resources.storage import storage_from_settings
 
     url = settings.resolved_database_url
     upgrade(url)
@@ -170,26 +127,70 @@ def run_demo(
     sessions = make_sessionmaker(engine)
     with sessions() as session, session.begin():
         pipeline = ensure_demo_pipeline(session)
-        pipeline_id = pipeline.id
-        pipeline_uuid = pipeline.uuid
+        pipeline_id, pipeline_uuid = pipeline.id, pipeline.uuid
         nodes = list_nodes(session, pipeline)
-        final = nodes[-1]
         snapshot = take_snapshot(session)
     echo(f"Demo pipeline {pipeline_uuid} ({len(nodes)} nodes) in {url}")
     home = ensure_dagster_home(settings)
     echo(f"Materializing through Dagster (DAGSTER_HOME={home}) with the local provider...")
+    try:
+        run_id, success = _materialize(
+            settings=settings,
+            sessions=sessions,
+            snapshot=snapshot,
+            pipeline=pipeline,
+            nodes=nodes,
+            echo=echo,
+            force=force,
+        )
+        with sessions() as session:
+            rows = list_nodes(session, session.get(Pipeline, pipeline_id))
+    finally:
+        engine.dispose()
+    return _result(settings=settings, pipeline_uuid=pipeline_uuid, rows=rows, run_id=run_id)
+
+
+def _materialize(
+    *,
+    settings: Any,
+    sessions: sessionmaker[Session],
+    snapshot: Any,
+    pipeline: Pipeline,
+    nodes: list[Node],
+    echo: Callable[[str], None],
+    force: bool,
+) -> tuple[str, bool]:
+    """Run the demo's nodes in process, printing their progress; (run id, success)."""
+    import dagster as dg
+
+    from vidpipe_dagster.compiler import node_asset_key
+    from vidpipe_dagster.definitions import build_definitions
+    from vidpipe_dagster.demo_output import plan_positions, watch_progress
+    from vidpipe_dagster.domain.signatures import FORCE_TAG
+    from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
     resource = VidpipeResource(
-        database_url=url,
+        database_url=settings.resolved_database_url,
         storage_url=settings.resolved_storage_url,
         home=str(settings.resolved_home),
     )
-    defs = build_definitions(snapshot=snapshot, resource=resource)
-    job = defs.resolve_implicit_global_asset_job_def()
-    keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=n.uuid) for n in nodes]
+    job = build_definitions(
+        snapshot=snapshot, resource=resource
+    ).resolve_implicit_global_asset_job_def()
+    keys = [node_asset_key(pipeline_uuid=pipeline.uuid, node_uuid=n.uuid) for n in nodes]
+    run_id = str(uuid_lib.uuid4())
     stop = threading.Event()
     watcher = threading.Thread(
-        target=watch_progress, args=(sessions, pipeline_id, echo, stop), daemon=True
+        target=watch_progress,
+        args=(sessions,),
+        kwargs={
+            "pipeline_id": pipeline.id,
+            "run_id": run_id,
+            "positions": plan_positions(nodes),
+            "echo": echo,
+            "stop": stop,
+        },
+        daemon=True,
     )
     watcher.start()
     try:
@@ -197,10 +198,11 @@ def run_demo(
             result = job.execute_in_process(
                 instance=instance,
                 asset_selection=keys,
+                run_id=run_id,
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 tags={
-                    "vidpipe/pipeline": pipeline_uuid,
+                    "vidpipe/pipeline": pipeline.uuid,
                     "vidpipe/source": "demo",
                     **({FORCE_TAG: "true"} if force else {}),
                 },
@@ -208,50 +210,41 @@ def run_demo(
     finally:
         stop.set()
         watcher.join()
-    with sessions() as session:
-        rows = {
-            row.uuid: row for row in list_nodes(session, session.get_one(Pipeline, pipeline_id))
-        }
-    engine.dispose()
-    statuses = {row.title: row.status for row in rows.values()}
-    reused = sum(
-        1
-        for row in rows.values()
-        if (row.metadata_ or {}).get("reused_from")
-        and (row.metadata_ or {}).get("dagster_run_id") == result.run_id
-    )
-    last = rows[final.uuid]
-    if not result.success or last.status != "completed" or not last.output:
+    return run_id, result.success
+
+
+def _result(*, settings: Any, pipeline_uuid: str, rows: list[Node], run_id: str) -> DemoResult:
+    """What the run made, or ``RuntimeError`` naming the nodes that failed."""
+    from vidpipe_dagster.resources.storage import storage_from_settings
+
+    last = rows[-1]
+    if last.status != "completed" or not last.output:
         failed = [
-            f"{r.title}: {(r.metadata_ or {}).get('error')}"
-            for r in rows.values()
-            if r.status == "failed"
+            f"{r.title}: {(r.metadata_ or {}).get('error')}" for r in rows if r.status == "failed"
         ]
         raise RuntimeError("The demo run failed. " + "; ".join(failed))
+    reused = sum(
+        1
+        for row in rows
+        if (row.metadata_ or {}).get("reused_from")
+        and (row.metadata_ or {}).get("dagster_run_id") == run_id
+    )
+    voiceover = next(row for row in rows if row.type == "generate-voiceover")
     storage = storage_from_settings(settings)
     key = last.output["s3_key"]
     uri = storage.uri_for(key)
-    path = Path(uri.removeprefix("file://")) if uri.startswith("file://") else None
+    link, needs_dev = browser_link(settings, storage=storage, key=key)
     return DemoResult(
         pipeline_uuid=pipeline_uuid,
-        path=path,
+        path=Path(uri.removeprefix("file://")) if uri.startswith("file://") else None,
         uri=uri,
         duration=float(last.output.get("duration") or 0.0),
-        statuses=statuses,
+        statuses={row.title: row.status for row in rows},
         reused=reused,
+        narration=float((voiceover.output or {}).get("duration") or 0.0),
+        link=link,
+        link_needs_dev=needs_dev,
     )
-
-
-def report(result: DemoResult, echo: Callable[[str], None]) -> None:
-    """The demo's last lines: its length, then the MP4's path (or URI) alone."""
-    echo("")
-    if result.reused:
-        echo(
-            f"Reused the finished work of {result.reused} of {len(result.statuses)} nodes; "
-            "`vidpipe demo --force` renders them again"
-        )
-    echo(f"Done: {result.duration:.1f} s of video")
-    echo(str(result.path or result.uri))
 
 
 def main() -> int:

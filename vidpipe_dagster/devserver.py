@@ -1,8 +1,14 @@
-"""``vidpipe dev``: the API and Dagster (webserver + daemon) together on the embedded defaults."""
+"""``vidpipe dev``: the API and Dagster (webserver + daemon) together on the embedded defaults.
+
+Quiet by default: the services log at WARNING, Dagster's superseded-command warning for
+``dagster dev`` is not shown, and the INFO/DEBUG records of run workers are not relayed, so
+an idle ``vidpipe dev`` prints nothing after its URLs. ``verbose`` relays everything.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -13,11 +19,25 @@ from vidpipe_dagster.dagster_home import ensure_dagster_home
 from vidpipe_dagster.foreground import Relay, on_stop_signal, stop_groups
 from vidpipe_dagster.settings import Settings
 
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8000
+DEFAULT_DAGSTER_PORT = 3000
+DEFAULT_API_URL = f"http://{DEFAULT_HOST}:{DEFAULT_API_PORT}"
 GRPC_MESSAGE_BYTES = 400 * 1024 * 1024
 STOP_GRACE_SECONDS = 2.5
 """How long the services get to stop on SIGTERM (a running node records its interruption)
 before whatever is left is killed, so Ctrl-C returns within 5 s."""
 STOPPED = "Stopped the vidpipe API and Dagster (webserver, daemon, code servers and runs)."
+
+DAGSTER_DEV_QUIETLY = (
+    "import runpy, warnings, dagster; "
+    "warnings.filterwarnings('ignore', category=dagster.SupersessionWarning); "
+    "runpy.run_module('dagster', run_name='__main__')"
+)
+"""``python -m dagster`` without the warning that ``dagster dev`` is superseded by ``dg dev``
+(the ``dg`` command is not part of vidpipe's install)."""
+CHATTY_RECORD = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d [+-]\d{4} - \S+ - (?:DEBUG|INFO) - ")
+"""A Dagster log record below WARNING, as run workers print their events."""
 
 WORKSPACE_TEMPLATE = """\
 load_from:
@@ -35,15 +55,43 @@ def write_workspace(settings: Settings, home: Path) -> Path:
     return path
 
 
+def quiet_line(line: str) -> bool:
+    """Whether a quiet ``vidpipe dev`` relays ``line`` (not a Dagster INFO/DEBUG record)."""
+    return CHATTY_RECORD.match(line) is None
+
+
+def service_commands(
+    *, workspace: Path, host: str, api_port: int, dagster_port: int, verbose: bool
+) -> dict[str, list[str]]:
+    """The command lines of Dagster (``dagster dev``) and the API (uvicorn)."""
+    level = "info" if verbose else "warning"
+    dagster = ["-m", "dagster"] if verbose else ["-c", DAGSTER_DEV_QUIETLY]
+    return {
+        "dagster": [
+            sys.executable, *dagster, "dev", "-w", str(workspace),
+            "-h", host, "-p", str(dagster_port), "--log-level", level,
+        ],
+        "api": [
+            sys.executable, "-m", "uvicorn", "api.main:app",
+            "--host", host, "--port", str(api_port), "--log-level", level,
+            "--timeout-graceful-shutdown", "3",
+        ],
+    }  # fmt: skip
+
+
 def run_dev(
     *,
     settings: Settings,
-    api_port: int = 8000,
-    dagster_port: int = 3000,
-    host: str = "127.0.0.1",
+    api_port: int = DEFAULT_API_PORT,
+    dagster_port: int = DEFAULT_DAGSTER_PORT,
+    host: str = DEFAULT_HOST,
+    verbose: bool = False,
     echo: Callable[[str], None] = print,
 ) -> int:
-    """Start both services, print their URLs, and stop both on Ctrl-C or if one exits."""
+    """Start both services, print their URLs, and stop both on Ctrl-C or if one exits.
+
+    Quiet unless ``verbose`` (see the module's docstring).
+    """
     from vidpipe_dagster.db.migrate import upgrade
 
     upgrade(settings.resolved_database_url)
@@ -61,18 +109,14 @@ def run_dev(
     for name in ("DAGSTER_GRPC_MAX_RX_BYTES", "DAGSTER_GRPC_MAX_SEND_BYTES"):
         # A location of about 1,000 pipelines snapshots past gRPC's 100 MB default.
         env.setdefault(name, str(GRPC_MESSAGE_BYTES))
-    commands = {
-        "dagster": [
-            sys.executable, "-m", "dagster", "dev", "-w", str(workspace),
-            "-h", host, "-p", str(dagster_port),
-        ],
-        "api": [
-            sys.executable, "-m", "uvicorn", "api.main:app",
-            "--host", host, "--port", str(api_port),
-            "--timeout-graceful-shutdown", "3",
-        ],
-    }  # fmt: skip
-    relay = Relay(echo)
+    commands = service_commands(
+        workspace=workspace,
+        host=host,
+        api_port=api_port,
+        dagster_port=dagster_port,
+        verbose=verbose,
+    )
+    relay = Relay(echo, keep=None if verbose else quiet_line)
     processes = []
     for command in commands.values():
         process = subprocess.Popen(
@@ -90,7 +134,8 @@ def run_dev(
     echo(f"vidpipe API   http://{host}:{api_port}  (docs: http://{host}:{api_port}/docs)")
     echo(f"Dagster UI    {dagster_url}")
     echo(f"VIDPIPE_HOME  {settings.resolved_home}   DAGSTER_HOME {home}")
-    echo("Press Ctrl-C to stop both.")
+    quiet = "" if verbose else " (quiet: `vidpipe dev --verbose` shows the services' logs)"
+    echo(f"Press Ctrl-C to stop both.{quiet}")
     stopping = threading.Event()
     code = 0
 

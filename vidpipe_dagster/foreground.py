@@ -25,11 +25,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 class Relay:
     """Copies lines from child output streams to ``echo`` until :meth:`mute` is called.
 
-    Muted streams are still drained, so a child never blocks on a full pipe.
+    Muted streams are still drained, so a child never blocks on a full pipe. With ``keep``,
+    only the lines it accepts are relayed.
     """
 
-    def __init__(self, echo: Callable[[str], None]) -> None:
+    def __init__(
+        self, echo: Callable[[str], None], *, keep: Callable[[str], bool] | None = None
+    ) -> None:
         self.echo = echo
+        self.keep = keep
         self.muted = threading.Event()
         self._threads: list[threading.Thread] = []
 
@@ -45,8 +49,9 @@ class Relay:
         def copy() -> None:
             with contextlib.suppress(OSError, ValueError):
                 for line in stream:
-                    if not self.muted.is_set():
-                        target(line.rstrip("\n"))
+                    text = line.rstrip("\n")
+                    if not self.muted.is_set() and (self.keep is None or self.keep(text)):
+                        target(text)
 
         thread = threading.Thread(target=copy, name="vidpipe-relay", daemon=True)
         thread.start()

@@ -10,64 +10,31 @@ answered with 206, so a video can seek.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import secrets
 import time
-from functools import cache
-from pathlib import Path
-from urllib.parse import quote
 
 from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 
 from api.errors import ApiError
 from api.responses import errors
-from vidpipe_dagster.resources.providers.base import reveal
+from vidpipe_dagster.media_links import MEDIA_PREFIX, media_url, sign
 from vidpipe_dagster.resources.storage import StorageError, guess_content_type
 from vidpipe_dagster.settings import Settings
 
-router = APIRouter(prefix="/v1/media", tags=["media"])
-
-KEY_FILE = "media-signing.key"
-
-
-@cache
-def _key_file(home: Path) -> bytes:
-    """The signing key kept under ``VIDPIPE_HOME`` (made once, readable by its owner only)."""
-    path = home / KEY_FILE
-    if not path.exists():
-        home.mkdir(parents=True, exist_ok=True)
-        try:
-            with path.open("x", encoding="ascii") as out:
-                path.chmod(0o600)
-                out.write(secrets.token_hex(32))
-        except FileExistsError:
-            pass
-    return path.read_text(encoding="ascii").strip().encode()
-
-
-def signing_key(settings: Settings) -> bytes:
-    """``VIDPIPE_MEDIA_SIGNING_KEY``, else the key file under ``VIDPIPE_HOME``."""
-    configured = reveal(settings.media_signing_key)
-    if configured:
-        return configured.encode()
-    return _key_file(settings.resolved_home)
-
-
-def sign(settings: Settings, *, key: str, expires: int) -> str:
-    """The hex HMAC-SHA256 of ``key`` and ``expires``."""
-    message = f"{key}\n{expires}".encode()
-    return hmac.new(signing_key(settings), message, hashlib.sha256).hexdigest()
+router = APIRouter(prefix=MEDIA_PREFIX, tags=["media"])
 
 
 def signed_media_url(request: Request, key: str, *, seconds: int | None = None) -> str:
-    """An absolute URL of this API serving ``key`` until ``seconds`` from now."""
+    """An absolute URL of this API serving ``key`` until ``seconds`` from now (default
+    ``VIDPIPE_PRESIGN_SECONDS``); see :mod:`vidpipe_dagster.media_links`."""
     settings: Settings = request.app.state.settings
-    expires = int(time.time()) + int(seconds or settings.presign_seconds)
-    base = str(request.base_url).rstrip("/")
-    sig = sign(settings, key=key, expires=expires)
-    return f"{base}{router.prefix}/{quote(key)}?expires={expires}&signature={sig}"
+    return media_url(
+        settings,
+        base_url=str(request.base_url),
+        key=key,
+        seconds=int(seconds or settings.presign_seconds),
+    )
 
 
 @router.head("/{key:path}", include_in_schema=False)

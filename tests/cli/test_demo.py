@@ -14,15 +14,20 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
+import pytest
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
+from api.main import create_app
 from lambdas.ffmpeg import decoded_duration, ffmpeg_binary, probe
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.demo import DEMO_TITLE
 from vidpipe_dagster.domain.lifecycle import INTERRUPTED
 from vidpipe_dagster.domain.nodes import list_nodes
+from vidpipe_dagster.settings import Settings
 
 
 def _demo(home: Path, *args: str) -> subprocess.CompletedProcess:
@@ -38,57 +43,117 @@ def _demo(home: Path, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+PROGRESS = re.compile(
+    r"  \[\s*(?P<position>\d+)/(?P<total>\d+)\] (?P<title>.{18})  "
+    r"(?P<status>in_progress|completed|reused|failed)\s+(?P<elapsed>\d+\.\d) s"
+)
+LINK_INTRO = "Play it in a browser while `vidpipe dev` runs (the link works for 7 days):"
+
+
+def _demo_nodes(home: Path) -> list:
+    engine = make_engine(f"sqlite:///{home / 'vidpipe.db'}")
+    try:
+        with make_sessionmaker(engine)() as session:
+            pipeline = session.scalars(select(Pipeline).where(Pipeline.title == DEMO_TITLE)).one()
+            nodes = list_nodes(session, pipeline)
+            session.expunge_all()
+            return nodes
+    finally:
+        engine.dispose()
+
+
+def _check_output(stdout: str, home: Path, *, statuses: set[str]) -> tuple[list[str], Path]:
+    """Every line of a finished demo in its place, the progress of this run's nodes only,
+    each at its position in the plan; returns the lines after the progress and the MP4."""
+    lines = stdout.splitlines()
+    assert lines[0].startswith("Demo pipeline ") and " (10 nodes) in sqlite:///" in lines[0]
+    assert lines[1].startswith("Materializing through Dagster (DAGSTER_HOME=")
+    blank = lines.index("")
+    progress = [PROGRESS.fullmatch(line) for line in lines[2:blank]]
+    assert all(progress), lines[2:blank]
+    nodes = {n.title: n for n in _demo_nodes(home)}
+    positions = {m["title"].rstrip(): int(m["position"]) for m in progress}
+    assert sorted(positions.values()) == list(range(1, 11)) and set(positions) == set(nodes)
+    assert all(int(m["position"]) == positions[m["title"].rstrip()] for m in progress)
+    assert {m["total"] for m in progress} == {"10"}
+    by_uuid = {n.uuid: n.title for n in nodes.values()}
+    for title, node in nodes.items():
+        for slot in node.inputs.values():
+            assert all(positions[by_uuid[u]] < positions[title] for u in slot), title
+    elapsed = [float(m["elapsed"]) for m in progress]
+    assert elapsed == sorted(elapsed)
+    last = {m["title"].rstrip(): m["status"] for m in progress}
+    assert set(last.values()) == statuses, last
+    assert {m["status"] for m in progress} <= statuses | {"in_progress"}
+
+    tail = lines[blank + 1 :]
+    video = Path(tail[-1])
+    assert video.suffix == ".mp4" and video.is_file()
+    assert video.resolve().is_relative_to((home / "storage").resolve())
+    assert tail[-3] == LINK_INTRO
+    assert tail[-2].startswith("http://127.0.0.1:8000/v1/media/pipelines/")
+    narration = probe(_path_of(nodes["Voiceover"], home)).duration
+    assert tail[-4] == f"Done: {probe(video).duration:.1f} s of video (narration {narration:.1f} s)"
+    return tail, video
+
+
+def _path_of(node, home: Path) -> Path:
+    return home / "storage" / node.output["s3_key"]
+
+
+def _served(url: str, home: Path) -> None:
+    """The printed URL plays in a browser from the API of the same home."""
+    parts = urlsplit(url)
+    settings = Settings(home=home, database_url=None, storage_url=None, media_signing_key=None)
+    with TestClient(create_app(settings=settings), raise_server_exceptions=False) as client:
+        whole = client.get(f"{parts.path}?{parts.query}")
+        part = client.get(f"{parts.path}?{parts.query}", headers={"Range": "bytes=0-99"})
+        forged = client.get(f"{parts.path}?{parts.query[:-1]}0")
+    assert whole.status_code == 200 and whole.headers["content-type"] == "video/mp4"
+    assert part.status_code == 206 and len(part.content) == 100
+    assert forged.status_code == 403
+    expires = int(parse_qs(parts.query)["expires"][0])
+    assert expires - time.time() == pytest.approx(7 * 24 * 3600, abs=600)
+
+
 def test_demo_renders_a_playable_video_and_reports_progress(tmp_path):
     result = _demo(tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    lines = result.stdout.strip().splitlines()
-    video = Path(lines[-1])
-    assert video.suffix == ".mp4" and video.is_file()
-    assert video.resolve().is_relative_to((tmp_path / "storage").resolve())
+    tail, video = _check_output(result.stdout, tmp_path, statuses={"completed"})
+    assert len(tail) == 4, tail
 
     info = probe(video)
     assert info.video is not None and info.audio is not None
     assert (info.video.width, info.video.height) == (1280, 720)
+    nodes = {n.title: n for n in _demo_nodes(tmp_path)}
+    narration = decoded_duration(_path_of(nodes["Voiceover"], tmp_path))
     playable = decoded_duration(video)
-    assert playable is not None and playable > 3
-    assert lines[-2] == f"Done: {info.duration:.1f} s of video"
-    for title in ("Voiceover", "Talking head", "Merge", "Final cut"):
-        assert any(title in line and "completed" in line for line in lines), title
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'vidpipe.db'}")
-    try:
-        with make_sessionmaker(engine)() as session:
-            pipeline = session.scalars(select(Pipeline).where(Pipeline.title == DEMO_TITLE)).one()
-            nodes = list_nodes(session, pipeline)
-            assert [n.status for n in nodes] == ["completed"] * 10
-            assert pipeline.metadata_["progress"]["completed"] == 10
-            assert nodes[-1].output["s3_key"] in str(video)
-    finally:
-        engine.dispose()
+    assert narration is not None and narration > 3
+    # within one audio frame: the narration is never cut
+    assert playable is not None and playable >= narration - 0.03, (playable, narration)
+    assert [n.status for n in nodes.values()] == ["completed"] * 10
+    assert nodes["Final cut"].output["s3_key"] in str(video)
     assert (tmp_path / "dagster" / "dagster.yaml").is_file()
+    _served(tail[-2], tmp_path)
 
     stored = sorted(p for p in (tmp_path / "storage").rglob("*") if p.is_file())
     again = _demo(tmp_path)
     assert again.returncode == 0, again.stdout + again.stderr
-    lines = again.stdout.strip().splitlines()
-    assert Path(lines[-1]) == video  # the same media, nothing rendered again
-    assert "Reused the finished work of 10 of 10 nodes" in again.stdout
+    tail, again_video = _check_output(again.stdout, tmp_path, statuses={"reused"})
+    assert again_video == video  # the same media, nothing rendered again
+    assert tail[0] == (
+        "Reused the finished work of 10 of 10 nodes; `vidpipe demo --force` renders them again"
+    )
     assert sorted(p for p in (tmp_path / "storage").rglob("*") if p.is_file()) == stored
-    engine = make_engine(f"sqlite:///{tmp_path / 'vidpipe.db'}")
-    try:
-        with make_sessionmaker(engine)() as session:
-            pipeline = session.scalars(select(Pipeline).where(Pipeline.title == DEMO_TITLE)).one()
-            nodes = list_nodes(session, pipeline)
-            assert [n.status for n in nodes] == ["completed"] * 10
-            assert all(n.metadata_["reused_from"]["node_uuid"] == n.uuid for n in nodes)
-            assert all(n.output["cost"] == 0 for n in nodes)
-    finally:
-        engine.dispose()
+    nodes = _demo_nodes(tmp_path)
+    assert [n.status for n in nodes] == ["completed"] * 10
+    assert all(n.metadata_["reused_from"]["node_uuid"] == n.uuid for n in nodes)
+    assert all(n.output["cost"] == 0 for n in nodes)
 
     forced = _demo(tmp_path, "--force")
     assert forced.returncode == 0, forced.stdout + forced.stderr
-    assert Path(forced.stdout.strip().splitlines()[-1]) != video
-    assert "Reused" not in forced.stdout
+    tail, forced_video = _check_output(forced.stdout, tmp_path, statuses={"completed"})
+    assert forced_video != video and len(tail) == 4
     assert video.is_file()
 
 
@@ -151,7 +216,7 @@ def test_ctrl_c_in_the_demo_stops_with_one_line_and_marks_the_node_interrupted(t
     for name in ("VIDPIPE_DATABASE_URL", "VIDPIPE_STORAGE_URL", "DAGSTER_HOME"):
         env.pop(name, None)
     terminal = Terminal(env)
-    running = re.compile(r"^\s*\[\d+/10\] Voiceover\s+in_progress$", re.MULTILINE)
+    running = re.compile(r"^\s*\[ 4/10\] Voiceover\s+in_progress\s+\d+\.\d s$", re.MULTILINE)
     try:
         assert terminal.read(until=running.search, seconds=240), terminal.text
         started = _descendants(terminal.pid)
@@ -171,8 +236,9 @@ def test_ctrl_c_in_the_demo_stops_with_one_line_and_marks_the_node_interrupted(t
     assert elapsed < 5, f"the demo took {elapsed:.1f} s to stop"
     titles = ("Script", "Code sample", "Animation prompt", "Voiceover")
     for line in before.splitlines():
-        assert line.startswith(("Demo pipeline ", "Materializing through Dagster")) or re.fullmatch(
-            rf"\s*\[\d+/10\] ({'|'.join(titles)})\s+\S.*", line
+        progress = PROGRESS.fullmatch(line)
+        assert line.startswith(("Demo pipeline ", "Materializing through Dagster")) or (
+            progress and progress["title"].rstrip() in titles
         ), line
     after = terminal.text[len(before) :].removeprefix("^C").strip("\n").splitlines()
     assert after == [

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from lambdas import audio_mixer
-from lambdas.ffmpeg import probe
-from tests.fixtures.media import mean_volume
+from lambdas.ffmpeg import decoded_duration, probe
+from tests.fixtures.media import color_at, mean_volume
 
 
 def _event(video: Path, audio: Path, out_dir: Path, **extra: object) -> dict:
@@ -39,6 +39,7 @@ COMPLETE = {
         ({**COMPLETE, "mode": "blend"}, "mode must be 'replace' or 'overlay', got 'blend'"),
         ({**COMPLETE, "volume": "loud"}, "volume must be a number"),
         ({**COMPLETE, "volume": -1}, "volume must be between 0 and 10"),
+        ({**COMPLETE, "length": "longest"}, "length must be 'video' or 'audio', got 'longest'"),
     ],
 )
 def test_bad_event_is_400(event: dict, message: str, lambda_tmp: Path) -> None:
@@ -70,6 +71,36 @@ def test_replace_cuts_long_audio_and_copies_video(
     assert output.duration == pytest.approx(source.duration, abs=0.06)
     assert output.video == source.video
     assert output.audio is not None and output.audio.sample_rate == 48000
+
+
+@pytest.mark.parametrize("mode", ["replace", "overlay"])
+def test_length_audio_holds_the_last_frame_until_a_longer_narration_ends(
+    red_clip: Path, long_audio: Path, out_dir: Path, mode: str
+) -> None:
+    result = audio_mixer.handler(
+        _event(red_clip, long_audio, out_dir, mode=mode, length="audio"), None
+    )
+
+    assert result["statusCode"] == 200, result
+    output = out_dir / "mixed.mp4"
+    info = probe(output)
+    assert result["duration"] == pytest.approx(probe(long_audio).duration, abs=0.1)
+    assert info.video is not None
+    assert decoded_duration(output) == pytest.approx(3.0, abs=0.1)
+    assert mean_volume(output, start=2.5, duration=0.4) > -40
+    assert color_at(output, at=2.8) == color_at(output, at=0.5) == "red"
+
+
+def test_length_audio_cuts_a_longer_video_to_the_narration(
+    make_clip, tone_audio: Path, out_dir: Path
+) -> None:
+    clip = make_clip(color="green", duration=2.0, tone=None)
+
+    result = audio_mixer.handler(_event(clip, tone_audio, out_dir, length="audio"), None)
+
+    assert result["statusCode"] == 200, result
+    assert result["duration"] == pytest.approx(probe(tone_audio).duration, abs=0.1)
+    assert probe(out_dir / "mixed.mp4").video == probe(clip).video
 
 
 def test_replace_adds_audio_to_a_silent_video(

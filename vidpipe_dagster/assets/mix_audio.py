@@ -2,8 +2,10 @@
 
 Runs the ``audio_mixer`` function with ``config.mode`` (``replace``, the default, or
 ``overlay``), ``config.volume`` (default 1.0; the editor writes ``audioVolume``) and the
-editor's ``fadeIn`` / ``fadeOut`` in seconds. The audio input may be an audio node or a
-video with sound.
+editor's ``fadeIn`` / ``fadeOut`` in seconds, and ``config.length``: ``video`` (the default,
+the output lasts as long as the video) or ``audio`` (as long as the audio: a narration is
+never cut, the video's last frame is held if it is shorter). The audio input may be an
+audio node or a video with sound.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def execute(node: NodeSpec, upstream: Mapping[str, UpstreamNode], ctx: Execution
         "mode": config.get("mode") or "replace",
         "volume": config.get("volume", config.get("audioVolume", 1.0)),
     }
-    for name, wire in (("fadeIn", "fade_in"), ("fadeOut", "fade_out")):
+    for name, wire in (("fadeIn", "fade_in"), ("fadeOut", "fade_out"), ("length", "length")):
         if config.get(name):
             payload[wire] = config[name]
     return invoke_ffmpeg_function(node, ctx, role="audio_mixer", payload=payload)
