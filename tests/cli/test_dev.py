@@ -1,9 +1,11 @@
 """``vidpipe dev`` on a fresh embedded home: both services come up; Ctrl-C stops both within
-5 s, printing one line and leaving no process behind."""
+5 s, printing one line and leaving no process behind; quiet unless ``--verbose``; a run
+leaves the queue within 2 s of its execute."""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -215,11 +217,11 @@ def test_ctrl_c_in_dev_marks_the_running_node_interrupted(tmp_path: Path, databa
         time.sleep(0.1)
 
 
-def _dev(tmp_path: Path, env: dict[str, str]) -> tuple[subprocess.Popen, str, str]:
+def _dev(tmp_path: Path, env: dict[str, str], *options: str) -> tuple[subprocess.Popen, str, str]:
     api_port, dagster_port = free_port(), free_port()
     out = (tmp_path / "dev.log").open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "vidpipe_dagster.cli", "dev"]
+        [sys.executable, "-m", "vidpipe_dagster.cli", "dev", *options]
         + ["--api-port", str(api_port), "--dagster-port", str(dagster_port)],
         env=env,
         stdout=out,
@@ -292,3 +294,118 @@ def test_dev_creates_and_executes_a_pipeline_at_once(tmp_path: Path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+RUN_STATUS = "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+
+
+def _launched_after(dagster: str, run_id: str, answered: float) -> tuple[float, float]:
+    """Seconds from ``answered`` until the run left the queue (``STARTING`` or later) and
+    until its worker began (``STARTED`` or later)."""
+    launched = begun = None
+    while begun is None:
+        assert time.monotonic() - answered < 120, f"run {run_id} never started"
+        body = httpx.post(
+            f"{dagster}/graphql",
+            json={"query": RUN_STATUS, "variables": {"id": run_id}},
+            timeout=10,
+        ).json()
+        status = body["data"]["runOrError"]["status"]
+        now = time.monotonic() - answered
+        if status not in ("QUEUED", "NOT_STARTED"):
+            launched = launched if launched is not None else now
+        if status not in ("QUEUED", "NOT_STARTED", "STARTING"):
+            begun = now
+        time.sleep(0.02)
+    return launched, begun
+
+
+def _clean_env(home: Path) -> dict[str, str]:
+    env = {**os.environ, "VIDPIPE_HOME": str(home), "VIDPIPE_EXECUTE_WAIT_SECONDS": "300"}
+    for name in ("VIDPIPE_DATABASE_URL", "VIDPIPE_STORAGE_URL", "DAGSTER_HOME"):
+        env.pop(name, None)
+    return env
+
+
+def _wait_up(process: subprocess.Popen, api: str, dagster: str, log: Path) -> None:
+    deadline = time.monotonic() + 180
+    while not _up(api, dagster):
+        assert process.poll() is None, log.read_text()
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(1)
+
+
+def test_dev_is_quiet_starts_runs_within_seconds_and_stops_fast(tmp_path: Path):
+    """Runs executed and seconds of idling print nothing past the four header lines; each
+    run leaves the queue within 2 s of the execute's answer (median of three)."""
+    env = _clean_env(tmp_path / "home")
+    process, api, dagster = _dev(tmp_path, env)
+    log = tmp_path / "dev.log"
+    try:
+        _wait_up(process, api, dagster, log)
+        token = subprocess.run(
+            [sys.executable, "-m", "vidpipe_dagster.cli", "tokens", "create", "me", "--admin"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.splitlines()[-1]
+        base = f"{api}/v1/admin/video_production/pipelines"
+        figures = []
+        with httpx.Client(headers={"Authorization": f"Bearer {token}"}, timeout=400) as client:
+            pipeline = client.post(base, json={"pipeline": {"title": "Quiet"}}).json()["pipeline"]
+            nodes = f"{base}/{pipeline['uuid']}/nodes"
+            for i in range(3):
+                node = client.post(
+                    nodes,
+                    json={
+                        "node": {
+                            "title": f"Line {i}",
+                            "type": "asset",
+                            "asset": {"type": "text", "content": f"Line {i}."},
+                        }
+                    },
+                ).json()["node"]
+                response = client.post(f"{nodes}/{node['uuid']}/execute")
+                answered = time.monotonic()
+                assert response.status_code == 202, response.text
+                figures.append(_launched_after(dagster, response.json()["run_id"], answered))
+        time.sleep(8)
+        quiet = log.read_text()
+        process.send_signal(signal.SIGINT)
+        interrupted = time.monotonic()
+        assert process.wait(timeout=10) == 0
+        stopped = time.monotonic() - interrupted
+    finally:
+        if process.poll() is None:
+            process.kill()
+    print(f"run left the queue / began, s after the answer: {figures}; stop {stopped:.2f} s")
+    lines = quiet.splitlines()
+    assert len(lines) == 4 and lines[0].startswith("vidpipe API   "), quiet
+    assert lines[-1].startswith("Press Ctrl-C to stop both. (quiet: `vidpipe dev --verbose`")
+    assert sorted(launched for launched, _ in figures)[1] < 2.0, figures
+    assert stopped < 5, f"vidpipe dev took {stopped:.1f} s to stop"
+    assert log.read_text()[len(quiet) :].splitlines() == [STOPPED]
+
+
+def test_dev_verbose_relays_the_services_logs(tmp_path: Path):
+    env = _clean_env(tmp_path / "home")
+    process, api, dagster = _dev(tmp_path, env, "--verbose")
+    log = tmp_path / "dev.log"
+    try:
+        _wait_up(process, api, dagster, log)
+        deadline = time.monotonic() + 30
+        while " - dagster.daemon" not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.5)
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    text = log.read_text()
+    assert "SupersessionWarning" in text
+    assert re.search(r"^\S+ \S+ \+0000 - dagster\.daemon\S* - INFO - ", text, re.MULTILINE), text
+    assert "INFO:     Uvicorn running on" in text
+    assert "(quiet:" not in text
