@@ -14,7 +14,7 @@ cuts the last sentences. A second run reuses every node's finished work
 (``domain.signatures``) and renders nothing; ``vidpipe demo --force`` renders them all again.
 
 While it runs the demo prints one line per status change of this run's nodes
-(:mod:`vidpipe_dagster.demo_progress`); at the end, the length of the video and of its
+(:mod:`vidpipe_dagster.demo_output`); at the end, the length of the video and of its
 narration, a URL that plays the video in a browser (served by ``vidpipe dev``'s API on its
 default address, or S3's presigned URL) and, last, the MP4's path.
 
@@ -34,14 +34,13 @@ import time
 import uuid as uuid_lib
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.demo_output import DemoResult, browser_link, report
+from vidpipe_dagster.demo_output import DemoResult, demo_result, report
 from vidpipe_dagster.domain.nodes import create_node, list_nodes, update_node
 from vidpipe_dagster.domain.pipelines import create_pipeline
 
@@ -144,10 +143,12 @@ def run_demo(
             force=force,
         )
         with sessions() as session:
-            rows = list_nodes(session, session.get(Pipeline, pipeline_id))
+            rows = list_nodes(session, session.get_one(Pipeline, pipeline_id))
     finally:
         engine.dispose()
-    return _result(settings=settings, pipeline_uuid=pipeline_uuid, rows=rows, run_id=run_id)
+    return demo_result(
+        settings=settings, pipeline_uuid=pipeline_uuid, rows=rows, run_id=run_id, success=success
+    )
 
 
 def _materialize(
@@ -211,40 +212,6 @@ def _materialize(
         stop.set()
         watcher.join()
     return run_id, result.success
-
-
-def _result(*, settings: Any, pipeline_uuid: str, rows: list[Node], run_id: str) -> DemoResult:
-    """What the run made, or ``RuntimeError`` naming the nodes that failed."""
-    from vidpipe_dagster.resources.storage import storage_from_settings
-
-    last = rows[-1]
-    if last.status != "completed" or not last.output:
-        failed = [
-            f"{r.title}: {(r.metadata_ or {}).get('error')}" for r in rows if r.status == "failed"
-        ]
-        raise RuntimeError("The demo run failed. " + "; ".join(failed))
-    reused = sum(
-        1
-        for row in rows
-        if (row.metadata_ or {}).get("reused_from")
-        and (row.metadata_ or {}).get("dagster_run_id") == run_id
-    )
-    voiceover = next(row for row in rows if row.type == "generate-voiceover")
-    storage = storage_from_settings(settings)
-    key = last.output["s3_key"]
-    uri = storage.uri_for(key)
-    link, needs_dev = browser_link(settings, storage=storage, key=key)
-    return DemoResult(
-        pipeline_uuid=pipeline_uuid,
-        path=Path(uri.removeprefix("file://")) if uri.startswith("file://") else None,
-        uri=uri,
-        duration=float(last.output.get("duration") or 0.0),
-        statuses={row.title: row.status for row in rows},
-        reused=reused,
-        narration=float((voiceover.output or {}).get("duration") or 0.0),
-        link=link,
-        link_needs_dev=needs_dev,
-    )
 
 
 def main() -> int:

@@ -121,6 +121,43 @@ def watch_progress(
         stop.wait(interval)
 
 
+def demo_result(
+    *, settings: Any, pipeline_uuid: str, rows: list[Node], run_id: str, success: bool
+) -> DemoResult:
+    """What the run made from the pipeline's ``rows`` after it, or ``RuntimeError`` naming
+    the nodes that failed."""
+    from vidpipe_dagster.resources.storage import storage_from_settings
+
+    last = rows[-1]
+    if not success or last.status != "completed" or not last.output:
+        failed = [
+            f"{r.title}: {(r.metadata_ or {}).get('error')}" for r in rows if r.status == "failed"
+        ]
+        raise RuntimeError("The demo run failed. " + "; ".join(failed))
+    reused = sum(
+        1
+        for row in rows
+        if (row.metadata_ or {}).get("reused_from")
+        and (row.metadata_ or {}).get("dagster_run_id") == run_id
+    )
+    voiceover = next(row for row in rows if row.type == "generate-voiceover")
+    storage = storage_from_settings(settings)
+    key = last.output["s3_key"]
+    uri = storage.uri_for(key)
+    link, needs_dev = browser_link(settings, storage=storage, key=key)
+    return DemoResult(
+        pipeline_uuid=pipeline_uuid,
+        path=Path(uri.removeprefix("file://")) if uri.startswith("file://") else None,
+        uri=uri,
+        duration=float(last.output.get("duration") or 0.0),
+        statuses={row.title: row.status for row in rows},
+        reused=reused,
+        narration=float((voiceover.output or {}).get("duration") or 0.0),
+        link=link,
+        link_needs_dev=needs_dev,
+    )
+
+
 def browser_link(settings: Any, *, storage: Any, key: str) -> tuple[str, bool]:
     """A URL that plays ``key`` in a browser for :data:`LINK_DAYS`, and whether it needs
     ``vidpipe dev``: S3's presigned URL, else the API's signed ``/v1/media`` URL on
