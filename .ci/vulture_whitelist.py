@@ -12,6 +12,9 @@ _.wait_idle  # vidpipe_dagster.reload.Reloader: tests/dagster/test_reloader.py
 _.unregister  # vidpipe_dagster.resources.providers.registry: adding-a-provider test
 _.voice_name  # vidpipe_dagster.resources.speech: tests/resources/test_speech.py
 
+# Loaded by Dagster by name: the code location (workspace.yaml's `attribute: defs`).
+_.defs
+
 # Called by Dagster: a state-backed component's hooks.
 _.defs_state_config
 _.write_state_to_path

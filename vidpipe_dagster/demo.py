@@ -66,9 +66,9 @@ def ensure_demo_pipeline(session: Session) -> Pipeline:
         select(Pipeline).where(Pipeline.title == DEMO_TITLE).order_by(Pipeline.created_at)
     ).first()
     if existing is not None and len(nodes := list_nodes(session, existing)) == 10:
-        for node in nodes:
-            if node.title == "Narration" and node.config != NARRATION_CONFIG:
-                update_node(session, node, config=NARRATION_CONFIG)
+        for row in nodes:
+            if row.title == "Narration" and row.config != NARRATION_CONFIG:
+                update_node(session, row, config=NARRATION_CONFIG)
         return existing
     pipeline = create_pipeline(
         session, title=DEMO_TITLE, config={"demo": True}, metadata={"totalCost": 0}
