@@ -51,6 +51,10 @@ INTERRUPTED_EXIT_CODE = 130
 CONFIG_ERROR_EXIT_CODE = 2
 NARRATION_CONFIG = {"mode": "replace", "length": "audio"}
 """The narration mix: the voiceover replaces the sound and sets the length of the video."""
+FINAL_CUT_CONFIG = {"position": "bottom-right", "scale": 0.3, "audio": "background"}
+"""The talking head in a corner over the narrated video; only the narration is heard (the
+head says the same script, and both at once would speak it twice)."""
+UPDATED_CONFIGS = {"Narration": NARRATION_CONFIG, "Final cut": FINAL_CUT_CONFIG}
 
 SCRIPT = (
     "Welcome back. In this lesson we look at loops. A loop repeats a block of code until a "
@@ -67,8 +71,9 @@ def ensure_demo_pipeline(session: Session) -> Pipeline:
     ).first()
     if existing is not None and len(nodes := list_nodes(session, existing)) == 10:
         for row in nodes:
-            if row.title == "Narration" and row.config != NARRATION_CONFIG:
-                update_node(session, row, config=NARRATION_CONFIG)
+            wanted = UPDATED_CONFIGS.get(row.title)
+            if wanted is not None and row.config != wanted:
+                update_node(session, row, config=wanted)
         return existing
     pipeline = create_pipeline(
         session, title=DEMO_TITLE, config={"demo": True}, metadata={"totalCost": 0}
@@ -101,7 +106,7 @@ def ensure_demo_pipeline(session: Session) -> Pipeline:
         "Final cut",
         "compose-video",
         inputs={"background": [mix], "overlay": [head]},
-        config={"position": "bottom-right", "scale": 0.3},
+        config=FINAL_CUT_CONFIG,
     )
     return pipeline
 

@@ -66,16 +66,11 @@ def _estimates(
     *,
     reuse: bool = True,
 ) -> list[NodeEstimate]:
-    from vidpipe_dagster.resources.providers.prices import prices_from_settings
+    from vidpipe_dagster.resources.providers.prices import pricer
 
     settings = request.app.state.settings
     force_local = settings.force_local
-    lines = estimate_nodes(
-        nodes,
-        pipeline_nodes,
-        force_local=force_local,
-        prices=prices_from_settings(settings),
-    )
+    lines = estimate_nodes(nodes, pipeline_nodes, price=pricer(settings), force_local=force_local)
     if not reuse:
         return lines
     return with_reuse(session, lines, pipeline_nodes, force_local=force_local)

@@ -19,7 +19,7 @@ from vidpipe_dagster.dagster_home import (
 from vidpipe_dagster.db.migrate import upgrade
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
-from vidpipe_dagster.demo import NARRATION_CONFIG, ensure_demo_pipeline
+from vidpipe_dagster.demo import FINAL_CUT_CONFIG, NARRATION_CONFIG, ensure_demo_pipeline
 from vidpipe_dagster.demo_output import plan_positions, progress_line, watch_progress
 from vidpipe_dagster.devserver import quiet_line, service_commands
 from vidpipe_dagster.domain.lifecycle import Lifecycle
@@ -117,15 +117,20 @@ def test_an_earlier_demo_pipeline_gets_the_narration_that_is_never_cut(sessions)
     pipeline, nodes = _demo(sessions)
     narration = next(n for n in nodes if n.title == "Narration")
     assert narration.config == NARRATION_CONFIG
+    final = next(n for n in nodes if n.title == "Final cut")
+    assert final.config == FINAL_CUT_CONFIG and final.config["audio"] == "background"
     with sessions() as session, session.begin():
         for row in list_nodes(session, session.get(Pipeline, pipeline.id)):
             if row.title == "Narration":
                 row.config = {"mode": "replace"}
+            if row.title == "Final cut":
+                row.config = {"position": "bottom-right", "scale": 0.3}
 
     again, nodes = _demo(sessions)
 
     assert again.id == pipeline.id
     assert next(n for n in nodes if n.title == "Narration").config == NARRATION_CONFIG
+    assert next(n for n in nodes if n.title == "Final cut").config == FINAL_CUT_CONFIG
 
 
 @pytest.mark.parametrize(

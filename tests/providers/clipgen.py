@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from vidpipe_dagster.domain.prices import CostEstimate, Rate
 from vidpipe_dagster.resources.providers.errors import MalformedResponseError, MissingApiKeyError
 from vidpipe_dagster.resources.providers.http import require_json
 from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
-from vidpipe_dagster.resources.providers.prices import CostEstimate, Rate
 from vidpipe_dagster.resources.providers.status import JobStatus
 from vidpipe_dagster.resources.providers.unit import (
     ProviderSettings,

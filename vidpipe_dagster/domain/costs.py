@@ -8,7 +8,7 @@ those lines, which then count $0 and say what they save.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -17,15 +17,19 @@ from sqlalchemy.orm import Session
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.errors import ValidationError
 from vidpipe_dagster.domain.node_types import effective_provider, referenced_uuids
+from vidpipe_dagster.domain.prices import CostEstimate
 from vidpipe_dagster.domain.signatures import (
     ReuseSource,
     find_sources,
     node_fields,
     planned_signatures,
 )
-from vidpipe_dagster.resources.providers.prices import CostEstimate, estimate_cost
 
 TEXT_SLOTS = ("script", "prompt")
+
+Pricer = Callable[..., CostEstimate]
+"""``price(provider, node_type, config, *, script_chars=None)``: a node's estimate from its
+provider's price function (``resources.providers.prices.pricer`` builds one from settings)."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +82,8 @@ def estimate_node(
     node: Node,
     nodes: Mapping[str, Node],
     *,
+    price: Pricer,
     force_local: bool = False,
-    prices: Mapping[str, Any] | None = None,
 ) -> NodeEstimate:
     """Estimate one run of ``node``; ``nodes`` (uuid -> node) supplies its script's length."""
     provider = effective_provider(node.type, node.config, force_local=force_local)
@@ -91,9 +95,7 @@ def estimate_node(
         if known:
             script_chars = sum(known)
             break
-    estimate = estimate_cost(
-        provider, node.type, node.config or {}, script_chars=script_chars, prices=prices
-    )
+    estimate = price(provider, node.type, node.config or {}, script_chars=script_chars)
     return NodeEstimate(node=node, estimate=estimate)
 
 
@@ -101,14 +103,12 @@ def estimate_nodes(
     selected: Iterable[Node],
     every: Iterable[Node],
     *,
+    price: Pricer,
     force_local: bool = False,
-    prices: Mapping[str, Any] | None = None,
 ) -> list[NodeEstimate]:
     """Estimates for ``selected``, reading script lengths from ``every`` node of the pipeline."""
     by_uuid = {node.uuid: node for node in every}
-    return [
-        estimate_node(node, by_uuid, force_local=force_local, prices=prices) for node in selected
-    ]
+    return [estimate_node(node, by_uuid, price=price, force_local=force_local) for node in selected]
 
 
 def with_reuse(

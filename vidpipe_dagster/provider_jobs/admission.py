@@ -18,7 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.costs import NodeEstimate, check_budget, estimate_nodes
 from vidpipe_dagster.domain.node_types import effective_provider
-from vidpipe_dagster.resources.providers.prices import CostEstimate, prices_from_settings
+from vidpipe_dagster.domain.prices import CostEstimate
+from vidpipe_dagster.resources.providers.prices import pricer
 from vidpipe_dagster.resources.providers.registry import PAID_PROVIDERS, jobs_limit
 
 
@@ -102,10 +103,7 @@ def admit_submission(
         pipeline = session.get(Pipeline, node.pipeline_id)
         every = list(session.scalars(select(Node).where(Node.pipeline_id == node.pipeline_id)))
         lines = estimate_nodes(
-            [node],
-            every,
-            force_local=settings.force_local,
-            prices=prices_from_settings(settings),
+            [node], every, price=pricer(settings), force_local=settings.force_local
         )
         if pipeline is not None and sum(line.estimate.usd for line in lines) > 0:
             check_budget(pipeline, [*lines, *_reservations(every, exclude=node.uuid)])

@@ -8,6 +8,7 @@ each client once per process. Shared parts: :mod:`.errors`, :mod:`.status`, :mod
 :mod:`.http`, :mod:`.polling`, :mod:`.prices`.
 """
 
+from vidpipe_dagster.domain.prices import CostEstimate
 from vidpipe_dagster.resources.providers.errors import (
     AuthError,
     MalformedResponseError,
@@ -20,7 +21,7 @@ from vidpipe_dagster.resources.providers.errors import (
     TransientError,
 )
 from vidpipe_dagster.resources.providers.polling import apoll_many, poll_many
-from vidpipe_dagster.resources.providers.prices import CostEstimate, estimate_cost
+from vidpipe_dagster.resources.providers.prices import estimate_cost
 from vidpipe_dagster.resources.providers.retry import RetryPolicy
 from vidpipe_dagster.resources.providers.status import JobStatus
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from vidpipe_dagster.domain.prices import CostEstimate, Rate, pick_rate
 from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
     MissingApiKeyError,
@@ -27,7 +28,6 @@ from vidpipe_dagster.resources.providers.errors import (
     ProviderError,
 )
 from vidpipe_dagster.resources.providers.http import HttpProvider, error_for_status, json_body
-from vidpipe_dagster.resources.providers.prices import CostEstimate, Rate, pick_rate
 from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
 NAME = "elevenlabs"

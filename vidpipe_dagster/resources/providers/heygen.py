@@ -30,6 +30,13 @@ from typing import Any
 import httpx
 from pydantic import SecretStr
 
+from vidpipe_dagster.domain.prices import (
+    CHARS_PER_SECOND_OF_SPEECH,
+    CostEstimate,
+    Rate,
+    pick_rate,
+    resolution_suffix,
+)
 from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
     MissingApiKeyError,
@@ -52,13 +59,6 @@ from vidpipe_dagster.resources.providers.http import (
     require_json,
 )
 from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
-from vidpipe_dagster.resources.providers.prices import (
-    CHARS_PER_SECOND_OF_SPEECH,
-    CostEstimate,
-    Rate,
-    pick_rate,
-    resolution_suffix,
-)
 from vidpipe_dagster.resources.providers.status import JobStatus
 from vidpipe_dagster.resources.providers.unit import (
     ProviderSettings,

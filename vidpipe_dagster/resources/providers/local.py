@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lambdas.ffmpeg import probe, run_ffmpeg
-from vidpipe_dagster.resources.providers.prices import free
+from vidpipe_dagster.domain.prices import free
 from vidpipe_dagster.resources.providers.unit import ProviderUnit
 from vidpipe_dagster.resources.speech import speak
 

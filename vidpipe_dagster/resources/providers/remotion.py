@@ -35,6 +35,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
 )
 
+from vidpipe_dagster.domain.prices import CostEstimate, free
 from vidpipe_dagster.resources.providers.errors import (
     AuthError,
     MalformedResponseError,
@@ -46,7 +47,6 @@ from vidpipe_dagster.resources.providers.errors import (
     TransientError,
 )
 from vidpipe_dagster.resources.providers.http import http_settings_from
-from vidpipe_dagster.resources.providers.prices import CostEstimate, free
 from vidpipe_dagster.resources.providers.remotion_wire import (
     DEFAULT_VERSION,
     NAME,

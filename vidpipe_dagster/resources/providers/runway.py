@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from vidpipe_dagster.domain.prices import Rate, per_second_of_video
 from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
     MissingApiKeyError,
@@ -28,7 +29,6 @@ from vidpipe_dagster.resources.providers.errors import (
 )
 from vidpipe_dagster.resources.providers.http import error_for_status, json_body, require_json
 from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
-from vidpipe_dagster.resources.providers.prices import Rate, per_second_of_video
 from vidpipe_dagster.resources.providers.status import JobState, JobStatus
 from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import httpx
 
+from vidpipe_dagster.domain.prices import Rate, per_second_of_video
 from vidpipe_dagster.resources.providers.errors import (
     AuthError,
     MalformedResponseError,
@@ -34,7 +35,6 @@ from vidpipe_dagster.resources.providers.http import (
     require_json,
 )
 from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
-from vidpipe_dagster.resources.providers.prices import Rate, per_second_of_video
 from vidpipe_dagster.resources.providers.status import JobStatus
 from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
