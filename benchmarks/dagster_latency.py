@@ -146,6 +146,50 @@ def stop(processes: list[subprocess.Popen]) -> None:
             pass
 
 
+def start_code_servers(
+    *, env: dict, work: Path, shards: int, processes: list[subprocess.Popen]
+) -> str:
+    """The workspace.yaml text for ``shards`` locations; with more than one, each shard's
+    ``dagster code-server start`` is started (appended to ``processes``) and waited for."""
+    if shards == 1:
+        return (
+            "load_from:\n  - python_module:\n      module_name: vidpipe_dagster.definitions\n"
+            "      attribute: defs\n      location_name: vidpipe\n"
+        )
+    entries = []
+    for shard in range(shards):
+        grpc_port = free_port()
+        location = f"vidpipe_{shard}"
+        processes.append(
+            start(
+                [sys.executable, "-m", "dagster", "code-server", "start"]
+                + ["-h", "127.0.0.1", "-p", str(grpc_port)]
+                + ["-m", "vidpipe_dagster.definitions", "--location-name", location],
+                {**env, "VIDPIPE_DAGSTER_SHARD": str(shard)},
+                work / f"code_server_{shard}.log",
+            )
+        )
+        entries.append(
+            f"  - grpc_server:\n      host: 127.0.0.1\n      port: {grpc_port}\n"
+            f"      location_name: {location}\n"
+        )
+    for entry in entries:
+        grpc_port = entry.split("port: ")[1].split()[0]
+        wait_until(
+            lambda grpc_port=grpc_port: (
+                subprocess.run(
+                    [sys.executable, "-m", "dagster", "api", "grpc-health-check"]
+                    + ["-p", grpc_port],
+                    capture_output=True,
+                ).returncode
+                == 0
+            ),
+            timeout=900,
+            what=f"code server on port {grpc_port}",
+        )
+    return "load_from:\n" + "".join(entries)
+
+
 def measure(pipelines: int, shards: int, edits: int, grpc_mb: int) -> dict[str, float]:
     name = f"vidpipe_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
@@ -182,44 +226,7 @@ def measure(pipelines: int, shards: int, edits: int, grpc_mb: int) -> dict[str, 
             capture_output=True,
         )
         began = time.monotonic()
-        if shards == 1:
-            workspace = (
-                "load_from:\n  - python_module:\n      module_name: vidpipe_dagster.definitions\n"
-                "      attribute: defs\n      location_name: vidpipe\n"
-            )
-        else:
-            entries = []
-            for shard in range(shards):
-                grpc_port = free_port()
-                location = f"vidpipe_{shard}"
-                processes.append(
-                    start(
-                        [sys.executable, "-m", "dagster", "code-server", "start"]
-                        + ["-h", "127.0.0.1", "-p", str(grpc_port)]
-                        + ["-m", "vidpipe_dagster.definitions", "--location-name", location],
-                        {**env, "VIDPIPE_DAGSTER_SHARD": str(shard)},
-                        work / f"code_server_{shard}.log",
-                    )
-                )
-                entries.append(
-                    f"  - grpc_server:\n      host: 127.0.0.1\n      port: {grpc_port}\n"
-                    f"      location_name: {location}\n"
-                )
-            workspace = "load_from:\n" + "".join(entries)
-            for entry in entries:
-                grpc_port = entry.split("port: ")[1].split()[0]
-                wait_until(
-                    lambda grpc_port=grpc_port: (
-                        subprocess.run(
-                            [sys.executable, "-m", "dagster", "api", "grpc-health-check"]
-                            + ["-p", grpc_port],
-                            capture_output=True,
-                        ).returncode
-                        == 0
-                    ),
-                    timeout=900,
-                    what=f"code server on port {grpc_port}",
-                )
+        workspace = start_code_servers(env=env, work=work, shards=shards, processes=processes)
         (work / "workspace.yaml").write_text(workspace)
         processes.append(
             start(

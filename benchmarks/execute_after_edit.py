@@ -2,14 +2,17 @@
 
 Usage::
 
-    python benchmarks/execute_after_edit.py --pipelines 10 100 1000 [--trials 3]
+    python benchmarks/execute_after_edit.py --pipelines 10 100 1000 [--trials 3] \
+        [--per-location 100]
 
 For each size: a fresh PostgreSQL database filled with the synthetic pipelines of
-``benchmarks/definitions.py`` (20 nodes each, one location), a fresh DAGSTER_HOME with
+``benchmarks/definitions.py`` (20 nodes each), a fresh DAGSTER_HOME with
 ``deploy/dagster.yaml`` (the production instance: PostgreSQL storage in a second fresh
-database, the daemon's ``QueuedRunCoordinator``), ``dagster dev`` on the vidpipe location,
-and the API app in this process with its default change notification (a debounced reload
-of the pipeline's location after every write). Each trial uses another
+database, the daemon's ``QueuedRunCoordinator``), ``dagster dev`` on the vidpipe code
+location, sharded at ``--per-location`` pipelines per location (``VIDPIPE_DAGSTER_SHARDS``:
+1,000 pipelines are 10 code servers of 100, as ``benchmarks/dagster_latency.py --shards``
+starts them), and the API app in this process with its default change notification (a
+debounced reload of the pipeline's location after every write). Each trial uses another
 pipeline's ``Script`` asset node; times run from the edit's request to the node's
 ``metadata.started_at`` (lifecycle ``started``, inside the run) and to ``completed``:
 
@@ -53,6 +56,7 @@ from benchmarks.dagster_latency import (  # noqa: E402
     free_port,
     gql,
     start,
+    start_code_servers,
     stop,
     wait_until,
 )
@@ -96,7 +100,10 @@ def _started_after(sessions, node_uuid: str, began: datetime, storage_root: Path
     return (started_at - began).total_seconds(), (completed - began).total_seconds()
 
 
-def measure(pipelines: int, trials: int, grpc_mb: int) -> dict[str, list[float]]:
+def measure(
+    pipelines: int, trials: int, grpc_mb: int, *, per_location: int = 100
+) -> dict[str, list[float]]:
+    shards = max(1, -(-pipelines // per_location))
     name = f"vidpipe_bench_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
         admin.execute(f'CREATE DATABASE "{name}"')
@@ -143,11 +150,10 @@ def measure(pipelines: int, trials: int, grpc_mb: int) -> dict[str, list[float]]
             "DAGSTER_PG_DB": f"{name}_dagster",
             "DAGSTER_GRPC_MAX_RX_BYTES": str(grpc_mb * 10**6),
             "DAGSTER_GRPC_MAX_SEND_BYTES": str(grpc_mb * 10**6),
+            "VIDPIPE_DAGSTER_SHARDS": str(shards),
         }
-        (work / "workspace.yaml").write_text(
-            "load_from:\n  - python_module:\n      module_name: vidpipe_dagster.definitions\n"
-            "      attribute: defs\n      location_name: vidpipe\n"
-        )
+        workspace = start_code_servers(env=env, work=work, shards=shards, processes=processes)
+        (work / "workspace.yaml").write_text(workspace)
         processes.append(
             start(
                 [sys.executable, "-m", "dagster", "dev", "-w", str(work / "workspace.yaml")]
@@ -159,7 +165,7 @@ def measure(pipelines: int, trials: int, grpc_mb: int) -> dict[str, list[float]]
 
         def loaded() -> bool:
             entries = gql(dagster_url, LOCATIONS, timeout=10)["workspaceOrError"]["locationEntries"]
-            return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
+            return len(entries) == shards and all(e["loadStatus"] == "LOADED" for e in entries)
 
         wait_until(loaded, timeout=1200, what="location LOADED")
         settings = Settings(
@@ -169,6 +175,7 @@ def measure(pipelines: int, trials: int, grpc_mb: int) -> dict[str, list[float]]
             storage_url=storage_root.as_uri(),
             providers="local",
             execute_wait_seconds=600,
+            dagster_shards=shards,
         )
         engine = make_engine(url)
         sessions = make_sessionmaker(engine)
@@ -250,11 +257,12 @@ def main() -> None:
     parser.add_argument("--pipelines", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--trials", type=int, default=3)
     parser.add_argument("--grpc-mb", type=int, default=400)
+    parser.add_argument("--per-location", type=int, default=100)
     args = parser.parse_args()
     rows = []
     for pipelines in args.pipelines:
-        print(f"{pipelines} pipelines:", flush=True)
-        f = measure(pipelines, args.trials, args.grpc_mb)
+        print(f"{pipelines} pipelines (load average {_load()}):", flush=True)
+        f = measure(pipelines, args.trials, args.grpc_mb, per_location=args.per_location)
         rows.append((pipelines, {k: statistics.median(v) for k, v in f.items()}))
     print()
     print(
@@ -268,6 +276,12 @@ def main() -> None:
             for kind in ("baseline", "config", "new_node")
         ]
         print(f"| {pipelines:,} | {pipelines * 20:,} | " + " | ".join(cells) + " |", flush=True)
+    print(f"load average at the end: {_load()}")
+
+
+def _load() -> str:
+    """The 1, 5 and 15 minute load averages (figures are upper bounds on a busy machine)."""
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 if __name__ == "__main__":

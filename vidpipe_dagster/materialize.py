@@ -616,7 +616,9 @@ def execute_pipeline_selection(
             )
             titles = ", ".join(f"'{plan.nodes[u].get('title') or u}'" for u in waiting_on)
             resource.lifecycle().not_run(
-                node_uuid, f"not run: input {titles} had not completed (run {context.run.run_id})"
+                node_uuid,
+                f"not run: input {titles} had not completed (run {context.run.run_id})",
+                run_id=context.run.run_id,
             )
             blocked.add(node_uuid)
             if any(u in replan for u in waiting_on):

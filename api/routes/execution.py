@@ -16,10 +16,13 @@ An execute reads and checks in one short transaction and ends it before it talks
 
 from __future__ import annotations
 
+import time
+import uuid as uuid_lib
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from api.contract import ContractDep
@@ -38,6 +41,7 @@ from api.responses import (
 from api.routes.media import signed_media_url
 from api.schemas import ExecuteRequest, NodeExecuteRequest
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain import launches
 from vidpipe_dagster.domain.costs import (
     NodeEstimate,
     budget_summary,
@@ -52,6 +56,10 @@ from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
 from vidpipe_dagster.domain.signatures import FORCE_TAG
 from vidpipe_dagster.plans import compile_error_of, node_shape, row_fields
+
+CLAIM_WAIT_SECONDS = 10.0
+"""How long an execute refused because another request is launching the node waits for
+that launch's run id, to name it in the 409."""
 
 router = APIRouter(
     prefix="/v1/admin/video_production/pipelines/{pipeline_uuid}", tags=["execution"]
@@ -85,7 +93,8 @@ def _launch(
     pipeline_nodes: list[Node],
     force: bool = False,
 ) -> str:
-    """Check the budget, end the request's transaction, then launch the nodes' run."""
+    """Check the budget, end the request's transaction, claim the nodes, then launch their
+    run (``domain.launches``: a concurrent execute of one of them is a 409)."""
     check_budget(pipeline, _estimates(request, session, nodes, pipeline_nodes, reuse=not force))
     settings = request.app.state.settings
     force_local = settings.force_local
@@ -94,30 +103,76 @@ def _launch(
     tags = {"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "api"}
     if force:
         tags[FORCE_TAG] = "true"
+    claimed = {"pipeline_id": pipeline.id, "node_ids": [node.id for node in nodes]}
     end_transaction(session)
-    launcher = request.app.state.launcher()
-    _refuse_second_run(launcher, pipeline=pipeline, nodes=nodes)
-    return launcher.launch(
-        pipeline_uuid=pipeline_uuid,
-        node_uuids=list(shapes),
-        tags=tags,
-        shapes=shapes,
-        compile_error=lambda: compile_error_of(request.app.state.sessions, pipeline_uuid),
-    )
-
-
-def _refuse_second_run(launcher, *, pipeline: Pipeline, nodes: list[Node]) -> None:
-    """409 when a Dagster run that materializes one of ``nodes`` is queued or running."""
-    active = launcher.active_runs(pipeline_uuid=pipeline.uuid, node_uuids=[n.uuid for n in nodes])
-    if active:
-        raise ConflictError(
-            ", ".join(
-                f"Node '{node.title or 'untitled'}' is already in Dagster run "
-                f"{active[node.uuid][0]} ({active[node.uuid][1].lower()}); wait for it to finish"
-                for node in nodes
-                if node.uuid in active
-            )
+    sessions = request.app.state.sessions
+    token = uuid_lib.uuid4().hex
+    try:
+        launches.claim(sessions, **claimed, token=token)
+    except launches.LaunchInProgress as busy:
+        raise _named_conflict(sessions, busy) from busy
+    try:
+        launcher = request.app.state.launcher()
+        _refuse_second_run(launcher, sessions, pipeline_uuid=pipeline_uuid, **claimed)
+        run_id = launcher.launch(
+            pipeline_uuid=pipeline_uuid,
+            node_uuids=list(shapes),
+            tags=tags,
+            shapes=shapes,
+            compile_error=lambda: compile_error_of(sessions, pipeline_uuid),
         )
+    except BaseException:
+        launches.release(sessions, **claimed, token=token)
+        raise
+    launches.queued(sessions, **claimed, token=token, run_id=run_id)
+    return run_id
+
+
+def _rows(sessions, node_ids: list[uuid_lib.UUID]) -> list:
+    with sessions() as session:
+        return session.execute(
+            select(Node.id, Node.title, Node.status, Node.metadata_).where(Node.id.in_(node_ids))
+        ).all()
+
+
+def _named_conflict(
+    sessions, busy: launches.LaunchInProgress, *, wait: float = CLAIM_WAIT_SECONDS
+) -> ConflictError:
+    """The 409 for nodes another request is launching, naming its run once Dagster named it
+    (polled for at most ``wait`` seconds; without a name, the claim's own message)."""
+    ids = [uuid_lib.UUID(u) for u in busy.node_uuids]
+    deadline = time.monotonic() + wait
+    while True:
+        rows = _rows(sessions, ids)
+        named = [(row, (row.metadata_ or {}).get(launches.QUEUED_KEY)) for row in rows]
+        if rows and all(run_id for _row, run_id in named):
+            return ConflictError(
+                ", ".join(
+                    f"Node '{row.title or 'untitled'}' is already in Dagster run {run_id} "
+                    "(queued); wait for it to finish"
+                    for row, run_id in named
+                )
+            )
+        if time.monotonic() >= deadline:
+            return busy
+        time.sleep(0.1)
+
+
+def _refuse_second_run(
+    launcher, sessions, *, pipeline_uuid: str, pipeline_id, node_ids: list[uuid_lib.UUID]
+) -> None:
+    """409 when a Dagster run that materializes one of the nodes is queued or running and
+    not yet done with it (a run winding down after the node finished is no conflict)."""
+    rows = {str(row.id): row for row in _rows(sessions, node_ids)}
+    active = launcher.active_runs(pipeline_uuid=pipeline_uuid, node_uuids=list(rows))
+    conflicts = [
+        f"Node '{rows[node_uuid].title or 'untitled'}' is already in Dagster run {run_id} "
+        f"({status.lower()}); wait for it to finish"
+        for node_uuid, (run_id, status) in active.items()
+        if not launches.done_in_run(rows[node_uuid], run_id=run_id)
+    ]
+    if conflicts:
+        raise ConflictError(", ".join(conflicts))
 
 
 @router.post(

@@ -48,6 +48,8 @@ def test_production_template_runs_on_postgres(
 
     with dg.DagsterInstance.from_config(str(home)) as instance:
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert instance.get_concurrency_config().run_queue_config.max_concurrent_runs == 20
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert instance.run_monitoring_enabled
         assert not instance.telemetry_enabled

@@ -8,8 +8,10 @@ a second run.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -177,3 +179,86 @@ def test_execute_of_a_node_in_flight_or_waiting_is_a_409_naming_the_run(
         "it starts when a slot frees"
     )
     assert len(_runs(dagster_settings.dagster_url)) == before
+
+
+def _node_row(sessions, node_uuid: str) -> Node:
+    with sessions() as session:
+        return session.get(Node, uuid.UUID(node_uuid))
+
+
+def test_concurrent_executes_of_a_free_node_launch_one_run(
+    client: TestClient, dagster_settings: Settings, sessions
+) -> None:
+    """Eight threads execute the same asset node at once: one run, seven 409s naming it."""
+    pipeline = _create(client, "", "pipeline", {"title": "Racing"})
+    script = _create(
+        client,
+        f"/{pipeline['uuid']}/nodes",
+        "node",
+        {"title": "Script", "type": "asset", "asset": {"type": "text", "content": "Go."}},
+    )
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{script['uuid']}/execute"
+    before = {run["runId"] for run in _runs(dagster_settings.dagster_url)}
+    barrier = threading.Barrier(8)
+
+    def execute(_index: int):
+        barrier.wait()
+        return client.post(url)
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(execute, range(8)))
+
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [202] + [409] * 7, [r.text for r in responses]
+    run_id = next(r.json()["run_id"] for r in responses if r.status_code == 202)
+    new_runs = [r["runId"] for r in _runs(dagster_settings.dagster_url) if r["runId"] not in before]
+    assert new_runs == [run_id]
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["error"]["type"] == "conflict"
+            assert run_id in response.json()["error"]["message"], response.text
+    metadata = _node_row(sessions, script["uuid"]).metadata_
+    assert metadata["queued_run"] == run_id and "launching" not in metadata
+    assert metadata["stage"] == f"queued in Dagster run {run_id}: waiting for a run slot"
+
+
+def test_a_node_its_run_finished_executes_again_while_the_run_winds_down(
+    client: TestClient, dagster_settings: Settings, sessions
+) -> None:
+    """The run stays active (other steps, checks, teardown) after the node completed in it:
+    executing the node again is a new run at once, not a 409; a transient failure the
+    run's step retry will redo is still a 409."""
+    pipeline = _create(client, "", "pipeline", {"title": "Again"})
+    script = _create(
+        client,
+        f"/{pipeline['uuid']}/nodes",
+        "node",
+        {"title": "Script", "type": "asset", "asset": {"type": "text", "content": "Once."}},
+    )
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{script['uuid']}/execute"
+    first = client.post(url)
+    assert first.status_code == 202, first.text
+    run_id = first.json()["run_id"]
+    assert run_id in {run["runId"] for run in _runs(dagster_settings.dagster_url)}
+
+    retrying = {"dagster_run_id": run_id, "error": "429", "retryable": True}
+    _set_row(sessions, script["uuid"], status="failed", metadata_=retrying)
+    refused = client.post(url)
+    assert refused.status_code == 409 and run_id in refused.json()["error"]["message"]
+
+    done = {"dagster_run_id": run_id, "process_uuid": "p", "completed_at": "2026-12-01T09:00"}
+    _set_row(sessions, script["uuid"], status="pending", metadata_=done)
+    again = client.post(url)
+    assert again.status_code == 202, again.text
+    assert again.json()["run_id"] != run_id
+
+    second = again.json()["run_id"]
+    passed = {
+        "dagster_run_id": run_id,
+        "not_run_by": second,
+        "stage": f"not run: input had not completed (run {second})",
+    }
+    _set_row(sessions, script["uuid"], status="pending", metadata_=passed)
+    third = client.post(url)
+    assert third.status_code == 202, third.text
+    assert third.json()["run_id"] not in (run_id, second)

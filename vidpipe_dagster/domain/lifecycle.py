@@ -45,6 +45,7 @@ from vidpipe_dagster.db.conflicts import retry_conflicts
 from vidpipe_dagster.db.models import Node, Pipeline, utcnow
 from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.errors import NotFoundError
+from vidpipe_dagster.domain.launches import clear_queued
 from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,9 @@ EXECUTION_KEYS = (
     "retryable",
     "signature",
     "reused_from",
+    "launching",
+    "queued_run",
+    "not_run_by",
 )
 """Metadata that belongs to one execution, cleared when a new one starts (a restarted node
 must not be finished by the previous execution's provider job)."""
@@ -302,6 +306,7 @@ class Lifecycle:
             merged = dict(row.metadata_ or {})
             if merged.pop("waiting", None) is not None:
                 merged.pop("stage", None)
+            clear_queued(merged)
             now = utcnow().isoformat()
             if process_uuid is None and row.status == "completed":
                 merged.pop("stage", None)
@@ -378,12 +383,13 @@ class Lifecycle:
         return won
 
     @retry_conflicts
-    def not_run(self, node_uuid: str, reason: str) -> bool:
+    def not_run(self, node_uuid: str, reason: str, *, run_id: str | None = None) -> bool:
         """Say in ``metadata.stage`` why a run asked for the node but did not run it.
 
         Status, output and the rest stay; nothing is written for a node ``in_progress``
         (another execution holds it) or waiting for a provider slot (its stage says so).
-        The next execution's start clears the stage. True when written.
+        ``run_id`` (the run that passed it by) is kept in ``metadata.not_run_by``. The next
+        execution's start clears both. True when written.
         """
         with self.sessions() as session, session.begin():
             row = _lock(session, node_uuid, pipeline=False)
@@ -392,7 +398,10 @@ class Lifecycle:
             metadata = dict(row.metadata_ or {})
             if metadata.get("waiting"):
                 return False
+            clear_queued(metadata)
             metadata["stage"] = reason
+            if run_id:
+                metadata["not_run_by"] = run_id
             _write(session, row, metadata_=metadata)
         return True
 

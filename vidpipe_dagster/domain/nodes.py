@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.errors import NotFoundError, ValidationError
+from vidpipe_dagster.domain.launches import QUEUED_KEY, queued_stage
 from vidpipe_dagster.domain.pipelines import parse_uuid
 from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
 from vidpipe_dagster.domain.validation import (
@@ -139,7 +140,8 @@ def update_node(session: Session, node: Node, *, contract: str = SEED, **fields:
             metadata["superseded_process_uuid"] = metadata.pop("process_uuid")
         else:
             metadata.pop("process_uuid", None)
-        metadata.pop("stage", None)
+        if metadata.get("stage") != queued_stage(str(metadata.get(QUEUED_KEY))):
+            metadata.pop("stage", None)  # a queued run still runs the edited node
         node.metadata_ = metadata
         node.status = "pending"
     session.flush()
