@@ -6,6 +6,8 @@
   ``in_progress`` from a run that failed or was cancelled (a run killed mid-step included:
   run monitoring marks it failed), taking the run's nodes from its
   ``ASSET_MATERIALIZATION_PLANNED`` events; nodes waiting on a provider job are left alone;
+  with ``vidpipe_unrun_nodes`` (successful runs) they also give every node the run never
+  started its reason (:mod:`vidpipe_dagster.unrun`: an input that failed fails it);
 - ``vidpipe_orphaned_nodes``: fails nodes whose run worker stopped beating (worker and code
   server lost together, so no run failure is ever reported) and marks their runs failed
   (:mod:`vidpipe_dagster.heartbeat`);
@@ -31,6 +33,7 @@ from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.db.snapshot import latest_updated_at
 from vidpipe_dagster.reload import ReloadError, location_view, request_reload
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+from vidpipe_dagster.unrun import settle_unrun_nodes
 
 BACKSTOP_INTERVAL_SECONDS = 15
 ORPHAN_INTERVAL_SECONDS = 30
@@ -56,10 +59,16 @@ def planned_node_uuids(instance: dg.DagsterInstance, run_id: str) -> list[str]:
 
 
 def fail_nodes_of_run(
-    *, instance: dg.DagsterInstance, run_id: str, resource: VidpipeResource, reason: str
+    *,
+    instance: dg.DagsterInstance,
+    run_id: str,
+    resource: VidpipeResource,
+    reason: str,
+    planned: list[str] | None = None,
 ) -> list[str]:
-    """Fail the nodes the run started and left ``in_progress``; return their UUIDs."""
-    uuids = planned_node_uuids(instance, run_id)
+    """Fail the nodes the run started and left ``in_progress``; return their UUIDs.
+    ``planned`` are the run's nodes when the caller already read them."""
+    uuids = planned if planned is not None else planned_node_uuids(instance, run_id)
     if not uuids:
         return []
     with resource.sessions()() as session:
@@ -79,13 +88,32 @@ def fail_nodes_of_run(
     return failed
 
 
-def _backstop(context: dg.RunStatusSensorContext, vidpipe: VidpipeResource, reason: str) -> None:
+def _backstop(
+    context: dg.RunStatusSensorContext,
+    vidpipe: VidpipeResource,
+    reason: str | None,
+    *,
+    ended: str,
+) -> None:
+    """Fail the nodes the ended run left ``in_progress`` (unless ``reason`` is None), then
+    give the nodes it never started their reason (``vidpipe_dagster.unrun``)."""
     run_id = context.dagster_run.run_id
-    failed = fail_nodes_of_run(
-        instance=context.instance, run_id=run_id, resource=vidpipe, reason=reason
+    planned = planned_node_uuids(context.instance, run_id)
+    if reason is not None:
+        failed = fail_nodes_of_run(
+            instance=context.instance,
+            run_id=run_id,
+            resource=vidpipe,
+            reason=reason,
+            planned=planned,
+        )
+        if failed:
+            context.log.info(f"Failed {len(failed)} node(s) of run {run_id}: {failed}")
+    unrun = settle_unrun_nodes(
+        instance=context.instance, run_id=run_id, resource=vidpipe, ended=ended, planned=planned
     )
-    if failed:
-        context.log.info(f"Failed {len(failed)} node(s) of run {run_id}: {failed}")
+    for node_uuid, why in unrun.items():
+        context.log.info(f"Node {node_uuid}: {why}")
 
 
 @dg.run_failure_sensor(
@@ -99,7 +127,10 @@ def failed_run_backstop(context: dg.RunFailureSensorContext, vidpipe: VidpipeRes
     run_id = context.dagster_run.run_id
     message = context.failure_event.message if context.failure_event else None
     _backstop(
-        context, vidpipe, f"Dagster run {run_id} failed: {message or 'the run worker stopped'}"
+        context,
+        vidpipe,
+        f"Dagster run {run_id} failed: {message or 'the run worker stopped'}",
+        ended="failed",
     )
 
 
@@ -112,7 +143,25 @@ def failed_run_backstop(context: dg.RunFailureSensorContext, vidpipe: VidpipeRes
 )
 def canceled_run_backstop(context: dg.RunStatusSensorContext, vidpipe: VidpipeResource) -> None:
     """Fail the nodes a cancelled run left ``in_progress``."""
-    _backstop(context, vidpipe, f"Dagster run {context.dagster_run.run_id} was cancelled")
+    _backstop(
+        context,
+        vidpipe,
+        f"Dagster run {context.dagster_run.run_id} was cancelled",
+        ended="was cancelled",
+    )
+
+
+@dg.run_status_sensor(
+    run_status=dg.DagsterRunStatus.SUCCESS,
+    name="vidpipe_unrun_nodes",
+    minimum_interval_seconds=BACKSTOP_INTERVAL_SECONDS,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Says why a successful run left some of its nodes unrun.",
+)
+def unrun_nodes(context: dg.RunStatusSensorContext, vidpipe: VidpipeResource) -> None:
+    """Give the nodes a successful run skipped (an input still waiting on a provider) their
+    reason."""
+    _backstop(context, vidpipe, None, ended="succeeded")
 
 
 @dg.sensor(
@@ -204,4 +253,10 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     minimum_interval_seconds=AUTOMATION_INTERVAL_SECONDS,
 )
 
-STATIC_SENSORS = [failed_run_backstop, canceled_run_backstop, orphaned_nodes, automation_sensor]
+STATIC_SENSORS = [
+    failed_run_backstop,
+    canceled_run_backstop,
+    unrun_nodes,
+    orphaned_nodes,
+    automation_sensor,
+]
