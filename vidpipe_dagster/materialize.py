@@ -643,9 +643,29 @@ def execute_pipeline_selection(
         if isinstance(event, dg.MaterializeResult) and key in checked:
             yield check_node_output(resource, key=key, node_uuid=node_uuid)
     if replan:
-        relaunch_fresh(context, plan=plan, resource=resource, node_uuids=replan)
+        relaunched = relaunch_fresh(context, plan=plan, resource=resource, node_uuids=replan)
+        _say_replanned(context, resource=resource, node_uuids=replan, relaunched=relaunched)
     if failures:
         raise retry_or_failure(context, resource=resource, failures=failures)
+
+
+def _say_replanned(
+    context: dg.AssetExecutionContext,
+    *,
+    resource: VidpipeResource,
+    node_uuids: list[str],
+    relaunched: str | None,
+) -> None:
+    """Put in each refused node's stage what became of it: relaunched in which run, or
+    left for the next execute."""
+    run_id = context.run.run_id
+    reason = (
+        f"edited after Dagster run {run_id} was planned: relaunched in run {relaunched}"
+        if relaunched
+        else f"not run: edited after Dagster run {run_id} was planned; execute it again"
+    )
+    for node_uuid in node_uuids:
+        resource.lifecycle().not_run(node_uuid, reason, run_id=run_id)
 
 
 def relaunch_fresh(

@@ -11,6 +11,8 @@ each node the run planned and no execution started since the run was created:
   refusal noted in ``metadata.refused``);
 - an input had not completed (it waits on a provider): the node keeps its status and
   ``metadata.stage`` says "not run: input 'X' had not completed (run R)";
+- a node the run itself passed by (``metadata.not_run_by``: relaunched on a fresh plan,
+  say) keeps the reason the run gave;
 - otherwise a run that failed or was cancelled fails the node ("Not run: Dagster run R
   failed before this node started; execute it again"), and one that succeeded says in the
   stage that it ended without running it.
@@ -103,8 +105,11 @@ def settle_unrun_nodes(
         if row is None or not _unstarted(row, run_id=run_id, created=created):
             continue
         blocker = blocking_input(node_uuid, rows)
+        failed_input = blocker is not None and blocker[0] == "failed"
+        if not failed_input and (row.metadata_ or {}).get("not_run_by") == run_id:
+            continue  # the run itself said why it passed the node by
         title = f"'{blocker[1].title or blocker[1].id}'" if blocker else ""
-        if blocker and blocker[0] == "failed":
+        if failed_input:
             reason = (
                 f"Not run: input {title} failed in Dagster run {run_id}; "
                 "fix it and execute it again"

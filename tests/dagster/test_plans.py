@@ -149,11 +149,13 @@ def test_a_shape_edit_after_planning_refuses_the_node(sessions, resource, no_web
     assert result.success
     assert result.get_asset_materialization_events() == []
     after = node(sessions, ids["voice"])
-    assert (after.status, after.metadata_, after.output) == (
-        before.status,
-        before.metadata_,
-        before.output,
-    )
+    assert (after.status, after.output) == (before.status, before.output)
+    run_id = result.run_id
+    assert after.metadata_ == {
+        **(before.metadata_ or {}),
+        "stage": f"not run: edited after Dagster run {run_id} was planned; execute it again",
+        "not_run_by": run_id,
+    }
     assert node(sessions, ids["mix"]).status == "pending"
     storage_root = resource.storage().uri_for("pipelines").removeprefix("file://")
     assert not any(ids["voice"] in path for path in _files(storage_root))
