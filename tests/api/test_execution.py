@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import uuid
 
 import pytest
 from fastapi.testclient import TestClient
@@ -113,3 +114,32 @@ def test_output_redirects_to_the_stored_media(offline_client, admin_headers, api
     media = offline_client.get(location)
     assert (media.status_code, media.content) == (200, b"hello")
     assert media.headers["content-type"].startswith("text/plain")
+
+
+def test_a_failed_launch_leaves_no_claim_and_a_stale_claim_expires(
+    offline_client, admin_headers, api, set_row, sessions
+):
+    """Dagster down: each execute is a 503, never a 409 from the claim the last one took.
+    A claim left by a request that died mid-launch stops counting after CLAIM_SECONDS."""
+    from datetime import timedelta
+
+    from vidpipe_dagster.db.models import Node, utcnow
+    from vidpipe_dagster.domain.launches import CLAIM_SECONDS, LAUNCHING_KEY
+
+    pipeline = api.pipeline()
+    node = api.node(pipeline, asset={"type": "text", "content": "hi"})
+    url = f"{BASE}/{pipeline['uuid']}/nodes/{node['uuid']}/execute"
+    for _ in range(2):
+        assert offline_client.post(url, headers=admin_headers).status_code == 503
+    with sessions() as session:
+        assert LAUNCHING_KEY not in (session.get(Node, uuid.UUID(node["uuid"])).metadata_ or {})
+
+    fresh = utcnow() - timedelta(seconds=5)
+    set_row(node["uuid"], metadata_={LAUNCHING_KEY: {"token": "t", "at": fresh.isoformat()}})
+    response = offline_client.post(url, headers=admin_headers)
+    assert response.status_code == 409
+    assert "being launched by another execute request" in response.json()["error"]["message"]
+
+    old = utcnow() - timedelta(seconds=CLAIM_SECONDS + 1)
+    set_row(node["uuid"], metadata_={LAUNCHING_KEY: {"token": "t", "at": old.isoformat()}})
+    assert offline_client.post(url, headers=admin_headers).status_code == 503

@@ -9,8 +9,9 @@ whose late results must be dropped.
 
 Lock order
 ----------
-Every writer of the pipeline tables (API edits and deletes, these transitions, admission
-and the provider-slot queue, the progress refresh, webhooks, schedules, the code location's
+Every writer of the pipeline tables (API edits and deletes, an execute's launch claims
+(:mod:`~vidpipe_dagster.domain.launches`), these transitions, admission and the provider-slot
+queue, the progress refresh, webhooks, schedules, the code location's
 compile-error notes) takes its row locks in this one order, and never goes back up it:
 
 1. pipeline rows (``video_production_pipelines``), by id when there are several;
