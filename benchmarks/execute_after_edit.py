@@ -27,7 +27,10 @@ pipeline's ``Script`` asset node; times run from the edit's request to the node'
 
 Medians of ``--trials`` trials; *answer* is the edit's and the execute's requests together
 (``VIDPIPE_EXECUTE_WAIT_SECONDS`` is raised so the new-node path measures the reload rather
-than answering 503).
+than answering 503). A second table splits each run's start from its Dagster event log
+(:data:`PHASES`): the daemon's dequeue, the launcher starting the run worker, the worker
+up, the step begun. The config edit follows the baseline's run of the same node, so its
+run may queue behind that run's wind-down (one run at a time per pipeline).
 """
 
 from __future__ import annotations
@@ -98,6 +101,39 @@ def _started_after(sessions, node_uuid: str, began: datetime, storage_root: Path
     if stored != text:
         raise AssertionError(f"the run executed {stored[:40]!r}, not the edit {text[:40]!r}")
     return (started_at - began).total_seconds(), (completed - began).total_seconds()
+
+
+RUN_EVENTS = """
+query RunEvents($runId: ID!) {
+  runOrError(runId: $runId) {
+    __typename
+    ... on Run {
+      creationTime
+      eventConnection { events { __typename ... on MessageEvent { timestamp } } } }
+  }
+}
+"""
+PHASES = {
+    "RunDequeuedEvent": "dequeued",
+    "RunStartingEvent": "launching",
+    "RunStartEvent": "worker_up",
+    "ExecutionStepStartEvent": "step",
+}
+"""Run events whose first occurrence marks a phase: the daemon dequeued the run, the launcher
+began starting its worker, the worker process is up, the step began."""
+
+
+def run_phases(dagster_url: str, run_id: str) -> dict[str, float]:
+    """Seconds from the run's creation to each of :data:`PHASES`, from its event log."""
+    run = gql(dagster_url, RUN_EVENTS, {"runId": run_id})["runOrError"]
+    if run.get("__typename") != "Run":
+        return {}
+    phases: dict[str, float] = {}
+    for event in run["eventConnection"]["events"]:
+        phase = PHASES.get(event["__typename"])
+        if phase and phase not in phases:
+            phases[phase] = int(event["timestamp"]) / 1000 - run["creationTime"]
+    return phases
 
 
 def measure(
@@ -184,12 +220,17 @@ def measure(
         app = create_app(settings=settings, sessions=sessions)
         figures: dict[str, list[float]] = {}
 
+        runs: list[str] = []
+
         def record(kind: str, answer: float, started: float, completed: float) -> None:
-            for part, value in (("answer", answer), ("started", started), ("done", completed)):
+            phases = run_phases(dagster_url, runs[-1])
+            parts = {"answer": answer, "started": started, "done": completed}
+            for part, value in {**parts, **phases}.items():
                 figures.setdefault(f"{kind}_{part}", []).append(value)
             print(
                 f"  {kind}: answer {answer:.2f} s, started {started:.2f} s, "
-                f"completed {completed:.2f} s",
+                f"completed {completed:.2f} s; from the run's creation: "
+                + ", ".join(f"{name} {value:.2f} s" for name, value in phases.items()),
                 flush=True,
             )
 
@@ -200,6 +241,7 @@ def measure(
                 response = client.post(f"{BASE}/{pipeline}/nodes/{node}/execute")
                 if response.status_code != 202:
                     raise RuntimeError(f"execute answered {response.status_code}: {response.text}")
+                runs.append(response.json()["run_id"])
                 return time.monotonic() - began
 
             for trial in range(trials + 1):
@@ -276,6 +318,15 @@ def main() -> None:
             for kind in ("baseline", "config", "new_node")
         ]
         print(f"| {pipelines:,} | {pipelines * 20:,} | " + " | ".join(cells) + " |", flush=True)
+    print()
+    print("Seconds from the run's creation to: " + ", ".join(PHASES.values()))
+    for pipelines, m in rows:
+        for kind in ("baseline", "config", "new_node"):
+            cells = " / ".join(
+                f"{m[f'{kind}_{phase}']:.1f}" if f"{kind}_{phase}" in m else "-"
+                for phase in PHASES.values()
+            )
+            print(f"  {pipelines:,} pipelines, {kind}: {cells}")
     print(f"load average at the end: {_load()}")
 
 
