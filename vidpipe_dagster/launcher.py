@@ -9,7 +9,8 @@ location compiled them: it asks the webserver for the shapes of the selected ass
 while one is missing or behind, reloads the location and asks again, for at most
 ``VIDPIPE_EXECUTE_WAIT_SECONDS``; past that the answer is ``PlanNotReadyError`` (503 with
 ``Retry-After``). A change of config, asset or title keeps the shape, so it launches at once:
-the run executes the fields the rows hold when each node starts.
+the run executes the fields the rows hold when each node starts. A launch holds a pending
+reload of its location back for ``RUN_START_HOLD_SECONDS`` so the run's worker starts first.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import UnavailableError, ValidationError, VidpipeError
 from vidpipe_dagster.domain.naming import node_key_path, pipeline_location
 from vidpipe_dagster.plans import SHAPE_METADATA, compile_error_of, node_shape, row_fields
-from vidpipe_dagster.reload import ReloadError, ReloadPending, reload_and_wait
+from vidpipe_dagster.reload import ReloadError, ReloadPending, hold_reload, reload_and_wait
 from vidpipe_dagster.settings import Settings
 
 ASSET_JOB = "__ASSET_JOB"
@@ -35,6 +36,11 @@ LAUNCH_TIMEOUT_SECONDS = 120.0
 """How long a GraphQL answer may take: a launch cut off early may still have started its
 run, and an execute retried after it would start a second one."""
 REPOSITORY = "__repository__"
+RUN_START_HOLD_SECONDS = 10.0
+"""How long a launch keeps a pending reload of its location (an edit's change notification)
+from beginning: the run's worker starts through the location's code server, which a reload
+would replace under it (several seconds at 100 pipelines). An execute that needs the
+reload asks for it urgently, which ends the hold."""
 
 LAUNCH_RUN = """
 mutation LaunchRun($executionParams: ExecutionParams!) {
@@ -248,6 +254,7 @@ class DagsterLauncher:
         location does not know an asset yet (an edit not reloaded), it reloads once and
         tries again.
         """
+        hold_reload(self.settings, pipeline_uuid=pipeline_uuid, seconds=RUN_START_HOLD_SECONDS)
         if shapes:
             self.ensure_compiled(
                 pipeline_uuid=pipeline_uuid, shapes=shapes, compile_error=compile_error
@@ -270,6 +277,9 @@ class DagsterLauncher:
             result = self._post(LAUNCH_RUN, {"executionParams": params}).get("launchRun") or {}
             kind = result.get("__typename")
             if kind == "LaunchRunSuccess":
+                hold_reload(
+                    self.settings, pipeline_uuid=pipeline_uuid, seconds=RUN_START_HOLD_SECONDS
+                )
                 return result["run"]["runId"]
             if kind in ("InvalidSubsetError", "PipelineNotFoundError") and attempt == 0:
                 self.reload(location)

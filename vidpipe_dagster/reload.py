@@ -145,6 +145,7 @@ class _Target:
     finished: int = 0
     error: ReloadError | None = None
     seconds: float = 0.0
+    hold_until: float = 0.0
 
 
 class ReloadPending(ReloadError):
@@ -176,14 +177,21 @@ class Reloader:
         self._busy = 0
         self._failing: set[tuple[str, str]] = set()
 
-    def request(self, *, dagster_url: str, location: str) -> int:
+    def request(self, *, dagster_url: str, location: str, urgent: bool = False) -> int:
         """Schedule a reload of ``location``; a pending one for it absorbs this request.
 
-        Returns the ticket of the reload that answers it, for :meth:`wait`.
+        ``urgent`` (a caller waiting for the outcome) ends a :meth:`hold`. Returns the
+        ticket of the reload that answers it, for :meth:`wait`.
         """
         target = (dagster_url, location)
         with self._lock:
             state = self._targets.setdefault(target, _Target())
+            if urgent and state.hold_until:
+                state.hold_until = 0.0
+                if state.timer is not None and not state.running:
+                    state.timer.cancel()
+                    state.timer = None
+                    self._busy -= 1
             if state.running:
                 state.again = True
             elif state.timer is None:
@@ -210,9 +218,21 @@ class Reloader:
             if state.error is not None:
                 raise state.error
 
-    def _arm(self, target: tuple[str, str], state: _Target) -> None:
+    def hold(self, *, dagster_url: str, location: str, seconds: float) -> None:
+        """Keep a reload of ``location`` that has not begun from beginning for ``seconds``.
+
+        A run just launched on the location's current definitions starts its worker
+        through the location's code server; a reload begun meanwhile would make that start
+        wait for the new server. An urgent request ends the hold.
+        """
+        with self._lock:
+            state = self._targets.setdefault((dagster_url, location), _Target())
+            state.hold_until = max(state.hold_until, time.monotonic() + seconds)
+
+    def _arm(self, target: tuple[str, str], state: _Target, *, delay: float | None = None) -> None:
         # called with the lock held
-        state.timer = threading.Timer(self.debounce_seconds, self._fire, args=(target,))
+        wait = self.debounce_seconds if delay is None else delay
+        state.timer = threading.Timer(wait, self._fire, args=(target,))
         state.timer.daemon = True
         self._busy += 1
         state.timer.start()
@@ -220,6 +240,11 @@ class Reloader:
     def _fire(self, target: tuple[str, str]) -> None:
         with self._lock:
             state = self._targets[target]
+            held = state.hold_until - time.monotonic()
+            if held > 0:
+                self._busy -= 1
+                self._arm(target, state, delay=held)
+                return
             state.timer = None
             state.running = True
             state.started += 1
@@ -261,8 +286,19 @@ def reload_and_wait(*, dagster_url: str, location: str, timeout: float) -> None:
     Raises ``ReloadError`` when the reload failed, ``ReloadPending`` when it did not finish
     within ``timeout`` seconds (it goes on in the background).
     """
-    ticket = _reloader.request(dagster_url=dagster_url, location=location)
+    ticket = _reloader.request(dagster_url=dagster_url, location=location, urgent=True)
     _reloader.wait(dagster_url=dagster_url, location=location, ticket=ticket, timeout=timeout)
+
+
+def hold_reload(settings: Settings, *, pipeline_uuid: str, seconds: float) -> None:
+    """Hold a pending reload of the location holding ``pipeline_uuid`` for ``seconds``
+    (:meth:`Reloader.hold`): a run was just launched there."""
+    from vidpipe_dagster.compiler import pipeline_location
+
+    location = pipeline_location(
+        settings.dagster_location, pipeline_uuid, shards=settings.dagster_shards
+    )
+    _reloader.hold(dagster_url=settings.dagster_url, location=location, seconds=seconds)
 
 
 def request_reload(

@@ -110,7 +110,10 @@ def _launch(
     try:
         launches.claim(sessions, **claimed, token=token)
     except launches.LaunchInProgress as busy:
-        raise _named_conflict(sessions, busy) from busy
+        named = _named_conflict(sessions, busy)
+        if named is busy:
+            raise
+        raise named from busy
     try:
         launcher = request.app.state.launcher()
         _refuse_second_run(launcher, sessions, pipeline_uuid=pipeline_uuid, **claimed)

@@ -9,6 +9,8 @@ import pytest
 
 from vidpipe_dagster.reload import Reloader, ReloadError, ReloadPending
 
+URL = "http://dagster.invalid"
+
 
 class SlowReload:
     """A reload that takes until released, recording each start and the overlap."""
@@ -130,3 +132,25 @@ def test_a_waiter_gets_the_reload_s_error() -> None:
     ticket = reloader.request(dagster_url="http://d", location="vidpipe")
     with pytest.raises(ReloadError, match="boom"):
         reloader.wait(dagster_url="http://d", location="vidpipe", ticket=ticket, timeout=10)
+
+
+def test_a_hold_delays_a_pending_reload_and_an_urgent_request_ends_it() -> None:
+    """A launch holds the edit's reload back until its run worker is up; an execute that
+    needs the reload (an urgent request) gets it after the debounce, not the hold."""
+    fired: list[float] = []
+    reloader = Reloader(debounce_seconds=0.05, reload=lambda **_: fired.append(time.monotonic()))
+    begun = time.monotonic()
+    reloader.request(dagster_url=URL, location="vidpipe")
+    reloader.hold(dagster_url=URL, location="vidpipe", seconds=0.6)
+    assert reloader.wait_idle(timeout=5)
+    assert len(fired) == 1 and fired[0] - begun >= 0.6
+
+    reloader.request(dagster_url=URL, location="vidpipe")
+    reloader.hold(dagster_url=URL, location="vidpipe", seconds=30)
+    time.sleep(0.2)
+    assert len(fired) == 1
+    asked = time.monotonic()
+    ticket = reloader.request(dagster_url=URL, location="vidpipe", urgent=True)
+    reloader.wait(dagster_url=URL, location="vidpipe", ticket=ticket, timeout=5)
+    assert len(fired) == 2 and fired[1] - asked < 2
+    assert reloader.wait_idle(timeout=5)
