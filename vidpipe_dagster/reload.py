@@ -293,7 +293,7 @@ def reload_and_wait(*, dagster_url: str, location: str, timeout: float) -> None:
 def hold_reload(settings: Settings, *, pipeline_uuid: str, seconds: float) -> None:
     """Hold a pending reload of the location holding ``pipeline_uuid`` for ``seconds``
     (:meth:`Reloader.hold`): a run was just launched there."""
-    from vidpipe_dagster.compiler import pipeline_location
+    from vidpipe_dagster.domain.naming import pipeline_location
 
     location = pipeline_location(
         settings.dagster_location, pipeline_uuid, shards=settings.dagster_shards

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 import uuid as uuid_lib
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -103,7 +103,7 @@ def _launch(
     tags = {"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "api"}
     if force:
         tags[FORCE_TAG] = "true"
-    claimed = {"pipeline_id": pipeline.id, "node_ids": [node.id for node in nodes]}
+    claimed: dict[str, Any] = {"pipeline_id": pipeline.id, "node_ids": [node.id for node in nodes]}
     end_transaction(session)
     sessions = request.app.state.sessions
     token = uuid_lib.uuid4().hex
