@@ -28,9 +28,9 @@ pipeline's ``Script`` asset node; times run from the edit's request to the node'
 Medians of ``--trials`` trials; *answer* is the edit's and the execute's requests together
 (``VIDPIPE_EXECUTE_WAIT_SECONDS`` is raised so the new-node path measures the reload rather
 than answering 503). A second table splits each run's start from its Dagster event log
-(:data:`PHASES`): the daemon's dequeue, the launcher starting the run worker, the worker
-up, the step begun. The config edit follows the baseline's run of the same node, so its
-run may queue behind that run's wind-down (one run at a time per pipeline).
+(:data:`PHASES`): the daemon's dequeue and launch, the run worker up, the step begun. The
+config edit follows the baseline's run of the same node, so its run may queue behind that
+run's wind-down (one run at a time per pipeline).
 """
 
 from __future__ import annotations
@@ -114,13 +114,12 @@ query RunEvents($runId: ID!) {
 }
 """
 PHASES = {
-    "RunDequeuedEvent": "dequeued",
     "RunStartingEvent": "launching",
     "RunStartEvent": "worker_up",
     "ExecutionStepStartEvent": "step",
 }
-"""Run events whose first occurrence marks a phase: the daemon dequeued the run, the launcher
-began starting its worker, the worker process is up, the step began."""
+"""Run events whose first occurrence marks a phase: the daemon dequeued the run and the
+launcher began starting its worker, the worker process is up, the step began."""
 
 
 def run_phases(dagster_url: str, run_id: str) -> dict[str, float]:
