@@ -71,7 +71,7 @@ class Contract:
         return JSONResponse({"error": error.message}, status_code=error.status_code)
 
 
-def get_contract(request: Request) -> Contract:
+async def get_contract(request: Request) -> Contract:
     """The app's contract generation, from its settings."""
     return Contract(request.app.state.settings.api_contract)
 

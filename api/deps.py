@@ -5,38 +5,64 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
+from functools import cache
 from typing import Annotated, Any, TypeVar
 
+import anyio
+import anyio.to_thread
 import pydantic
 from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError, _describe
+from api.read_cache import ReadCache
 from vidpipe_dagster.db.conflicts import is_unavailable, retry_conflicts
 from vidpipe_dagster.db.models import ApiToken
-from vidpipe_dagster.domain.tokens import authenticate, note_use
+from vidpipe_dagster.domain.tokens import authenticate_digest, hash_token, note_use, use_due
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
+
+CLOSING_THREADS = 8
+"""Threads that may close sessions at once, apart from the handlers' pool."""
 
 log = logging.getLogger(__name__)
 
 
-def get_session(request: Request) -> Iterator[Session]:
-    """A session for this request; handlers commit what they write, the rest rolls back."""
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    """A session for this request; handlers commit what they write, the rest rolls back.
+
+    Made on the event loop (no connection until a statement runs); closed there when it
+    holds no connection, else on a thread of its own limiter, since closing then rolls back
+    and the handlers' threads may all be waiting for the connection it gives back.
+    """
     session = request.app.state.sessions()
     try:
         yield session
     finally:
-        try:
-            session.close()
-        except SQLAlchemyError as error:
-            if not is_unavailable(error):
-                raise
-            # The connection died after the response was built: the pool discards it and
-            # the outage is reported by the next request that needs the database.
+        if session.in_transaction():
+            await anyio.to_thread.run_sync(_close, session, limiter=_close_limiter())
+        else:
+            _close(session)
+
+
+@cache
+def _close_limiter() -> anyio.CapacityLimiter:
+    return anyio.CapacityLimiter(CLOSING_THREADS)
+
+
+def _close(session: Session) -> None:
+    try:
+        session.close()
+    except SQLAlchemyError as error:
+        if not is_unavailable(error):
+            raise
+        # The connection died after the response was built: the pool discards it and
+        # the outage is reported by the next request that needs the database.
 
 
 SessionDep = Annotated[Session, Depends(get_session)]
@@ -75,29 +101,51 @@ BEARER = HTTPBearer(
 """The security scheme in the OpenAPI document; :func:`require_admin` does the checking."""
 
 
-def require_admin(
+async def require_admin(
     request: Request,
     session: SessionDep,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)] = None,
 ) -> ApiToken:
-    """The caller's admin token: 401 when missing or unknown, 403 when not admin."""
+    """The caller's admin token: 401 when missing or unknown, 403 when not admin.
+
+    A verified token is kept by the read cache (:mod:`api.read_cache`) for up to
+    ``VIDPIPE_TOKEN_CACHE_SECONDS``; a revocation drops it as soon as it commits.
+    """
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "Missing bearer token")
-    record = authenticate(session, token.strip())
+    cache = request.app.state.read_cache
+    digest = hash_token(token.strip())
+    record = cache.token(digest)
+    if record is None or use_due(record):
+        record = await run_in_threadpool(_verify, session, digest, cache)
     if record is None:
         raise ApiError(401, "Invalid or revoked token")
-    _note_use(session, record)
     if not record.admin:
         raise ApiError(403, "Admin access required")
     return record
 
 
+def _verify(session: Session, digest: str, cache: ReadCache) -> ApiToken | None:
+    """The live record of ``digest`` from the database, its use noted, offered to the cache;
+    the transaction ends here, giving its connection back before the handler waits for a
+    thread."""
+    ticket = cache.ticket()
+    record = authenticate_digest(session, digest)
+    if record is not None:
+        _note_use(session, record)
+        if inspect(record).expired_attributes:
+            session.refresh(record)
+        session.expunge(record)
+        cache.keep_token(digest, record, ticket)
+    # The handler runs on another thread hop; its connection must not wait with it.
+    session.rollback()
+    return record
+
+
 def _note_use(session: Session, record: ApiToken) -> None:
     """Keep ``last_used_at`` (for ``vidpipe tokens list``); never fail a request over it."""
-    from sqlalchemy.exc import SQLAlchemyError
-
     try:
         note_use(session, record)
     except SQLAlchemyError:

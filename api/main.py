@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from api.docs import install_docs
 from api.errors import DatabaseOutage, install_error_handlers
+from api.read_cache import ReadCache
 from api.routes import events, execution, health, media, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.resources.providers.clients import shared_clients
@@ -50,6 +51,12 @@ def create_app(
     )
     app.state.settings = settings
     app.state.sessions = sessions or make_sessionmaker(make_engine(settings.resolved_database_url))
+    app.state.read_cache = ReadCache(
+        engine=app.state.sessions.kw["bind"],
+        body_seconds=settings.api_cache_seconds,
+        token_seconds=settings.token_cache_seconds,
+    )
+    app.router.add_event_handler("shutdown", app.state.read_cache.stop)
     app.state.database_outage = DatabaseOutage()
     event.listen(app.state.sessions, "after_begin", app.state.database_outage.up)
     app.state.notify_change = _never_raises(notify_change or _default_notify(settings))

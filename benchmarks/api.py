@@ -190,6 +190,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="per figure, with httpx")
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--app", default="api.main:app", help="the app measured (module:name)")
     parser.add_argument(
         "--client", choices=("wrk", "httpx"), default="wrk" if shutil.which("wrk") else "httpx"
     )
@@ -211,7 +212,7 @@ def main() -> None:
             "VIDPIPE_BENCH_BODY": body_file.name,
         }
         prefix = "/v1/admin/video_production"
-        server, port = start("api.main:app", env=env, workers=args.workers)
+        server, port = start(args.app, env=env, workers=args.workers)
         servers.append(server)
         base = f"http://127.0.0.1:{port}"
         answer = httpx.get(

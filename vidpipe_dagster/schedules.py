@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.domain import events
 from vidpipe_dagster.provider_jobs.submission import Submission
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
@@ -87,6 +88,7 @@ def claim_retries(
             .where(Node.id == node_id)
             .values(metadata_=metadata, updated_at=Node.updated_at)
         )
+        events.pipeline_touched(session, pipeline_id)
         due.setdefault(str(pipeline_id), []).append(str(node_id))
     return due
 

@@ -84,6 +84,19 @@ class Settings(BaseSettings):
         description="On SQLite, how often the API looks for events other processes wrote.",
     )
 
+    api_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="On PostgreSQL, how long an API process may serve a pipeline's GET body "
+        "from memory; every committed change drops it at once (0 turns the cache off).",
+    )
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="On PostgreSQL, how long a verified API token is trusted without a query; "
+        "a revocation through vidpipe tokens revoke drops it at once (0: check every request).",
+    )
+
     api_contract: Literal["seed", "editor"] = Field(
         default="seed",
         description="'seed': the documented Rails contract; 'editor': the later generation "

@@ -54,9 +54,10 @@ def create_node(
     """Create a node: the seed contract refuses invalid inputs, the editor's stores a draft."""
     pipeline = get_pipeline(session, pipeline_uuid, lock=True)
     node = commands.create_node(session, pipeline, contract=contract.name, **body.sent)
+    answer = {"node": contract.node(session, node)}
     session.commit()
     request.app.state.notify_change(pipeline.uuid)
-    return JSONResponse({"node": contract.node(session, node)}, status_code=201)
+    return JSONResponse(answer, status_code=201)
 
 
 @router.get("/{node_uuid}", response_model=NodeEnvelope, responses=errors(*ADMIN_ERRORS, 404))
@@ -93,9 +94,10 @@ def update_node(
     pipeline = get_pipeline(session, pipeline_uuid, lock=True)
     node = commands.get_node(session, pipeline, node_uuid, lock=True)
     commands.update_node(session, node, contract=contract.name, **body.sent)
+    answer = {"node": contract.node(session, node)}
     session.commit()
     request.app.state.notify_change(pipeline.uuid)
-    return JSONResponse({"node": contract.node(session, node)})
+    return JSONResponse(answer)
 
 
 @router.delete("/{node_uuid}", status_code=204, responses=errors(*ADMIN_ERRORS, 404))

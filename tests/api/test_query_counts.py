@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import event
 
-from tests.api.conftest import BASE
+from tests.api.conftest import BASE, build_client
 from vidpipe_dagster.db.models import Node, Pipeline
 
 
@@ -27,6 +27,14 @@ def counted(engine) -> Iterator[list[str]]:
         yield statements
     finally:
         event.remove(engine, "before_cursor_execute", record)
+
+
+@pytest.fixture
+def client(sessions, changes):
+    """The app with its read cache off: these tests count what a read asks the database
+    (a cached read asks nothing: ``tests/api/test_read_cache.py``)."""
+    with build_client(sessions, changes, api_cache_seconds=0, token_cache_seconds=0) as client:
+        yield client
 
 
 def _event_read(statement: str) -> bool:

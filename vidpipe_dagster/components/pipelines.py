@@ -29,6 +29,7 @@ from vidpipe_dagster.db.conflicts import is_conflict, retry_conflicts
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.db.snapshot import in_shard, take_snapshot
+from vidpipe_dagster.domain import events
 from vidpipe_dagster.plans import COMPILE_ERROR
 from vidpipe_dagster.schedules import build_retry_schedule
 from vidpipe_dagster.sensors import build_refresh_sensor
@@ -85,6 +86,7 @@ def record_compile_errors(
             .where(Pipeline.id == pipeline_id)
             .values(metadata_=metadata, updated_at=Pipeline.updated_at)
         )
+        events.pipeline_touched(session, pipeline_id)
         changed += 1
     return changed
 

@@ -13,6 +13,12 @@ locks of :mod:`vidpipe_dagster.domain.lifecycle`) and its holder waits for nothi
 it cannot deadlock. On PostgreSQL the transaction also sends ``NOTIFY vidpipe_events``,
 delivered at commit; in this process, :func:`add_waker` callbacks run after the commit.
 Only the newest :data:`KEEP_EVENTS` events are kept.
+
+Caches of what a pipeline's rows read as (the API's) learn of every committed change from
+the same notifications: the payload names the pipelines the transaction changed. A change no
+event carries (a pipeline's title, a compile error, a retry count, a revoked token) is marked
+with :func:`pipeline_touched` / :func:`tokens_changed` and announced on :data:`CHANGES`;
+:func:`add_change_listener` callbacks hear of both in this process right after the commit.
 """
 
 from __future__ import annotations
@@ -31,7 +37,13 @@ from vidpipe_dagster.db.models import Node, Pipeline, PipelineEvent
 log = logging.getLogger(__name__)
 
 CHANNEL = "vidpipe_events"
-"""The PostgreSQL notification channel; the payload is the newest event id."""
+"""The PostgreSQL notification channel of events; the payload is the newest event id, then
+the UUIDs of the pipelines the transaction changed, space-separated."""
+
+CHANGES = "vidpipe_changes"
+"""The channel of changes no event carries: pipeline UUIDs, or ``tokens``."""
+
+TOKENS = "tokens"
 
 KEEP_EVENTS = 10_000
 """How many of the newest events are kept for clients resuming with ``Last-Event-ID``."""
@@ -46,8 +58,11 @@ PIPELINE_DELETED = "pipeline_deleted"
 
 _MARKS = "vidpipe_event_marks"
 _WRITTEN = "vidpipe_events_written"
+_TOUCHED = "vidpipe_touched"
+_NOTIFY_LIMIT = 7900
 _LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('vidpipe:events'))"
 _wakers: list[Callable[[], None]] = []
+_change_listeners: list[Callable[[set[str]], None]] = []
 
 
 def _as_uuid(value: str | uuid_lib.UUID) -> uuid_lib.UUID:
@@ -57,6 +72,18 @@ def _as_uuid(value: str | uuid_lib.UUID) -> uuid_lib.UUID:
 def _mark(session: Session, kind: str, key: uuid_lib.UUID, pipeline_id: uuid_lib.UUID) -> None:
     marks: dict[tuple[str, uuid_lib.UUID], uuid_lib.UUID] = session.info.setdefault(_MARKS, {})
     marks.setdefault((kind, key), pipeline_id)
+    session.info.setdefault(_TOUCHED, set()).add(str(pipeline_id))
+
+
+def pipeline_touched(session: Session, pipeline_id: str | uuid_lib.UUID) -> None:
+    """Mark a pipeline whose rows changed in a way no event carries (title, version,
+    config, metadata other than progress and cost), so caches of it are dropped."""
+    session.info.setdefault(_TOUCHED, set()).add(str(_as_uuid(pipeline_id)))
+
+
+def tokens_changed(session: Session) -> None:
+    """Mark that API tokens were revoked in this transaction (caches drop verified tokens)."""
+    session.info.setdefault(_TOUCHED, set()).add(TOKENS)
 
 
 def node_changed(
@@ -98,6 +125,27 @@ def remove_waker(callback: Callable[[], None]) -> None:
         _wakers.remove(callback)
     except ValueError:
         pass
+
+
+def add_change_listener(callback: Callable[[set[str]], None]) -> None:
+    """Call ``callback`` (quickly) after each commit here that changed pipelines or tokens,
+    with the changed pipelines' UUIDs (and ``tokens``)."""
+    _change_listeners.append(callback)
+
+
+def remove_change_listener(callback: Callable[[set[str]], None]) -> None:
+    """Stop calling ``callback``."""
+    try:
+        _change_listeners.remove(callback)
+    except ValueError:
+        pass
+
+
+def notify_payload(first: str, touched: set[str]) -> str:
+    """``first`` and the touched names, space-separated; just ``first`` when too long for
+    a notification (a listener then drops everything)."""
+    payload = " ".join([first, *sorted(touched)])
+    return payload if len(payload) <= _NOTIFY_LIMIT else first
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -214,21 +262,44 @@ def write_marked(session: Session) -> int:
     if newest // PRUNE_EVERY != last // PRUNE_EVERY:
         session.execute(delete(PipelineEvent).where(PipelineEvent.id <= newest - KEEP_EVENTS))
     if postgres:
-        session.execute(
-            text("SELECT pg_notify(:channel, :id)"), {"channel": CHANNEL, "id": str(newest)}
-        )
+        touched = session.info.get(_TOUCHED, set())
+        payload = notify_payload(str(newest), touched - {TOKENS})
+        session.execute(text("SELECT pg_notify(:channel, :p)"), {"channel": CHANNEL, "p": payload})
+        session.info[_TOUCHED] = touched & {TOKENS}
     session.info[_WRITTEN] = newest
     return newest
 
 
+def _announce_touched(session: Session) -> None:
+    """Notify :data:`CHANGES` of the marks no event row announced (PostgreSQL only)."""
+    touched = session.info.get(_TOUCHED)
+    if not touched or session.get_bind().dialect.name != "postgresql":
+        return
+    session.execute(
+        text("SELECT pg_notify(:channel, :p)"),
+        {"channel": CHANGES, "p": notify_payload("-", touched)},
+    )
+
+
 @event.listens_for(Session, "before_commit")
 def _before_commit(session: Session) -> None:
+    touched = set(session.info.get(_TOUCHED, ()))
     if session.info.get(_MARKS):
         write_marked(session)
+    _announce_touched(session)
+    if touched:
+        session.info[_TOUCHED] = touched
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
+    touched = session.info.pop(_TOUCHED, None)
+    if touched:
+        for listener in list(_change_listeners):
+            try:
+                listener(touched)
+            except Exception:
+                log.exception("a change listener failed")
     if session.info.pop(_WRITTEN, None) is None:
         return
     for waker in list(_wakers):
@@ -242,6 +313,7 @@ def _after_commit(session: Session) -> None:
 def _after_rollback(session: Session) -> None:
     session.info.pop(_MARKS, None)
     session.info.pop(_WRITTEN, None)
+    session.info.pop(_TOUCHED, None)
 
 
 def latest_id(session: Session) -> int:

@@ -73,6 +73,7 @@ def update_pipeline(session: Session, pipeline: Pipeline, **fields: Any) -> Pipe
     for name, value in fields.items():
         setattr(pipeline, "metadata_" if name == "metadata" else name, value)
     session.flush()
+    events.pipeline_touched(session, pipeline.id)
     return pipeline
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import ApiToken, utcnow
+from vidpipe_dagster.domain import events
 
 TOKEN_PREFIX = "vp_"
 USE_RESOLUTION = timedelta(minutes=1)
@@ -36,10 +37,13 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
     """The live (unrevoked) token record matching ``token``, or None."""
     if not token:
         return None
+    return authenticate_digest(session, hash_token(token))
+
+
+def authenticate_digest(session: Session, digest: str) -> ApiToken | None:
+    """The live token record whose stored hash is ``digest``, or None."""
     return session.scalars(
-        select(ApiToken).where(
-            ApiToken.token_sha256 == hash_token(token), ApiToken.revoked_at.is_(None)
-        )
+        select(ApiToken).where(ApiToken.token_sha256 == digest, ApiToken.revoked_at.is_(None))
     ).one_or_none()
 
 
@@ -56,17 +60,26 @@ def revoke_tokens(session: Session, *, name: str) -> int:
         .values(revoked_at=utcnow())
     )
     # An UPDATE gives a CursorResult; Session.execute is typed with the base Result.
-    return cast(CursorResult[Any], result).rowcount or 0
+    revoked = cast(CursorResult[Any], result).rowcount or 0
+    if revoked:
+        events.tokens_changed(session)
+    return revoked
 
 
-def note_use(session: Session, record: ApiToken) -> None:
-    """Record that ``record`` was just used, unless that was recorded within a minute."""
+def use_due(record: ApiToken) -> bool:
+    """Whether a use of ``record`` should be written (none within :data:`USE_RESOLUTION`)."""
     now = utcnow()
     last = record.last_used_at
     if last is not None and last.tzinfo is None:
         last = last.replace(tzinfo=now.tzinfo)
-    if last is not None and now - last < USE_RESOLUTION:
+    return last is None or now - last >= USE_RESOLUTION
+
+
+def note_use(session: Session, record: ApiToken) -> None:
+    """Record that ``record`` was just used, unless that was recorded within a minute."""
+    if not use_due(record):
         return
+    now = utcnow()
     session.execute(update(ApiToken).where(ApiToken.id == record.id).values(last_used_at=now))
     session.commit()
     record.last_used_at = now
