@@ -6,7 +6,7 @@ import json
 import logging
 import math
 from collections.abc import AsyncIterator, Callable
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -17,12 +17,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from api.errors import ApiError, _describe
-from api.read_cache import ReadCache
+from api.read_cache import ReadCache, Ticket
 from vidpipe_dagster.db.conflicts import is_unavailable, retry_conflicts
 from vidpipe_dagster.db.models import ApiToken
+from vidpipe_dagster.domain.events import TOKENS
 from vidpipe_dagster.domain.tokens import authenticate_digest, hash_token, note_use, use_due
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
@@ -119,7 +119,9 @@ async def require_admin(
     digest = hash_token(token.strip())
     record = cache.token(digest)
     if record is None or use_due(record):
-        record = await run_in_threadpool(_verify, session, digest, cache)
+        record = await cache.load(
+            f"token:{digest}", watch=TOKENS, read=partial(_verify, session, digest, cache)
+        )
     if record is None:
         raise ApiError(401, "Invalid or revoked token")
     if not record.admin:
@@ -127,11 +129,10 @@ async def require_admin(
     return record
 
 
-def _verify(session: Session, digest: str, cache: ReadCache) -> ApiToken | None:
+def _verify(session: Session, digest: str, cache: ReadCache, ticket: Ticket) -> ApiToken | None:
     """The live record of ``digest`` from the database, its use noted, offered to the cache;
     the transaction ends here, giving its connection back before the handler waits for a
     thread."""
-    ticket = cache.ticket()
     record = authenticate_digest(session, digest)
     if record is not None:
         _note_use(session, record)

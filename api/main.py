@@ -12,8 +12,10 @@ from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.contract import Contract
 from api.docs import install_docs
 from api.errors import DatabaseOutage, install_error_handlers
+from api.node_batches import NodeBatches
 from api.read_cache import ReadCache
 from api.routes import events, execution, health, media, nodes, pipelines, webhooks
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
@@ -60,6 +62,11 @@ def create_app(
     app.state.database_outage = DatabaseOutage()
     event.listen(app.state.sessions, "after_begin", app.state.database_outage.up)
     app.state.notify_change = _never_raises(notify_change or _default_notify(settings))
+    app.state.node_batches = NodeBatches(
+        sessions=app.state.sessions,
+        contract=Contract(settings.api_contract),
+        notify_change=app.state.notify_change,
+    )
     app.state.launcher = launcher or cache(lambda: _default_launcher(settings))
     app.state.storage = storage or cache(lambda: _default_storage(settings))
     app.state.providers = shared_clients(settings)

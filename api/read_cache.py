@@ -12,21 +12,26 @@ that bypasses the domain (SQL by hand) can hide.
 
 A reader takes a :meth:`ReadCache.ticket` before it reads the database and offers its body
 with that ticket; a drop of the pipeline in between (a commit the read may have missed)
-refuses it, so a slow read never stores what a write already replaced.
+refuses it, so a slow read never stores what a write already replaced. :meth:`ReadCache.load`
+runs one such read per key at a time: requests that miss together (an entry just expired)
+share the read under way, unless a drop since it began may have made it stale.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
 import uuid as uuid_lib
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from vidpipe_dagster.domain import events
 
@@ -39,6 +44,8 @@ LINGER_SECONDS = 10.0
 """The listener ends (and its connection closes) after this long without a lookup."""
 
 _WAIT_SECONDS = 0.5
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,6 +74,7 @@ class ReadCache:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._last_lookup = time.monotonic()
+        self._flights: dict[str, tuple[Ticket, asyncio.Future]] = {}
         self.notifications = 0
         """Notifications the listener has handled (for tests and diagnostics)."""
 
@@ -97,15 +105,49 @@ class ReadCache:
         with self._lock:
             return Ticket(self._epoch, self._sequence)
 
+    def _unchanged(self, name: str, ticket: Ticket) -> bool:
+        return ticket.epoch == self._epoch and self._dropped.get(name, -1) <= ticket.sequence
+
+    async def load(self, key: str, *, watch: str, read: Callable[[Ticket], T]) -> T:
+        """``read(ticket)`` on the thread pool, shared by the callers of the same ``key``
+        that arrive while it runs and before ``watch`` (a pipeline UUID, or ``tokens``) is
+        dropped; not shared while the listener is down (no drops would be seen)."""
+        loop = asyncio.get_running_loop()
+        flight = self._flights.get(key)
+        if flight is not None and self._live and flight[1].get_loop() is loop:
+            with self._lock:
+                shared = self._unchanged(watch, flight[0])
+            if shared:
+                try:
+                    return await asyncio.shield(flight[1])
+                except asyncio.CancelledError:
+                    if not flight[1].cancelled():
+                        raise
+        ticket = self.ticket()
+        future: asyncio.Future = loop.create_future()
+        self._flights[key] = (ticket, future)
+        try:
+            result = await run_in_threadpool(read, ticket)
+        except Exception as error:
+            future.set_exception(error)
+            future.exception()
+            raise
+        except BaseException:
+            future.cancel()
+            raise
+        else:
+            future.set_result(result)
+            return result
+        finally:
+            if self._flights.get(key, (None, None))[1] is future:
+                del self._flights[key]
+
     def keep(self, pipeline_uuid: str, ticket: Ticket, body: bytes) -> None:
         """Store ``body`` unless the pipeline changed since ``ticket`` (or nothing listens)."""
         if not self.body_seconds or not self._live:
             return
         with self._lock:
-            if (
-                ticket.epoch != self._epoch
-                or self._dropped.get(pipeline_uuid, -1) > ticket.sequence
-            ):
+            if not self._unchanged(pipeline_uuid, ticket):
                 return
             self._bodies[pipeline_uuid] = (body, time.monotonic())
             self._bodies.move_to_end(pipeline_uuid)
@@ -126,10 +168,7 @@ class ReadCache:
         if not self.token_seconds or not self._live:
             return
         with self._lock:
-            if (
-                ticket.epoch != self._epoch
-                or self._dropped.get(events.TOKENS, -1) > ticket.sequence
-            ):
+            if not self._unchanged(events.TOKENS, ticket):
                 return
             self._tokens[digest] = (record, time.monotonic())
 
@@ -177,13 +216,17 @@ class ReadCache:
 
     def _run(self) -> None:
         events.add_change_listener(self.drop)
+        failures = 0
         try:
             while not self._stop.is_set() and not self._idle():
                 try:
                     self._listen()
+                    failures = 0
                 except Exception as error:
                     self._live = False
-                    log.warning("read cache listener: %s; not caching, retrying in 1 s", error)
+                    failures += 1
+                    level = logging.WARNING if failures == 1 else logging.DEBUG
+                    log.log(level, "read cache listener: %s; not caching, retrying in 1 s", error)
                     self._stop.wait(1.0)
         finally:
             self._live = False

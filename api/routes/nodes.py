@@ -42,21 +42,17 @@ def list_nodes(
     responses=errors(*ADMIN_ERRORS, *BODY_ERRORS, 404),
     openapi_extra=body_doc("node", NodeCreate),
 )
-@retry_transaction
-def create_node(
+async def create_node(
     request: Request,
     pipeline_uuid: str,
     _admin: AdminToken,
     body: Annotated[Wrapped, Depends(wrapped_body("node", NodeCreate))],
-    session: SessionDep,
-    contract: ContractDep,
 ) -> JSONResponse:
-    """Create a node: the seed contract refuses invalid inputs, the editor's stores a draft."""
-    pipeline = get_pipeline(session, pipeline_uuid, lock=True)
-    node = commands.create_node(session, pipeline, contract=contract.name, **body.sent)
-    answer = {"node": contract.node(session, node)}
-    session.commit()
-    request.app.state.notify_change(pipeline.uuid)
+    """Create a node: the seed contract refuses invalid inputs, the editor's stores a draft.
+
+    Creations arriving together in one pipeline share a transaction (:mod:`api.node_batches`).
+    """
+    answer = await request.app.state.node_batches.create(pipeline_uuid, body.sent)
     return JSONResponse(answer, status_code=201)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 from typing import Annotated
 
 import orjson
@@ -10,7 +11,6 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from starlette.concurrency import run_in_threadpool
 
 from api.contract import Contract, ContractDep
 from api.deps import (
@@ -23,7 +23,7 @@ from api.deps import (
     wrapped_body,
 )
 from api.errors import ApiError
-from api.read_cache import ReadCache
+from api.read_cache import ReadCache, Ticket
 from api.responses import (
     ADMIN_ERRORS,
     BODY_ERRORS,
@@ -129,15 +129,18 @@ async def show_pipeline(
     key = str(commands.parse_uuid(pipeline_uuid, what="Pipeline"))
     body = cache.body(key)
     if body is None:
-        body = await run_in_threadpool(
-            _detail_body, session, cache=cache, key=key, contract=contract
+        body = await cache.load(
+            f"pipeline:{key}",
+            watch=key,
+            read=partial(_detail_body, session, cache=cache, key=key, contract=contract),
         )
     return Response(body, media_type="application/json")
 
 
-def _detail_body(session: Session, *, cache: ReadCache, key: str, contract: Contract) -> bytes:
+def _detail_body(
+    session: Session, ticket: Ticket, *, cache: ReadCache, key: str, contract: Contract
+) -> bytes:
     """The encoded ``{"pipeline": ...}`` of a GET, offered to the read cache."""
-    ticket = cache.ticket()
     pipeline = commands.get_pipeline(session, key)
     nodes = contract.nodes(list_nodes(session, pipeline))
     body = orjson.dumps({"pipeline": pipeline_public(pipeline, nodes=nodes)})

@@ -64,13 +64,19 @@ def _check_shapes(fields: dict[str, Any]) -> None:
 
 
 def create_node(
-    session: Session, pipeline: Pipeline, *, contract: str = SEED, **fields: Any
+    session: Session,
+    pipeline: Pipeline,
+    *,
+    contract: str = SEED,
+    refresh: bool = True,
+    **fields: Any,
 ) -> Node:
     """Create a node.
 
     The seed ``contract`` validates inputs when present and non-empty (as the seed does) and
     refuses invalid ones; the editor contract stores a draft: any inputs and config of a
-    known type, its problems reported by :func:`node_validity`.
+    known type, its problems reported by :func:`node_validity`. A caller creating several
+    nodes in one transaction passes ``refresh=False`` and recounts the progress once after.
     """
     node_type = fields.get("type")
     if not isinstance(node_type, str) or not node_type:
@@ -98,7 +104,8 @@ def create_node(
     session.add(node)
     session.flush()
     events.node_changed(session, node.id, pipeline.id)
-    refresh_pipeline_metadata(session, pipeline.id)
+    if refresh:
+        refresh_pipeline_metadata(session, pipeline.id)
     return node
 
 
