@@ -20,11 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from api.contract import Contract
-from vidpipe_dagster.db.conflicts import retry_conflicts
+from vidpipe_dagster.db.conflicts import is_unavailable, retry_conflicts
 from vidpipe_dagster.domain import nodes as commands
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.nodes import pipeline_node_uuids
@@ -99,35 +100,54 @@ class NodeBatches:
                     pending.future.set_exception(RuntimeError("node creation abandoned"))
 
     def _write(self, key: str, batch: list[_Pending]) -> list[dict[str, Any] | Exception]:
-        """One transaction creating ``batch``'s nodes; the answer or the error of each."""
-        outcomes = self._transaction(key, batch)
+        """One transaction creating ``batch``'s nodes; the answer or the error of each.
+
+        When the database refuses the batch (not an outage), each creation is run alone so
+        only the one at fault gets the error."""
+        try:
+            outcomes = self._transaction(key, batch)
+        except SQLAlchemyError as error:
+            if len(batch) == 1 or is_unavailable(error):
+                raise
+            outcomes = [self._alone(key, pending) for pending in batch]
         if any(not isinstance(outcome, Exception) for outcome in outcomes):
             self.notify_change(key)
         return outcomes
+
+    def _alone(self, key: str, pending: _Pending) -> dict[str, Any] | Exception:
+        try:
+            return self._transaction(key, [pending])[0]
+        except Exception as error:
+            return error
 
     @retry_conflicts
     def _transaction(self, key: str, batch: list[_Pending]) -> list[dict[str, Any] | Exception]:
         self.batches += 1
         with self.sessions() as session:
             pipeline = get_pipeline(session, key, lock=True)
+            existing = commands.referenced_uuids(
+                session, pipeline, [pending.fields.get("inputs") for pending in batch]
+            )
             outcomes: list[Any] = []
-            for pending in batch:
-                try:
-                    node = commands.create_node(
-                        session,
-                        pipeline,
-                        contract=self.contract.name,
-                        refresh=False,
-                        **pending.fields,
-                    )
-                except VidpipeError as error:
-                    outcomes.append(error)
-                else:
-                    outcomes.append(node)
+            with session.no_autoflush:
+                for pending in batch:
+                    try:
+                        node = commands.create_node(
+                            session,
+                            pipeline,
+                            contract=self.contract.name,
+                            batch=existing,
+                            **pending.fields,
+                        )
+                    except VidpipeError as error:
+                        outcomes.append(error)
+                    else:
+                        outcomes.append(node)
             created = [node for node in outcomes if not isinstance(node, Exception)]
             if not created:
                 session.rollback()
                 return outcomes
+            session.flush()
             refresh_pipeline_metadata(session, pipeline.id)
             known = pipeline_node_uuids(session, pipeline.id)
             answers = [

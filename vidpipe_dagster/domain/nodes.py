@@ -6,12 +6,13 @@ then lock nodes, as the lock order in :mod:`vidpipe_dagster.domain.lifecycle` sa
 
 from __future__ import annotations
 
+import uuid as uuid_lib
 from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.db.models import Node, Pipeline, utcnow
 from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.errors import NotFoundError, ValidationError
 from vidpipe_dagster.domain.launches import QUEUED_KEY, queued_stage
@@ -22,6 +23,7 @@ from vidpipe_dagster.domain.validation import (
     SEED,
     Validity,
     check_acyclic,
+    existing_node_uuids,
     known_types,
     validate_inputs,
     validity,
@@ -68,15 +70,18 @@ def create_node(
     pipeline: Pipeline,
     *,
     contract: str = SEED,
-    refresh: bool = True,
+    batch: set[str] | None = None,
     **fields: Any,
 ) -> Node:
     """Create a node.
 
     The seed ``contract`` validates inputs when present and non-empty (as the seed does) and
     refuses invalid ones; the editor contract stores a draft: any inputs and config of a
-    known type, its problems reported by :func:`node_validity`. A caller creating several
-    nodes in one transaction passes ``refresh=False`` and recounts the progress once after.
+    known type, its problems reported by :func:`node_validity`.
+
+    A caller creating several nodes in one transaction passes ``batch``: the UUIDs their
+    inputs reference that name nodes of the pipeline (:func:`referenced_uuids` read once);
+    the node is then added unflushed and the caller flushes and recounts progress once.
     """
     node_type = fields.get("type")
     if not isinstance(node_type, str) or not node_type:
@@ -90,10 +95,16 @@ def create_node(
         if node_type not in known_types(EDITOR, strict=False):
             raise ValidationError(f"Unknown node type: {node_type}")
     elif inputs:
-        validate_inputs(session, node_type=node_type, inputs=inputs, pipeline_id=pipeline.id)
+        validate_inputs(
+            session, node_type=node_type, inputs=inputs, pipeline_id=pipeline.id, existing=batch
+        )
     elif node_type not in known_types(SEED, strict=True):
         raise ValidationError(f"Unknown node type: {node_type}")
+    now = utcnow()
     node = Node(
+        id=uuid_lib.uuid4(),
+        created_at=now,
+        updated_at=now,
         pipeline_id=pipeline.id,
         title=fields["title"],
         type=node_type,
@@ -102,11 +113,23 @@ def create_node(
         asset=fields.get("asset"),
     )
     session.add(node)
-    session.flush()
     events.node_changed(session, node.id, pipeline.id)
-    if refresh:
+    if batch is None:
+        session.flush()
         refresh_pipeline_metadata(session, pipeline.id)
     return node
+
+
+def referenced_uuids(
+    session: Session, pipeline: Pipeline, inputs: list[dict[str, Any] | None]
+) -> set[str]:
+    """Which of the strings the ``inputs`` reference name nodes of ``pipeline``, in one query."""
+    refs: set[str] = set()
+    for one in inputs:
+        for value in (one or {}).values() if isinstance(one, dict) else ():
+            items = value if isinstance(value, list) else [value]
+            refs.update(item for item in items if isinstance(item, str))
+    return existing_node_uuids(session, pipeline.id, refs)
 
 
 def update_node(session: Session, node: Node, *, contract: str = SEED, **fields: Any) -> Node:

@@ -340,13 +340,26 @@ def input_errors(
 
 
 def validate_inputs(
-    session: Session, *, node_type: str, inputs: Mapping[str, Any] | None, pipeline_id: Any
+    session: Session,
+    *,
+    node_type: str,
+    inputs: Mapping[str, Any] | None,
+    pipeline_id: Any,
+    existing: set[str] | None = None,
 ) -> None:
-    """Raise ``ValidationError`` with every problem joined by ", " when ``inputs`` are invalid."""
+    """Raise ``ValidationError`` with every problem joined by ", " when ``inputs`` are invalid.
+
+    ``existing``, when given, are the referenced UUIDs already known to name nodes of the
+    pipeline (read for several nodes at once); otherwise they are read here.
+    """
     errors = input_errors(
         node_type,
         inputs,
-        exists=lambda refs: existing_node_uuids(session, pipeline_id, refs),
+        exists=(
+            (lambda refs: set(refs) & existing)
+            if existing is not None
+            else (lambda refs: existing_node_uuids(session, pipeline_id, refs))
+        ),
     )
     if errors:
         raise ValidationError(", ".join(errors))
