@@ -16,7 +16,7 @@ from fastapi import Depends, Request, Security
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import inspect
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import ApiError, _describe
 from api.read_cache import ReadCache, Ticket
@@ -118,9 +118,15 @@ async def require_admin(
     cache = request.app.state.read_cache
     digest = hash_token(token.strip())
     record = cache.token(digest)
-    if record is None or use_due(record):
+    if record is None:
         record = await cache.load(
             f"token:{digest}", watch=TOKENS, read=partial(_verify, session, digest, cache)
+        )
+    elif use_due(record) or cache.ageing(digest, token=True):
+        cache.refresh(
+            f"token:{digest}",
+            watch=TOKENS,
+            read=partial(_verify_apart, request.app.state.sessions, digest, cache),
         )
     if record is None:
         raise ApiError(401, "Invalid or revoked token")
@@ -140,9 +146,20 @@ def _verify(session: Session, digest: str, cache: ReadCache, ticket: Ticket) -> 
             session.refresh(record)
         session.expunge(record)
         cache.keep_token(digest, record, ticket)
+    else:
+        cache.forget_token(digest)
     # The handler runs on another thread hop; its connection must not wait with it.
     session.rollback()
     return record
+
+
+def _verify_apart(
+    sessions: sessionmaker[Session], digest: str, cache: ReadCache, ticket: Ticket
+) -> ApiToken | None:
+    """:func:`_verify` in a session of its own: the cached record's successor read ahead
+    of its expiry, or its use noted once a minute, while requests go on with it."""
+    with sessions() as session:
+        return _verify(session, digest, cache, ticket)
 
 
 def _note_use(session: Session, record: ApiToken) -> None:

@@ -75,6 +75,7 @@ class ReadCache:
         self._stop = threading.Event()
         self._last_lookup = time.monotonic()
         self._flights: dict[str, tuple[Ticket, asyncio.Future]] = {}
+        self._tasks: set[asyncio.Task] = set()
         self.notifications = 0
         """Notifications the listener has handled (for tests and diagnostics)."""
 
@@ -142,6 +143,30 @@ class ReadCache:
             if self._flights.get(key, (None, None))[1] is future:
                 del self._flights[key]
 
+    def ageing(self, name: str, *, token: bool = False) -> bool:
+        """Whether the entry of ``name`` (a pipeline UUID, or a token digest) is past half
+        its lifetime: time to read its successor."""
+        entries = self._tokens if token else self._bodies
+        seconds = self.token_seconds if token else self.body_seconds
+        entry = entries.get(name)
+        return entry is not None and time.monotonic() - entry[1] > seconds / 2
+
+    def refresh(self, key: str, *, watch: str, read: Callable[[Ticket], Any]) -> None:
+        """Run :meth:`load` in the background unless a read of ``key`` is under way, so a
+        hot entry is replaced before it expires and no request waits for it. ``read``
+        must open its own session (the request's closes with the request)."""
+        if key in self._flights:
+            return
+        task = asyncio.get_running_loop().create_task(self._refresh(key, watch, read))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _refresh(self, key: str, watch: str, read: Callable[[Ticket], Any]) -> None:
+        try:
+            await self.load(key, watch=watch, read=read)
+        except Exception:
+            log.debug("background read of %s failed", key, exc_info=True)
+
     def keep(self, pipeline_uuid: str, ticket: Ticket, body: bytes) -> None:
         """Store ``body`` unless the pipeline changed since ``ticket`` (or nothing listens)."""
         if not self.body_seconds or not self._live:
@@ -171,6 +196,11 @@ class ReadCache:
             if not self._unchanged(events.TOKENS, ticket):
                 return
             self._tokens[digest] = (record, time.monotonic())
+
+    def forget_token(self, digest: str) -> None:
+        """Forget one token found revoked or unknown."""
+        with self._lock:
+            self._tokens.pop(digest, None)
 
     def drop(self, names: set[str]) -> None:
         """Forget the pipelines (UUID text) and, with ``tokens`` among them, every token."""

@@ -10,7 +10,7 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from api.contract import Contract, ContractDep
 from api.deps import (
@@ -134,7 +134,27 @@ async def show_pipeline(
             watch=key,
             read=partial(_detail_body, session, cache=cache, key=key, contract=contract),
         )
+    elif cache.ageing(key):
+        sessions = request.app.state.sessions
+        cache.refresh(
+            f"pipeline:{key}",
+            watch=key,
+            read=partial(_fresh_body, sessions, cache=cache, key=key, contract=contract),
+        )
     return Response(body, media_type="application/json")
+
+
+def _fresh_body(
+    sessions: sessionmaker[Session],
+    ticket: Ticket,
+    *,
+    cache: ReadCache,
+    key: str,
+    contract: Contract,
+) -> bytes:
+    """:func:`_detail_body` in a session of its own (a read ahead of the cached body's expiry)."""
+    with sessions() as session:
+        return _detail_body(session, ticket, cache=cache, key=key, contract=contract)
 
 
 def _detail_body(
