@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Callable
 from functools import cache
@@ -70,6 +71,7 @@ def create_app(
     app.state.launcher = launcher or cache(lambda: _default_launcher(settings))
     app.state.storage = storage or cache(lambda: _default_storage(settings))
     app.state.providers = shared_clients(settings)
+    app.router.add_event_handler("startup", freeze_startup_heap)
     app.router.add_event_handler("shutdown", app.state.providers.close)
     install_error_handlers(app)
     install_cors(app, settings)
@@ -77,6 +79,14 @@ def create_app(
         app.include_router(module.router)
     install_docs(app)
     return app
+
+
+def freeze_startup_heap() -> None:
+    """Move what exists at startup (about 120,000 objects: modules, the app) out of the
+    garbage collector's reach: it never becomes garbage, and the collector's full passes
+    over it, tens of milliseconds each, showed as the API's p99 under load."""
+    gc.collect()
+    gc.freeze()
 
 
 LOCALHOST_ORIGINS = r"http://(localhost|127\.0\.0\.1)(:[0-9]{1,5})?"
