@@ -11,6 +11,8 @@ _.computed  # vidpipe_dagster.code_server.MEMO: tests/dagster/test_code_server.p
 _.wait_idle  # vidpipe_dagster.reload.Reloader: tests/dagster/test_reloader.py
 _.unregister  # vidpipe_dagster.resources.providers.registry: adding-a-provider test
 _.voice_name  # vidpipe_dagster.resources.speech: tests/resources/test_speech.py
+_.live  # api.read_cache.ReadCache: tests/api/test_read_cache.py
+_.batches  # api.node_batches.NodeBatches: tests/api/test_node_batches.py
 
 # Loaded by Dagster by name: the code location (workspace.yaml's `attribute: defs`).
 _.defs

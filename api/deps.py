@@ -23,7 +23,7 @@ from api.read_cache import ReadCache, Ticket
 from vidpipe_dagster.db.conflicts import is_unavailable, retry_conflicts
 from vidpipe_dagster.db.models import ApiToken
 from vidpipe_dagster.domain.events import TOKENS
-from vidpipe_dagster.domain.tokens import authenticate_digest, hash_token, note_use, use_due
+from vidpipe_dagster.domain.tokens import authenticate, hash_token, note_use, use_due
 
 Model = TypeVar("Model", bound=pydantic.BaseModel)
 
@@ -116,17 +116,18 @@ async def require_admin(
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(401, "Missing bearer token")
     cache = request.app.state.read_cache
-    digest = hash_token(token.strip())
+    token = token.strip()
+    digest = hash_token(token)
     record = cache.token(digest)
     if record is None:
         record = await cache.load(
-            f"token:{digest}", watch=TOKENS, read=partial(_verify, session, digest, cache)
+            f"token:{digest}", watch=TOKENS, read=partial(_verify, session, token, cache)
         )
     elif use_due(record) or cache.ageing(digest, token=True):
         cache.refresh(
             f"token:{digest}",
             watch=TOKENS,
-            read=partial(_verify_apart, request.app.state.sessions, digest, cache),
+            read=partial(_verify_apart, request.app.state.sessions, token, cache),
         )
     if record is None:
         raise ApiError(401, "Invalid or revoked token")
@@ -135,11 +136,12 @@ async def require_admin(
     return record
 
 
-def _verify(session: Session, digest: str, cache: ReadCache, ticket: Ticket) -> ApiToken | None:
-    """The live record of ``digest`` from the database, its use noted, offered to the cache;
+def _verify(session: Session, token: str, cache: ReadCache, ticket: Ticket) -> ApiToken | None:
+    """The live record of ``token`` from the database, its use noted, offered to the cache;
     the transaction ends here, giving its connection back before the handler waits for a
     thread."""
-    record = authenticate_digest(session, digest)
+    digest = hash_token(token)
+    record = authenticate(session, token)
     if record is not None:
         _note_use(session, record)
         if inspect(record).expired_attributes:
@@ -154,12 +156,12 @@ def _verify(session: Session, digest: str, cache: ReadCache, ticket: Ticket) -> 
 
 
 def _verify_apart(
-    sessions: sessionmaker[Session], digest: str, cache: ReadCache, ticket: Ticket
+    sessions: sessionmaker[Session], token: str, cache: ReadCache, ticket: Ticket
 ) -> ApiToken | None:
     """:func:`_verify` in a session of its own: the cached record's successor read ahead
     of its expiry, or its use noted once a minute, while requests go on with it."""
     with sessions() as session:
-        return _verify(session, digest, cache, ticket)
+        return _verify(session, token, cache, ticket)
 
 
 def _note_use(session: Session, record: ApiToken) -> None:

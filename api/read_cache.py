@@ -76,8 +76,6 @@ class ReadCache:
         self._last_lookup = time.monotonic()
         self._flights: dict[str, tuple[Ticket, asyncio.Future]] = {}
         self._tasks: set[asyncio.Task] = set()
-        self.notifications = 0
-        """Notifications the listener has handled (for tests and diagnostics)."""
 
     @property
     def live(self) -> bool:
@@ -285,7 +283,6 @@ class ReadCache:
                 self.drop_all()
 
     def _handle(self, payload: str) -> None:
-        self.notifications += 1
         first, *names = payload.split()
         if names:
             self.drop(set(names))

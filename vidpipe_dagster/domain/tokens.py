@@ -37,13 +37,10 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
     """The live (unrevoked) token record matching ``token``, or None."""
     if not token:
         return None
-    return authenticate_digest(session, hash_token(token))
-
-
-def authenticate_digest(session: Session, digest: str) -> ApiToken | None:
-    """The live token record whose stored hash is ``digest``, or None."""
     return session.scalars(
-        select(ApiToken).where(ApiToken.token_sha256 == digest, ApiToken.revoked_at.is_(None))
+        select(ApiToken).where(
+            ApiToken.token_sha256 == hash_token(token), ApiToken.revoked_at.is_(None)
+        )
     ).one_or_none()
 
 
