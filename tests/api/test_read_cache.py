@@ -140,7 +140,7 @@ def test_a_write_by_hand_shows_within_the_cache_seconds(sessions, changes, engin
         with engine.begin() as connection:
             connection.execute(update(Pipeline).values(title="By hand"))
         waited = _eventually(lambda: _show(client, headers, pipeline)["title"] == "By hand")
-    assert waited <= 0.5 + 0.3
+    assert waited <= 0.5 + 1.0  # the bound, plus requests on a loaded machine
 
 
 def _used_token(client, sessions, pipeline, name: str) -> dict[str, str]:
@@ -188,7 +188,7 @@ def test_a_token_revoked_by_hand_is_refused_within_the_token_seconds(sessions, c
         with sessions() as session, session.begin():
             session.execute(update(ApiToken).values(revoked_at=text("now()")))
         waited = _eventually(lambda: client.get(BASE, headers=headers).status_code == 401)
-    assert waited <= 0.5 + 0.3
+    assert waited <= 0.5 + 1.0  # the bound, plus requests on a loaded machine
 
 
 def test_sqlite_reads_through_without_a_cache(sqlite_url, changes):
