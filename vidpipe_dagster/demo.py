@@ -170,35 +170,15 @@ def _materialize(
     import dagster as dg
 
     from vidpipe_dagster.compiler import node_asset_key
-    from vidpipe_dagster.definitions import build_definitions
-    from vidpipe_dagster.demo_output import plan_positions, watch_progress
     from vidpipe_dagster.domain.signatures import FORCE_TAG
-    from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
-    resource = VidpipeResource(
-        database_url=settings.resolved_database_url,
-        storage_url=settings.resolved_storage_url,
-        home=str(settings.resolved_home),
-    )
-    job = build_definitions(
-        snapshot=snapshot, resource=resource
-    ).resolve_implicit_global_asset_job_def()
+    job = _demo_job(settings=settings, snapshot=snapshot)
     keys = [node_asset_key(pipeline_uuid=pipeline.uuid, node_uuid=n.uuid) for n in nodes]
     run_id = str(uuid_lib.uuid4())
     stop = threading.Event()
-    watcher = threading.Thread(
-        target=watch_progress,
-        args=(sessions,),
-        kwargs={
-            "pipeline_id": pipeline.id,
-            "run_id": run_id,
-            "positions": plan_positions(nodes),
-            "echo": echo,
-            "stop": stop,
-        },
-        daemon=True,
+    watcher = _progress_watcher(
+        sessions, pipeline=pipeline, nodes=nodes, run_id=run_id, echo=echo, stop=stop
     )
-    watcher.start()
     try:
         with dg.DagsterInstance.get() as instance:
             result = job.execute_in_process(
@@ -217,6 +197,48 @@ def _materialize(
         stop.set()
         watcher.join()
     return run_id, result.success
+
+
+def _demo_job(*, settings: Any, snapshot: Any) -> Any:
+    """The asset job of every pipeline in ``snapshot``, on the resource ``settings`` name."""
+    from vidpipe_dagster.definitions import build_definitions
+    from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+
+    resource = VidpipeResource(
+        database_url=settings.resolved_database_url,
+        storage_url=settings.resolved_storage_url,
+        home=str(settings.resolved_home),
+    )
+    definitions = build_definitions(snapshot=snapshot, resource=resource)
+    return definitions.resolve_implicit_global_asset_job_def()
+
+
+def _progress_watcher(
+    sessions: sessionmaker[Session],
+    *,
+    pipeline: Pipeline,
+    nodes: list[Node],
+    run_id: str,
+    echo: Callable[[str], None],
+    stop: threading.Event,
+) -> threading.Thread:
+    """A started thread printing the status changes of run ``run_id``'s nodes until ``stop``."""
+    from vidpipe_dagster.demo_output import plan_positions, watch_progress
+
+    watcher = threading.Thread(
+        target=watch_progress,
+        args=(sessions,),
+        kwargs={
+            "pipeline_id": pipeline.id,
+            "run_id": run_id,
+            "positions": plan_positions(nodes),
+            "echo": echo,
+            "stop": stop,
+        },
+        daemon=True,
+    )
+    watcher.start()
+    return watcher
 
 
 def main() -> int:

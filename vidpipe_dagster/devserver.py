@@ -79,6 +79,77 @@ def service_commands(
     }  # fmt: skip
 
 
+def service_env(*, settings: Settings, home: Path, dagster_url: str) -> dict[str, str]:
+    """The environment both services start with: this one plus vidpipe's and Dagster's homes."""
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "VIDPIPE_HOME": str(settings.resolved_home),
+        "VIDPIPE_DAGSTER_URL": dagster_url,
+    }
+    # The admin editor runs on another localhost port and calls the API from the browser.
+    env.setdefault("VIDPIPE_CORS_ALLOW_LOCALHOST", "true")
+    for name in ("DAGSTER_GRPC_MAX_RX_BYTES", "DAGSTER_GRPC_MAX_SEND_BYTES"):
+        # A location of about 1,000 pipelines snapshots past gRPC's 100 MB default.
+        env.setdefault(name, str(GRPC_MESSAGE_BYTES))
+    return env
+
+
+def start_services(
+    commands: dict[str, list[str]], *, env: dict[str, str], relay: Relay
+) -> list[subprocess.Popen[str]]:
+    """Start each command in its own process group, relaying its output through ``relay``."""
+    processes = []
+    for command in commands.values():
+        process = subprocess.Popen(
+            command,
+            env=env,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+        )
+        processes.append(process)
+        relay.follow(process.stdout)
+    return processes
+
+
+def supervise(
+    services: dict[str, subprocess.Popen[str]],
+    *,
+    relay: Relay,
+    echo: Callable[[str], None],
+) -> int:
+    """Wait until Ctrl-C or until a service exits, then stop them all; the exit code.
+
+    0 after Ctrl-C; the exited service's code (or 1) if one stopped by itself.
+    """
+    stopping = threading.Event()
+    code = 0
+
+    def stop(_signum: int) -> None:
+        relay.mute()
+        stopping.set()
+
+    with on_stop_signal(stop):
+        try:
+            while not stopping.is_set():
+                for name, process in services.items():
+                    if process.poll() is not None and not stopping.is_set():
+                        relay.mute()
+                        echo(f"{name} exited with code {process.returncode}; stopping.")
+                        code = process.returncode or 1
+                        stopping.set()
+                stopping.wait(0.5)
+        finally:
+            relay.mute()
+            stop_groups(list(services.values()), grace=STOP_GRACE_SECONDS)
+            relay.join()
+    return code
+
+
 def run_dev(
     *,
     settings: Settings,
@@ -98,17 +169,7 @@ def run_dev(
     home = ensure_dagster_home(settings)
     workspace = write_workspace(settings, home)
     dagster_url = f"http://{host}:{dagster_port}"
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "VIDPIPE_HOME": str(settings.resolved_home),
-        "VIDPIPE_DAGSTER_URL": dagster_url,
-    }
-    # The admin editor runs on another localhost port and calls the API from the browser.
-    env.setdefault("VIDPIPE_CORS_ALLOW_LOCALHOST", "true")
-    for name in ("DAGSTER_GRPC_MAX_RX_BYTES", "DAGSTER_GRPC_MAX_SEND_BYTES"):
-        # A location of about 1,000 pipelines snapshots past gRPC's 100 MB default.
-        env.setdefault(name, str(GRPC_MESSAGE_BYTES))
+    env = service_env(settings=settings, home=home, dagster_url=dagster_url)
     commands = service_commands(
         workspace=workspace,
         host=host,
@@ -117,45 +178,12 @@ def run_dev(
         verbose=verbose,
     )
     relay = Relay(echo, keep=None if verbose else quiet_line)
-    processes = []
-    for command in commands.values():
-        process = subprocess.Popen(
-            command,
-            env=env,
-            start_new_session=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            errors="replace",
-        )
-        processes.append(process)
-        relay.follow(process.stdout)
+    processes = start_services(commands, env=env, relay=relay)
     echo(f"vidpipe API   http://{host}:{api_port}  (docs: http://{host}:{api_port}/docs)")
     echo(f"Dagster UI    {dagster_url}")
     echo(f"VIDPIPE_HOME  {settings.resolved_home}   DAGSTER_HOME {home}")
     quiet = "" if verbose else " (quiet: `vidpipe dev --verbose` shows the services' logs)"
     echo(f"Press Ctrl-C to stop both.{quiet}")
-    stopping = threading.Event()
-    code = 0
-
-    def stop(_signum: int) -> None:
-        relay.mute()
-        stopping.set()
-
-    with on_stop_signal(stop):
-        try:
-            while not stopping.is_set():
-                for name, process in zip(commands, processes, strict=True):
-                    if process.poll() is not None and not stopping.is_set():
-                        relay.mute()
-                        echo(f"{name} exited with code {process.returncode}; stopping.")
-                        code = process.returncode or 1
-                        stopping.set()
-                stopping.wait(0.5)
-        finally:
-            relay.mute()
-            stop_groups(processes, grace=STOP_GRACE_SECONDS)
-            relay.join()
+    code = supervise(dict(zip(commands, processes, strict=True)), relay=relay, echo=echo)
     echo(STOPPED)
     return code

@@ -209,61 +209,107 @@ def _grant_provider(
     now: datetime,
     known: Callable[[str, str], bool] | None,
 ) -> list[Grant]:
-    grants: list[Grant] = []
+    """Steps 1 to 4 of the module docstring for one provider, in one transaction."""
     with sessions() as session, session.begin():
-        queue: list[tuple[Any, Wait]] = []
-        for row in _waiting_rows(session, provider=provider, lock=True):
-            wait = wait_of(row.metadata_)
-            if wait is None:
-                continue
-            if wait.structure != row_structure(row):
-                metadata = dict(row.metadata_ or {})
-                metadata.pop(WAITING_KEY, None)
-                if str(metadata.get("stage", "")).startswith(("waiting for", "starting:")):
-                    metadata.pop("stage", None)
-                _write_metadata(session, row, metadata)
-                log.info("node %s was edited while waiting for a %s slot", row.id, provider)
-                continue
-            queue.append((row, wait))
-        queue.sort(key=_queue_order)
-        granted: dict[str, Wait] = {}
-        for row, wait in queue:
-            if wait.requested_at is None:
-                continue
-            try:
-                age = (now - datetime.fromisoformat(wait.requested_at)).total_seconds()
-            except ValueError:
-                age = GRANT_TIMEOUT_SECONDS + 1
-            if age > GRANT_TIMEOUT_SECONDS:
-                log.warning("the run granted to node %s did not start it; granting again", row.id)
-                granted[str(row.id)] = replace(wait, token=secrets.token_hex(8), requested_at=None)
+        queue = _live_queue(session, provider=provider)
+        granted = _regranted(queue, now=now)
         free = jobs_limit(provider, settings) - in_flight_count(session, provider)
         free -= sum(
             1 for row, wait in queue if granted.get(str(row.id), wait).requested_at is not None
         )
-        for row, wait in queue:
-            current = granted.get(str(row.id), wait)
-            if free <= 0 or current.requested_at is not None:
-                continue
-            if known is not None and not known(str(row.pipeline_id), str(row.id)):
-                continue
-            granted[str(row.id)] = replace(current, requested_at=now.isoformat())
-            grants.append(
-                Grant(
-                    node_uuid=str(row.id),
-                    pipeline_uuid=str(row.pipeline_id),
-                    provider=provider,
-                    token=current.token,
-                )
-            )
-            free -= 1
-        for ahead, (row, wait) in enumerate(queue):
-            current = granted.get(str(row.id), wait)
-            stage = waiting_stage(provider, ahead=ahead, starting=current.requested_at is not None)
-            metadata = dict(row.metadata_ or {})
-            if metadata.get("stage") == stage and current == wait:
-                continue
-            metadata[WAITING_KEY] = current.as_json()
-            metadata["stage"] = stage
-            _write_metadata(session, row, metadata)
+        grants = _grant_free(
+            queue, granted=granted, free=free, provider=provider, now=now, known=known
+        )
+        _write_stages(session, queue, granted=granted, provider=provider)
     return grants
+
+
+def _live_queue(session: Session, *, provider: str) -> list[tuple[Any, Wait]]:
+    """The locked rows waiting for ``provider`` with their waits, in queue order.
+
+    Waits of nodes edited since they began waiting are dropped, with their waiting stage.
+    """
+    queue: list[tuple[Any, Wait]] = []
+    for row in _waiting_rows(session, provider=provider, lock=True):
+        wait = wait_of(row.metadata_)
+        if wait is None:
+            continue
+        if wait.structure != row_structure(row):
+            metadata = dict(row.metadata_ or {})
+            metadata.pop(WAITING_KEY, None)
+            if str(metadata.get("stage", "")).startswith(("waiting for", "starting:")):
+                metadata.pop("stage", None)
+            _write_metadata(session, row, metadata)
+            log.info("node %s was edited while waiting for a %s slot", row.id, provider)
+            continue
+        queue.append((row, wait))
+    queue.sort(key=_queue_order)
+    return queue
+
+
+def _regranted(queue: list[tuple[Any, Wait]], *, now: datetime) -> dict[str, Wait]:
+    """New waits (new token, not requested) for grants whose run did not start in time."""
+    granted: dict[str, Wait] = {}
+    for row, wait in queue:
+        if wait.requested_at is None:
+            continue
+        try:
+            age = (now - datetime.fromisoformat(wait.requested_at)).total_seconds()
+        except ValueError:
+            age = GRANT_TIMEOUT_SECONDS + 1
+        if age > GRANT_TIMEOUT_SECONDS:
+            log.warning("the run granted to node %s did not start it; granting again", row.id)
+            granted[str(row.id)] = replace(wait, token=secrets.token_hex(8), requested_at=None)
+    return granted
+
+
+def _grant_free(
+    queue: list[tuple[Any, Wait]],
+    *,
+    granted: dict[str, Wait],
+    free: int,
+    provider: str,
+    now: datetime,
+    known: Callable[[str, str], bool] | None,
+) -> list[Grant]:
+    """Grant up to ``free`` slots to the waits not yet granted, recording each in ``granted``.
+
+    A node ``known`` does not know keeps waiting.
+    """
+    grants: list[Grant] = []
+    for row, wait in queue:
+        current = granted.get(str(row.id), wait)
+        if free <= 0 or current.requested_at is not None:
+            continue
+        if known is not None and not known(str(row.pipeline_id), str(row.id)):
+            continue
+        granted[str(row.id)] = replace(current, requested_at=now.isoformat())
+        grants.append(
+            Grant(
+                node_uuid=str(row.id),
+                pipeline_uuid=str(row.pipeline_id),
+                provider=provider,
+                token=current.token,
+            )
+        )
+        free -= 1
+    return grants
+
+
+def _write_stages(
+    session: Session,
+    queue: list[tuple[Any, Wait]],
+    *,
+    granted: dict[str, Wait],
+    provider: str,
+) -> None:
+    """Write each waiting node's wait and its place in the queue where either changed."""
+    for ahead, (row, wait) in enumerate(queue):
+        current = granted.get(str(row.id), wait)
+        stage = waiting_stage(provider, ahead=ahead, starting=current.requested_at is not None)
+        metadata = dict(row.metadata_ or {})
+        if metadata.get("stage") == stage and current == wait:
+            continue
+        metadata[WAITING_KEY] = current.as_json()
+        metadata["stage"] = stage
+        _write_metadata(session, row, metadata)

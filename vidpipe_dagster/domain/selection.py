@@ -8,7 +8,7 @@ from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain.errors import ConflictError, ValidationError
 from vidpipe_dagster.domain.graph import dependencies, downstream_of, topological_order
 from vidpipe_dagster.domain.nodes import list_nodes
-from vidpipe_dagster.domain.readiness import check_readiness
+from vidpipe_dagster.domain.readiness import Readiness, check_readiness
 from vidpipe_dagster.domain.validation import EDITOR, SEED
 from vidpipe_dagster.domain.waiting import already_running
 
@@ -39,45 +39,83 @@ def select_nodes(
     run again.
     """
     nodes = pipeline_nodes if pipeline_nodes is not None else list_nodes(session, pipeline)
-    by_uuid = {node.uuid: node for node in nodes}
     deps = dependencies({node.uuid: node.inputs for node in nodes})
-    if node_uuids is not None and only is not None:
-        raise ValidationError("Give either node_uuids or only, not both")
-    if node_uuids is not None:
-        unknown = [u for u in node_uuids if u not in by_uuid]
-        if unknown:
-            raise ValidationError(f"Nodes not in this pipeline: {', '.join(map(str, unknown))}")
-        chosen = set(node_uuids)
-    else:
-        only = only or "stale"
-        if only not in SELECTIONS:
-            raise ValidationError(f"only must be one of: {', '.join(SELECTIONS)}")
-        if only == "all":
-            chosen = set(by_uuid)
-        elif only == "stale":
-            not_done = {n.uuid for n in nodes if n.status in ("pending", "failed")}
-            chosen = not_done | downstream_of(deps, not_done)
-        else:
-            chosen = {n.uuid for n in nodes if n.status == only}
+    selection = _selection(only=only, node_uuids=node_uuids)
+    chosen = _chosen(nodes, deps, selection=selection, node_uuids=node_uuids)
     if not chosen:
         raise ValidationError(f"No nodes to run in pipeline '{pipeline.title}'")
-    try:
-        order = topological_order(deps)
-    except ValueError as error:
-        raise ValidationError(f"Pipeline '{pipeline.title}' has a cycle") from error
-    selected = [by_uuid[u] for u in order if u in chosen]
-    running = [reason for node in selected if (reason := already_running(node))]
-    if running:
-        raise ConflictError(", ".join(running))
-    rerun = (node_uuids is None and only == "all") or force
+    selected = _in_order(pipeline, nodes, deps=deps, chosen=chosen)
+    _refuse_running(selected)
     results = check_readiness(
         session,
         selected,
         also_running=chosen,
-        rerun_completed=rerun or (node_uuids is None and only == "stale"),
+        rerun_completed=force or selection in ("all", "stale"),
         pipeline_nodes=nodes,
         contract=contract,
     )
+    _refuse_unready(results, contract=contract)
+    return selected
+
+
+def _selection(*, only: str | None, node_uuids: list[str] | None) -> str | None:
+    """The ``only`` selection in effect (``stale`` by default), or None when UUIDs name the nodes.
+
+    Raises ``ValidationError`` when both are given or ``only`` is not one of ``SELECTIONS``.
+    """
+    if node_uuids is not None:
+        if only is not None:
+            raise ValidationError("Give either node_uuids or only, not both")
+        return None
+    only = only or "stale"
+    if only not in SELECTIONS:
+        raise ValidationError(f"only must be one of: {', '.join(SELECTIONS)}")
+    return only
+
+
+def _chosen(
+    nodes: list[Node],
+    deps: dict[str, list[str]],
+    *,
+    selection: str | None,
+    node_uuids: list[str] | None,
+) -> set[str]:
+    """The UUIDs ``node_uuids`` names (each in the pipeline), else those ``selection`` picks."""
+    if selection is None:
+        known = {node.uuid for node in nodes}
+        unknown = [u for u in node_uuids or () if u not in known]
+        if unknown:
+            raise ValidationError(f"Nodes not in this pipeline: {', '.join(map(str, unknown))}")
+        return set(node_uuids or ())
+    if selection == "all":
+        return {node.uuid for node in nodes}
+    if selection == "stale":
+        not_done = {n.uuid for n in nodes if n.status in ("pending", "failed")}
+        return not_done | downstream_of(deps, not_done)
+    return {n.uuid for n in nodes if n.status == selection}
+
+
+def _in_order(
+    pipeline: Pipeline, nodes: list[Node], *, deps: dict[str, list[str]], chosen: set[str]
+) -> list[Node]:
+    """The ``chosen`` nodes in dependency order; ``ValidationError`` if the graph has a cycle."""
+    by_uuid = {node.uuid: node for node in nodes}
+    try:
+        order = topological_order(deps)
+    except ValueError as error:
+        raise ValidationError(f"Pipeline '{pipeline.title}' has a cycle") from error
+    return [by_uuid[u] for u in order if u in chosen]
+
+
+def _refuse_running(selected: list[Node]) -> None:
+    """``ConflictError`` naming the runs of selected nodes already on their way."""
+    running = [reason for node in selected if (reason := already_running(node))]
+    if running:
+        raise ConflictError(", ".join(running))
+
+
+def _refuse_unready(results: list[Readiness], *, contract: str) -> None:
+    """``ValidationError`` listing every reason a selected node can't run, worded per contract."""
     if contract == EDITOR:
         reasons = [reason for result in results for reason in result.editor_reasons()]
         if reasons:
@@ -85,4 +123,3 @@ def select_nodes(
     reasons = [reason for result in results for reason in result.reasons]
     if reasons:
         raise ValidationError(", ".join(reasons))
-    return selected
