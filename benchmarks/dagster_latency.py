@@ -278,9 +278,9 @@ def measure_edits(
     from fastapi.testclient import TestClient
 
     from api.main import create_app
-    from vidpipe_dagster.compiler import node_asset_key
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.domain.tokens import create_token
+    from vidpipe_dagster.naming import key_of
     from vidpipe_dagster.settings import Settings
 
     settings = Settings(
@@ -305,7 +305,7 @@ def measure_edits(
             )
             response.raise_for_status()
             node = response.json()["node"]["uuid"]
-            path = list(node_asset_key(pipeline_uuid=pipeline, node_uuid=node).path)
+            path = list(key_of(sessions, pipeline_uuid=pipeline, node_uuid=node).path)
             shown = wait_until(
                 lambda path=path: (
                     gql(dagster_url, ONE_ASSET, {"path": path}, timeout=30)["assetNodeOrError"][

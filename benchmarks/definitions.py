@@ -90,11 +90,13 @@ def _per_node_definitions(snapshot: dict[str, Any]) -> Any:
     import dagster as dg
 
     from vidpipe_dagster import compiler
+    from vidpipe_dagster.domain.naming import resolve_names
 
     assets = []
     for pipeline in snapshot["pipelines"]:
+        names = resolve_names(pipeline)
         for node in pipeline["nodes"]:
-            spec = compiler._node_spec(pipeline["uuid"], node)
+            spec = compiler._node_spec(names, node)
 
             @dg.multi_asset(name="__".join(spec.key.path), specs=[spec])
             def _node(context):
@@ -157,17 +159,16 @@ def child_run(shape: str, state_path: str, spawned_at: float) -> dict[str, Any]:
     )
     from dagster._core.execution.api import create_execution_plan
 
-    from vidpipe_dagster import compiler
+    from vidpipe_dagster.domain.naming import resolve_names
+    from vidpipe_dagster.naming import node_asset_key
 
     imported_at = time.time()
     DefinitionsLoadContext.set(DefinitionsLoadContext(load_type=DefinitionsLoadType.RECONSTRUCTION))
     snapshot = json.loads(Path(state_path).read_text())
     defs = _definitions(shape, snapshot)
     pipeline = snapshot["pipelines"][len(snapshot["pipelines"]) // 2]
-    keys = {
-        compiler.node_asset_key(pipeline_uuid=pipeline["uuid"], node_uuid=node["uuid"])
-        for node in pipeline["nodes"]
-    }
+    names = resolve_names(pipeline)
+    keys = {node_asset_key(names, node["uuid"]) for node in pipeline["nodes"]}
     job = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection=keys)
     plan = create_execution_plan(job)
     assert plan.step_keys_to_execute, "nothing to execute"

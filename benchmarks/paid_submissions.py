@@ -123,9 +123,9 @@ def main() -> None:
                     ids = add_pipeline(
                         sessions, name=f"{provider}-{fault}-{uuid.uuid4().hex[:6]}", nodes=[row]
                     )
-                    from vidpipe_dagster.compiler import node_asset_key
+                    from vidpipe_dagster.naming import key_of
 
-                    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
+                    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
                     with dg.instance_for_test() as instance:
                         run_in_process(sessions, resource, instance, [key])
                         if node_row(sessions, ids["paid"]).status == "failed":

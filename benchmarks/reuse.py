@@ -19,7 +19,7 @@ second run (everything reused) and a forced run (``vidpipe/force``: rendered aga
 
 *provider calls* counts the HTTP requests the fakes received; *new files* the objects the
 run wrote to storage (every FFmpeg render and provider result writes one); *node seconds*
-sums the ``execution_seconds`` of the materializations of the run itself (not of the runs
+sums the ``execution time (s)`` of the materializations of the run itself (not of the runs
 the sensor requests; a submitted job reports none): vidpipe's own work in the steps.
 A run of as many no-op assets on the same kind of Dagster instance gives the floor that
 Dagster alone costs.
@@ -162,9 +162,10 @@ def twenty_nodes() -> None:
         run_in_process,
         sensor_tick,
     )
-    from vidpipe_dagster.compiler import node_asset_key
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+    from vidpipe_dagster.domain.naming import names_of
     from vidpipe_dagster.domain.signatures import FORCE_TAG
+    from vidpipe_dagster.naming import node_asset_key
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
     from vidpipe_dagster.settings import get_settings
 
@@ -196,9 +197,8 @@ def twenty_nodes() -> None:
             )
             nodes = _nodes()
             ids = add_pipeline(sessions, name=f"bench {uuid.uuid4().hex[:6]}", nodes=nodes)
-            keys = [
-                node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in nodes
-            ]
+            names = names_of(sessions, [ids["pipeline"]])[ids["pipeline"]]
+            keys = [node_asset_key(names, ids[n.name]) for n in nodes]
             fakes = (eleven, heygen, veo)
             with dg.instance_for_test() as instance:
                 for run, tags in (("first (renders)", {}), ("second", {}), ("forced", None)):
@@ -212,9 +212,9 @@ def twenty_nodes() -> None:
                     result = run_in_process(sessions, resource, instance, keys, tags=tags)
                     assert result.success
                     node_seconds = sum(
-                        float(event.materialization.metadata["execution_seconds"].value)
+                        float(event.materialization.metadata["execution time (s)"].value)
                         for event in result.get_asset_materialization_events()
-                        if "execution_seconds" in event.materialization.metadata
+                        if "execution time (s)" in event.materialization.metadata
                     )
                     for _ in range(10):
                         waiting = [

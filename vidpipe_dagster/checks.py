@@ -78,7 +78,7 @@ def check_stored_output(storage: Storage, output: Mapping[str, Any] | None) -> O
         size = storage.size(key)
     except StorageError as error:
         return OutputCheck(False, f"Cannot read {key} from storage: {error}", metadata)
-    metadata["size"] = dg.MetadataValue.int(size)
+    metadata["size (bytes)"] = dg.MetadataValue.int(size)
     if size <= 0:
         return OutputCheck(False, f"The object at {key} is empty.", metadata)
     recorded = output.get("size")
@@ -94,7 +94,7 @@ def check_stored_output(storage: Storage, output: Mapping[str, Any] | None) -> O
         return OutputCheck(False, f"{key} is not readable {media_type}: {error}", metadata)
     stream = info.video if media_type == "video" else info.audio
     duration = info.duration or 0.0
-    metadata["duration"] = float(duration)
+    metadata["duration (s)"] = dg.MetadataValue.float(float(duration))
     if stream is None:
         return OutputCheck(False, f"{key} has no {media_type} stream.", metadata)
     if duration <= 0:

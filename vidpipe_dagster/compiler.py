@@ -4,12 +4,13 @@ The input is the JSON snapshot of ``db.snapshot.take_snapshot``; nothing here to
 database. Each pipeline becomes one ``multi_asset`` whose specs are its nodes (one asset per
 node, ``can_subset=True``) in a group of its own; the body runs the selected nodes in
 topological order through ``vidpipe_dagster.materialize``. Each node asset carries the
-``stored_output`` check (``vidpipe_dagster.checks``). Every name derives from the UUIDs:
+``stored_output`` check (``vidpipe_dagster.checks``). Every name is the one recorded from a
+title (``vidpipe_dagster.domain.naming``):
 
-- asset key ``["pipeline_<pipeline uuid>", "node_<node uuid>"]`` (hyphens become underscores,
-  since Dagster names match ``^[A-Za-z0-9_]+$``);
-- group and op name ``pipeline_<pipeline uuid>``;
-- schedule ``pipeline_<pipeline uuid>_schedule`` for a pipeline with ``config.schedule``.
+- asset key ``[<pipeline name>, <node name>]``, e.g. ``["product_launch", "voiceover"]``,
+  described by the node's title and type;
+- group and op name ``<pipeline name>``;
+- schedule ``<pipeline name>_schedule`` for a pipeline with ``config.schedule``.
 
 Under ``VIDPIPE_API_CONTRACT=editor`` a node naming a node that does not exist is a draft
 like any other (it compiles without that dependency and refuses to run); otherwise a
@@ -28,12 +29,7 @@ from croniter import croniter
 
 from vidpipe_dagster.checks import output_check_spec
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
-from vidpipe_dagster.domain.naming import (
-    node_key_path,
-    pipeline_name,
-    schedule_name,
-    uuids_from_key_path,
-)
+from vidpipe_dagster.domain.naming import PipelineNames, resolve_names, schedule_name
 from vidpipe_dagster.domain.node_types import (
     AI_TYPES,
     canonical_type,
@@ -43,6 +39,7 @@ from vidpipe_dagster.domain.node_types import (
 )
 from vidpipe_dagster.domain.validation import EDITOR, validity
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
+from vidpipe_dagster.naming import node_asset_key
 from vidpipe_dagster.plans import SHAPE_METADATA, node_shape, step_pool
 from vidpipe_dagster.settings import get_settings
 
@@ -50,16 +47,6 @@ log = logging.getLogger(__name__)
 
 PROVIDER_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,63}$")
 NODE_AUTOMATION = dg.AutomationCondition.eager() | dg.AutomationCondition.code_version_changed()
-
-
-def node_asset_key(*, pipeline_uuid: str, node_uuid: str) -> dg.AssetKey:
-    """The asset key of a node, derived from its pipeline's and its own UUID."""
-    return dg.AssetKey(node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=node_uuid))
-
-
-def uuids_from_asset_key(key: dg.AssetKey) -> tuple[str, str] | None:
-    """``(pipeline_uuid, node_uuid)`` for a node's asset key, None for any other key."""
-    return uuids_from_key_path(key.path)
 
 
 def node_code_version(node: Mapping[str, Any]) -> str:
@@ -153,8 +140,15 @@ def auto_runs(
     return (pipeline.get("config") or {}).get("autoRun") is True
 
 
+def node_description(node: Mapping[str, Any], *, force_local: bool = False) -> str:
+    """What the asset graph shows of a node: its title, then its type and provider."""
+    kind = str(node.get("type") or "")
+    provider = effective_provider(kind, node.get("config"), force_local=force_local)
+    return f"{node.get('title') or kind}\n\n{kind} node" + (f", {provider}" if provider else "")
+
+
 def _node_spec(
-    pipeline_uuid: str,
+    names: PipelineNames,
     node: Mapping[str, Any],
     *,
     automation: bool = True,
@@ -162,13 +156,13 @@ def _node_spec(
     force_local: bool = False,
 ) -> dg.AssetSpec:
     return dg.AssetSpec(
-        key=node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node["uuid"]),
+        key=node_asset_key(names, node["uuid"]),
         deps=[
-            node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=uuid)
+            node_asset_key(names, uuid)
             for uuid in (referenced_uuids(node.get("inputs")) if deps is None else deps)
         ],
-        description=node.get("title") or None,
-        group_name=pipeline_name(pipeline_uuid),
+        description=node_description(node, force_local=force_local),
+        group_name=names.group,
         kinds={
             effective_provider(
                 str(node.get("type") or ""), node.get("config"), force_local=force_local
@@ -178,7 +172,8 @@ def _node_spec(
         skippable=True,
         automation_condition=NODE_AUTOMATION if automation else None,
         metadata={
-            "pipeline_uuid": pipeline_uuid,
+            "title": node.get("title") or "",
+            "pipeline_uuid": names.pipeline_uuid,
             "node_uuid": node["uuid"],
             "node_type": node["type"],
             SHAPE_METADATA: node_shape(node, force_local=force_local),
@@ -247,10 +242,11 @@ def _pipeline_multi_asset(
     force_local: bool,
 ) -> dg.AssetsDefinition:
     pipeline_uuid = pipeline["uuid"]
+    names = resolve_names(pipeline)
     deps = node_dependencies(pipeline)
     specs = [
         _node_spec(
-            pipeline_uuid,
+            names,
             nodes_by_uuid[uuid],
             automation=automation and uuid in automated,
             deps=deps[uuid],
@@ -262,8 +258,9 @@ def _pipeline_multi_asset(
         pipeline_uuid=pipeline_uuid,
         order=tuple(order),
         nodes={uuid: dict(nodes_by_uuid[uuid]) for uuid in order},
+        names=names,
     )
-    name = pipeline_name(pipeline_uuid) + (f"__{pool}" if pool else "")
+    name = names.group + (f"__{pool}" if pool else "")
 
     @dg.multi_asset(
         name=name,
@@ -287,10 +284,12 @@ class PipelinePlan:
     pipeline_uuid: str
     order: tuple[str, ...]
     nodes: dict[str, dict[str, Any]]
+    names: PipelineNames | None = None
 
     def key(self, node_uuid: str) -> dg.AssetKey:
         """The asset key of one of this pipeline's nodes."""
-        return node_asset_key(pipeline_uuid=self.pipeline_uuid, node_uuid=node_uuid)
+        names = self.names or resolve_names({"uuid": self.pipeline_uuid, "nodes": []})
+        return node_asset_key(names, node_uuid)
 
 
 def compile_schedule(pipeline: Mapping[str, Any]) -> dg.ScheduleDefinition | None:
@@ -298,12 +297,12 @@ def compile_schedule(pipeline: Mapping[str, Any]) -> dg.ScheduleDefinition | Non
     cron = (pipeline.get("config") or {}).get("schedule")
     if not cron:
         return None
-    pipeline_uuid = pipeline["uuid"]
+    group = resolve_names(pipeline).group
 
     @dg.schedule(
-        name=schedule_name(pipeline_uuid),
+        name=schedule_name(group),
         cron_schedule=cron,
-        target=dg.AssetSelection.groups(pipeline_name(pipeline_uuid)),
+        target=dg.AssetSelection.groups(group),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Re-materializes the stale nodes of pipeline '{pipeline.get('title')}'.",
     )

@@ -169,11 +169,13 @@ def _materialize(
     """Run the demo's nodes in process, printing their progress; (run id, success)."""
     import dagster as dg
 
-    from vidpipe_dagster.compiler import node_asset_key
+    from vidpipe_dagster.domain.naming import names_of, run_tags
     from vidpipe_dagster.domain.signatures import FORCE_TAG
+    from vidpipe_dagster.naming import node_asset_key
 
     job = _demo_job(settings=settings, snapshot=snapshot)
-    keys = [node_asset_key(pipeline_uuid=pipeline.uuid, node_uuid=n.uuid) for n in nodes]
+    names = names_of(sessions, [pipeline.uuid])[pipeline.uuid]
+    keys = [node_asset_key(names, n.uuid) for n in nodes]
     run_id = str(uuid_lib.uuid4())
     stop = threading.Event()
     watcher = _progress_watcher(
@@ -188,8 +190,7 @@ def _materialize(
                 raise_on_error=False,
                 run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
                 tags={
-                    "vidpipe/pipeline": pipeline.uuid,
-                    "vidpipe/source": "demo",
+                    **run_tags(names, source="demo"),
                     **({FORCE_TAG: "true"} if force else {}),
                 },
             )

@@ -170,6 +170,8 @@ def run_dev(
     workspace = write_workspace(settings, home)
     dagster_url = f"http://{host}:{dagster_port}"
     env = service_env(settings=settings, home=home, dagster_url=dagster_url)
+    # Media links in Dagster's materializations point at the API this command serves.
+    env.setdefault("VIDPIPE_PUBLIC_API_URL", f"http://{host}:{api_port}")
     commands = service_commands(
         workspace=workspace,
         host=host,

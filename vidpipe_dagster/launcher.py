@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import UnavailableError, ValidationError, VidpipeError
-from vidpipe_dagster.domain.naming import node_key_path, pipeline_location
+from vidpipe_dagster.domain.naming import PipelineNames, names_of, pipeline_location
 from vidpipe_dagster.plans import SHAPE_METADATA, compile_error_of, node_shape, row_fields
 from vidpipe_dagster.reload import ReloadError, ReloadPending, hold_reload, reload_and_wait
 from vidpipe_dagster.settings import Settings
@@ -112,8 +112,15 @@ def current_shapes(
 class DagsterLauncher:
     """Launches runs of node assets and reloads the code location over GraphQL."""
 
-    def __init__(self, *, settings: Settings, client: httpx.Client | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        client: httpx.Client | None = None,
+        sessions: sessionmaker[Session] | None = None,
+    ) -> None:
         self.settings = settings
+        self._sessions = sessions
         self.url = settings.dagster_url.rstrip("/") + "/graphql"
         self.client = client or httpx.Client(
             timeout=httpx.Timeout(LAUNCH_TIMEOUT_SECONDS, connect=3.0)
@@ -142,6 +149,14 @@ class DagsterLauncher:
             raise LaunchError(f"Dagster rejected the request: {messages}")
         return body.get("data") or {}
 
+    def names(self, pipeline_uuid: str) -> PipelineNames:
+        """The pipeline's Dagster names as its rows hold them (``domain.naming``)."""
+        if self._sessions is None:
+            from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+
+            self._sessions = make_sessionmaker(make_engine(self.settings.resolved_database_url))
+        return names_of(self._sessions, [pipeline_uuid])[pipeline_uuid]
+
     def location_for(self, pipeline_uuid: str) -> str:
         """The code location that compiles ``pipeline_uuid`` (its shard's, when sharded)."""
         return pipeline_location(
@@ -168,13 +183,16 @@ class DagsterLauncher:
             raise LaunchError(str(error)) from error
 
     def active_runs(
-        self, *, pipeline_uuid: str, node_uuids: Sequence[str]
+        self,
+        *,
+        pipeline_uuid: str,
+        node_uuids: Sequence[str],
+        names: PipelineNames | None = None,
     ) -> dict[str, tuple[str, str]]:
         """The queued or running Dagster runs that materialize any of the nodes:
         ``{node_uuid: (run_id, status)}`` (the oldest run per node)."""
-        wanted = {
-            tuple(node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=u)): u for u in node_uuids
-        }
+        names = names or self.names(pipeline_uuid)
+        wanted = {tuple(names.key_path(u)): u for u in node_uuids}
         data = self._post(ACTIVE_RUNS, {"filter": {"statuses": ACTIVE_STATUSES}})
         runs = data.get("runsOrError") or {}
         if runs.get("__typename") != "Runs":
@@ -187,9 +205,16 @@ class DagsterLauncher:
                     found[node_uuid] = (run["runId"], run["status"])
         return found
 
-    def behind(self, *, pipeline_uuid: str, shapes: Mapping[str, str]) -> list[str]:
+    def behind(
+        self,
+        *,
+        pipeline_uuid: str,
+        shapes: Mapping[str, str],
+        names: PipelineNames | None = None,
+    ) -> list[str]:
         """The nodes whose shape the webserver's copy of their location lacks or differs."""
-        keys = {tuple(node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=u)): u for u in shapes}
+        names = names or self.names(pipeline_uuid)
+        keys = {tuple(names.key_path(u)): u for u in shapes}
         data = self._post(COMPILED_SHAPES, {"keys": [{"path": list(k)} for k in keys]})
         compiled: dict[str, str] = {}
         for asset in data.get("assetNodes") or []:
@@ -205,6 +230,7 @@ class DagsterLauncher:
         pipeline_uuid: str,
         shapes: Mapping[str, str],
         compile_error: Callable[[], str | None] | None = None,
+        names: PipelineNames | None = None,
     ) -> None:
         """Return once the location compiled every node's shape in ``shapes``, reloading it
         while it has not, for at most ``VIDPIPE_EXECUTE_WAIT_SECONDS`` in all.
@@ -216,7 +242,7 @@ class DagsterLauncher:
         deadline = time.monotonic() + self.settings.execute_wait_seconds
         reloaded = False
         while True:
-            behind = self.behind(pipeline_uuid=pipeline_uuid, shapes=shapes)
+            behind = self.behind(pipeline_uuid=pipeline_uuid, shapes=shapes, names=names)
             if not behind:
                 return
             remaining = deadline - time.monotonic()
@@ -246,6 +272,7 @@ class DagsterLauncher:
         tags: Mapping[str, str] | None = None,
         shapes: Mapping[str, str] | None = None,
         compile_error: Callable[[], str | None] | None = None,
+        names: PipelineNames | None = None,
     ) -> str:
         """Start a run materializing the nodes' assets and return its run id.
 
@@ -255,11 +282,15 @@ class DagsterLauncher:
         tries again.
         """
         hold_reload(self.settings, pipeline_uuid=pipeline_uuid, seconds=RUN_START_HOLD_SECONDS)
+        names = names or self.names(pipeline_uuid)
         if shapes:
             self.ensure_compiled(
-                pipeline_uuid=pipeline_uuid, shapes=shapes, compile_error=compile_error
+                pipeline_uuid=pipeline_uuid,
+                shapes=shapes,
+                compile_error=compile_error,
+                names=names,
             )
-        paths = [node_key_path(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in node_uuids]
+        paths = [names.key_path(u) for u in node_uuids]
         location = self.location_for(pipeline_uuid)
         params = {
             "selector": {
@@ -301,7 +332,7 @@ def launch_current(
 ) -> str:
     """Launch the nodes on a plan compiled from their rows as they are now; the run id."""
     shapes = current_shapes(sessions, node_uuids, settings=settings)
-    return DagsterLauncher(settings=settings).launch(
+    return DagsterLauncher(settings=settings, sessions=sessions).launch(
         pipeline_uuid=pipeline_uuid,
         node_uuids=node_uuids,
         tags=tags,

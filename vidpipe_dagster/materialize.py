@@ -66,6 +66,7 @@ from vidpipe_dagster.domain.waiting import WAITING_TAG, waiting_stage
 from vidpipe_dagster.plans import StalePlanError, fields_hash, plan_check, row_fields
 from vidpipe_dagster.provider_jobs import submission
 from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS, PAID_PROVIDERS
+from vidpipe_dagster.result_metadata import result_metadata
 
 if TYPE_CHECKING:
     from vidpipe_dagster.compiler import PipelinePlan
@@ -128,37 +129,6 @@ def _upstream_rows(resource: VidpipeResource, uuids: list[str]) -> dict[str, Nod
     with resource.sessions()() as session:
         rows = session.scalars(select(Node).where(Node.id.in_([uuid_lib.UUID(u) for u in uuids])))
         return {row.uuid: row for row in rows}
-
-
-def result_metadata(
-    output: Mapping[str, Any],
-    *,
-    process_uuid: str,
-    node: Mapping[str, Any],
-    seconds: float,
-    link: str | None,
-) -> dict[str, Any]:
-    """What a person wants to see on a node's materialization."""
-    metadata: dict[str, Any] = {
-        "process_uuid": process_uuid,
-        "node_uuid": node["uuid"],
-        "node_type": node["type"],
-        "execution_seconds": round(seconds, 3),
-    }
-    if link:
-        metadata["link"] = dg.MetadataValue.url(link)
-    for name in ("type", "s3_key"):
-        if isinstance(output.get(name), str):
-            metadata[name] = output[name]
-    for name in ("duration", "cost"):
-        if isinstance(output.get(name), int | float):
-            metadata[name] = float(output[name])
-    if isinstance(output.get("size"), int):
-        metadata["size"] = dg.MetadataValue.int(output["size"])
-    for name in ("provider", "provider_job_id"):
-        if isinstance(output.get(name), str):
-            metadata[name] = output[name]
-    return metadata
 
 
 def _run_executor(
@@ -294,7 +264,8 @@ def reuse_node(
         process_uuid=process_uuid,
         node=node,
         seconds=time.monotonic() - begun,
-        link=storage.uri_for(output["s3_key"]),
+        storage=storage,
+        settings=resource.settings(),
     )
     metadata["signature"] = signature
     metadata["reused_from"] = dg.MetadataValue.json(reused_from)
@@ -453,20 +424,28 @@ def materialize_node(
             f"Node {node_uuid} was changed or restarted while running; its output is dropped."
         )
         return None
-    s3_key = output.get("s3_key")
     metadata = {
         **result_metadata(
             output,
             process_uuid=process_uuid,
             node=node,
             seconds=time.monotonic() - begun,
-            link=resource.storage().uri_for(s3_key) if isinstance(s3_key, str) else None,
+            storage=resource.storage(),
+            settings=settings,
         ),
         "structure_hash": ran,
     }
     if signature:
         metadata["signature"] = signature
     return dg.MaterializeResult(asset_key=key, metadata=metadata, data_version=dg.DataVersion(ran))
+
+
+def _plan_tags(plan: PipelinePlan, *, source: str, node_uuids: list[str]) -> dict[str, str]:
+    from vidpipe_dagster.domain.naming import run_tags
+
+    if plan.names is None:
+        return {"vidpipe/pipeline": plan.pipeline_uuid, "vidpipe/source": source}
+    return run_tags(plan.names, source=source, node_uuids=node_uuids)
 
 
 def _not_running_elsewhere(node_uuid: str, *, run_id: str) -> Callable[[Session], None]:
@@ -706,8 +685,7 @@ def relaunch_fresh(
             pipeline_uuid=plan.pipeline_uuid,
             node_uuids=node_uuids,
             tags={
-                "vidpipe/pipeline": plan.pipeline_uuid,
-                "vidpipe/source": "replan",
+                **_plan_tags(plan, source="replan", node_uuids=node_uuids),
                 "vidpipe/replanned_from": context.run.run_id,
                 REPLANS_TAG: str(replans),
             },

@@ -15,6 +15,7 @@ import secrets
 import time
 from functools import cache
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 from vidpipe_dagster.resources.providers.base import reveal
@@ -55,7 +56,25 @@ def sign(settings: Settings, *, key: str, expires: int) -> str:
 
 def media_url(settings: Settings, *, base_url: str, key: str, seconds: int) -> str:
     """An absolute URL of the API at ``base_url`` serving ``key`` for ``seconds`` from now."""
-    expires = int(time.time()) + int(seconds)
+    return _signed_url(settings, base_url=base_url, key=key, expires=int(time.time()) + seconds)
+
+
+def _signed_url(settings: Settings, *, base_url: str, key: str, expires: int) -> str:
     signature = sign(settings, key=key, expires=expires)
     base = base_url.rstrip("/")
     return f"{base}{MEDIA_PREFIX}/{quote(key)}?expires={expires}&signature={signature}"
+
+
+def browser_link(storage: Any, settings: Settings, key: str) -> tuple[str, int]:
+    """A URL that opens ``key`` in a browser, and the unix time it expires.
+
+    Valid for ``VIDPIPE_MATERIALIZATION_LINK_SECONDS``: a presigned GET on S3, else a
+    signed URL of the API at ``VIDPIPE_PUBLIC_API_URL`` (``vidpipe dev`` serves it there).
+    Dagster's materializations carry it.
+    """
+    seconds = int(settings.materialization_link_seconds)
+    expires = int(time.time()) + seconds
+    if getattr(storage, "path_for", None) is None:
+        return storage.browser_url(key, expires_in=seconds), expires
+    url = _signed_url(settings, base_url=settings.public_api_url, key=key, expires=expires)
+    return url, expires

@@ -39,12 +39,12 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import select
 
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.graph import downstream_of, topological_order
+from vidpipe_dagster.domain.naming import PipelineNames, names_of, run_tags
 from vidpipe_dagster.domain.node_types import referenced_uuids
 from vidpipe_dagster.domain.waiting import WAITING_TAG
-from vidpipe_dagster.materialize import result_metadata
+from vidpipe_dagster.naming import node_asset_key
 from vidpipe_dagster.provider_jobs import (
     InFlightJob,
     Unreported,
@@ -62,11 +62,16 @@ from vidpipe_dagster.resources.providers.errors import (
 )
 from vidpipe_dagster.resources.providers.polling import apoll_many, make_async_client
 from vidpipe_dagster.resources.providers.status import JobStatus
+from vidpipe_dagster.result_metadata import result_metadata
 
 log = logging.getLogger(__name__)
 
 SENSOR_NAME = "vidpipe_provider_jobs"
 FINISH_WORKERS = 32
+
+PREVIEWS_PER_TICK = 5
+"""Completions of one tick whose materialization gets a thumbnail (each may take an ffmpeg
+call of up to ``previews.TIMEOUT_SECONDS``; the tick has a time budget)."""
 
 
 @dataclass
@@ -156,9 +161,10 @@ def _pipeline_nodes(resource: VidpipeResource, pipeline_uuids: Iterable[str]) ->
     return by_pipeline
 
 
-def _materialization(resource: VidpipeResource, done: Unreported) -> dg.AssetMaterialization:
+def _materialization(
+    resource: VidpipeResource, done: Unreported, names: PipelineNames, *, preview: bool
+) -> dg.AssetMaterialization:
     output = done.output
-    key = output.get("s3_key")
     seconds = 0.0
     try:
         begun = datetime.fromisoformat(done.metadata["started_at"])
@@ -169,14 +175,20 @@ def _materialization(resource: VidpipeResource, done: Unreported) -> dg.AssetMat
     metadata = result_metadata(
         output,
         process_uuid=done.process_uuid,
-        node={"uuid": done.node_uuid, "type": done.node_type},
+        node={
+            "uuid": done.node_uuid,
+            "type": done.node_type,
+            "title": names.titles.get(done.node_uuid, ""),
+        },
         seconds=seconds,
-        link=resource.storage().uri_for(key) if isinstance(key, str) else None,
+        storage=resource.storage(),
+        settings=resource.settings(),
+        preview=preview,
     )
     if done.metadata.get("completed_by"):
         metadata["completed_by"] = str(done.metadata["completed_by"])
     return dg.AssetMaterialization(
-        asset_key=node_asset_key(pipeline_uuid=done.pipeline_uuid, node_uuid=done.node_uuid),
+        asset_key=node_asset_key(names, done.node_uuid),
         metadata=metadata,
         description="Completed by the provider",
     )
@@ -193,7 +205,13 @@ def report_completions(
     claimed = claim_unreported(resource.lifecycle(), unreported_completions(resource.sessions()))
     if not claimed:
         return result
-    result.asset_events.extend(_materialization(resource, done) for done in claimed)
+    names = names_of(resource.sessions(), [done.pipeline_uuid for done in claimed])
+    result.asset_events.extend(
+        _materialization(
+            resource, done, names[done.pipeline_uuid], preview=number < PREVIEWS_PER_TICK
+        )
+        for number, done in enumerate(claimed)
+    )
     result.counts["reported"] += len(claimed)
     by_pipeline: dict[str, list[Unreported]] = defaultdict(list)
     for done in claimed:
@@ -203,7 +221,7 @@ def report_completions(
         selection = downstream_selection(
             nodes.get(pipeline_uuid, {}), [done.node_uuid for done in completions]
         )
-        keys = [node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=u) for u in selection]
+        keys = [node_asset_key(names[pipeline_uuid], u) for u in selection]
         if known_keys is not None:
             keys = [key for key in keys if key in known_keys]
         if not keys:
@@ -213,7 +231,7 @@ def report_completions(
             dg.RunRequest(
                 run_key=run_key,
                 asset_selection=keys,
-                tags={"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "provider"},
+                tags=run_tags(names[pipeline_uuid], source="provider", node_uuids=selection),
             )
         )
     return result
@@ -228,22 +246,25 @@ def grant_waiting(
 ) -> TickResult:
     """Request one run per waiting node granted a provider slot (module docstring, 6)."""
     result = result or TickResult()
+    names: dict[str, PipelineNames] = {}
+
+    def named(pipeline_uuid: str) -> PipelineNames:
+        if pipeline_uuid not in names:
+            names.update(names_of(resource.sessions(), [pipeline_uuid]))
+        return names[pipeline_uuid]
 
     def known(pipeline_uuid: str, node_uuid: str) -> bool:
-        key = node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node_uuid)
-        return known_keys is None or key in known_keys
+        return known_keys is None or node_asset_key(named(pipeline_uuid), node_uuid) in known_keys
 
     grants = grant_slots(resource.sessions(), settings=resource.settings(), now=now, known=known)
     for grant in grants:
+        pipeline = named(grant.pipeline_uuid)
         result.run_requests.append(
             dg.RunRequest(
                 run_key=grant.run_key,
-                asset_selection=[
-                    node_asset_key(pipeline_uuid=grant.pipeline_uuid, node_uuid=grant.node_uuid)
-                ],
+                asset_selection=[node_asset_key(pipeline, grant.node_uuid)],
                 tags={
-                    "vidpipe/pipeline": grant.pipeline_uuid,
-                    "vidpipe/source": "provider-slot",
+                    **run_tags(pipeline, source="provider-slot", node_uuids=[grant.node_uuid]),
                     WAITING_TAG: grant.token,
                 },
             )

@@ -21,9 +21,10 @@ import dagster as dg
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain import events
+from vidpipe_dagster.domain.naming import names_of, run_tags
+from vidpipe_dagster.naming import node_asset_key
 from vidpipe_dagster.provider_jobs.submission import Submission
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
@@ -113,14 +114,15 @@ def build_retry_schedule(pipeline_uuids: Iterable[str]) -> dg.ScheduleDefinition
         if not due:
             return dg.SkipReason("No failed node is due for a retry.")
         stamp = now.strftime("%Y%m%dT%H%M")
+        names = names_of(vidpipe.sessions(), due)
         return [
             dg.RunRequest(
                 run_key=f"retry-{pipeline_uuid}-{stamp}",
-                asset_selection=[
-                    node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node_uuid)
-                    for node_uuid in node_uuids
-                ],
-                tags={"vidpipe/retry": "true", "vidpipe/pipeline": pipeline_uuid},
+                asset_selection=[node_asset_key(names[pipeline_uuid], u) for u in node_uuids],
+                tags={
+                    **run_tags(names[pipeline_uuid], source="retry", node_uuids=node_uuids),
+                    "vidpipe/retry": "true",
+                },
             )
             for pipeline_uuid, node_uuids in sorted(due.items())
         ]

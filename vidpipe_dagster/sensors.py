@@ -28,9 +28,9 @@ import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_dagster import heartbeat
-from vidpipe_dagster.compiler import uuids_from_asset_key
 from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.db.snapshot import latest_updated_at
+from vidpipe_dagster.naming import nodes_of_keys
 from vidpipe_dagster.reload import ReloadError, location_view, request_reload
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.unrun import settle_unrun_nodes
@@ -44,18 +44,23 @@ COMPILED_FROM = "compiled_from"
 AUTOMATION_INTERVAL_SECONDS = 30
 
 
-def planned_node_uuids(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+def planned_node_uuids(
+    instance: dg.DagsterInstance, run_id: str, *, resource: VidpipeResource
+) -> list[str]:
     """The node UUIDs a run planned to materialize, from its event log."""
     records = instance.get_records_for_run(
         run_id=run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION_PLANNED
     ).records
-    uuids: list[str] = []
+    keys: list[dg.AssetKey] = []
     for record in records:
         event = record.event_log_entry.dagster_event
-        parsed = uuids_from_asset_key(event.asset_key) if event and event.asset_key else None
-        if parsed and parsed[1] not in uuids:
-            uuids.append(parsed[1])
-    return uuids
+        if event and event.asset_key and event.asset_key not in keys:
+            keys.append(event.asset_key)
+    if not keys:
+        return []
+    with resource.sessions()() as session:
+        found = nodes_of_keys(session, keys)
+    return list(dict.fromkeys(found[key] for key in keys if key in found))
 
 
 def fail_nodes_of_run(
@@ -68,7 +73,9 @@ def fail_nodes_of_run(
 ) -> list[str]:
     """Fail the nodes the run started and left ``in_progress``; return their UUIDs.
     ``planned`` are the run's nodes when the caller already read them."""
-    uuids = planned if planned is not None else planned_node_uuids(instance, run_id)
+    uuids = (
+        planned if planned is not None else planned_node_uuids(instance, run_id, resource=resource)
+    )
     if not uuids:
         return []
     with resource.sessions()() as session:
@@ -98,7 +105,7 @@ def _backstop(
     """Fail the nodes the ended run left ``in_progress`` (unless ``reason`` is None), then
     give the nodes it never started their reason (``vidpipe_dagster.unrun``)."""
     run_id = context.dagster_run.run_id
-    planned = planned_node_uuids(context.instance, run_id)
+    planned = planned_node_uuids(context.instance, run_id, resource=vidpipe)
     if reason is not None:
         failed = fail_nodes_of_run(
             instance=context.instance,

@@ -35,6 +35,18 @@ class Settings(BaseSettings):
     s3_endpoint_url: str | None = None
     aws_region: str = "us-east-1"
     presign_seconds: int = 900
+    public_api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Base URL a browser reaches the API at; Dagster's media links point "
+        "there when storage is local (vidpipe dev serves the API at the default).",
+    )
+    materialization_link_seconds: int = Field(
+        default=604800,
+        ge=60,
+        le=604800,
+        description="How long the media link of a Dagster materialization stays valid "
+        "(at most 7 days, the longest an S3 presigned URL may live).",
+    )
 
     lambda_mode: Literal["local", "aws"] = "local"
     lambda_video_merger: str = "vidpipe-video-merger"

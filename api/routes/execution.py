@@ -51,6 +51,7 @@ from vidpipe_dagster.domain.costs import (
 )
 from vidpipe_dagster.domain.errors import ConflictError, ValidationError
 from vidpipe_dagster.domain.keys import stored_output
+from vidpipe_dagster.domain.naming import PipelineNames, pipeline_names, run_tags
 from vidpipe_dagster.domain.nodes import get_node, list_nodes
 from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
@@ -100,7 +101,8 @@ def _launch(
     force_local = settings.force_local
     shapes = {node.uuid: node_shape(row_fields(node), force_local=force_local) for node in nodes}
     pipeline_uuid = pipeline.uuid
-    tags = {"vidpipe/pipeline": pipeline_uuid, "vidpipe/source": "api"}
+    names = pipeline_names(session, pipeline_uuid)
+    tags = run_tags(names, source="api", node_uuids=list(shapes))
     if force:
         tags[FORCE_TAG] = "true"
     claimed: dict[str, Any] = {"pipeline_id": pipeline.id, "node_ids": [node.id for node in nodes]}
@@ -116,13 +118,14 @@ def _launch(
         raise named from busy
     try:
         launcher = request.app.state.launcher()
-        _refuse_second_run(launcher, sessions, pipeline_uuid=pipeline_uuid, **claimed)
+        _refuse_second_run(launcher, sessions, pipeline_uuid=pipeline_uuid, names=names, **claimed)
         run_id = launcher.launch(
             pipeline_uuid=pipeline_uuid,
             node_uuids=list(shapes),
             tags=tags,
             shapes=shapes,
             compile_error=lambda: compile_error_of(sessions, pipeline_uuid),
+            names=names,
         )
     except BaseException:
         launches.release(sessions, **claimed, token=token)
@@ -162,12 +165,18 @@ def _named_conflict(
 
 
 def _refuse_second_run(
-    launcher, sessions, *, pipeline_uuid: str, pipeline_id, node_ids: list[uuid_lib.UUID]
+    launcher,
+    sessions,
+    *,
+    pipeline_uuid: str,
+    pipeline_id,
+    node_ids: list[uuid_lib.UUID],
+    names: PipelineNames,
 ) -> None:
     """409 when a Dagster run that materializes one of the nodes is queued or running and
     not yet done with it (a run winding down after the node finished is no conflict)."""
     rows = {str(row.id): row for row in _rows(sessions, node_ids)}
-    active = launcher.active_runs(pipeline_uuid=pipeline_uuid, node_uuids=list(rows))
+    active = launcher.active_runs(pipeline_uuid=pipeline_uuid, node_uuids=list(rows), names=names)
     conflicts = [
         f"Node '{rows[node_uuid].title or 'untitled'}' is already in Dagster run {run_id} "
         f"({status.lower()}); wait for it to finish"

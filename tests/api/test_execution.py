@@ -143,3 +143,39 @@ def test_a_failed_launch_leaves_no_claim_and_a_stale_claim_expires(
     old = utcnow() - timedelta(seconds=CLAIM_SECONDS + 1)
     set_row(node["uuid"], metadata_={LAUNCHING_KEY: {"token": "t", "at": old.isoformat()}})
     assert offline_client.post(url, headers=admin_headers).status_code == 503
+
+
+class RecordingLauncher:
+    """Records what the execute route asks Dagster for; no run is in flight."""
+
+    def __init__(self) -> None:
+        self.launches: list[dict] = []
+
+    def active_runs(self, **kwargs) -> dict:
+        return {}
+
+    def launch(self, **kwargs) -> str:
+        self.launches.append(kwargs)
+        return "run-1"
+
+
+def test_execute_tags_the_run_with_the_pipeline_and_node_titles(sessions, admin_headers, api):
+    launcher = RecordingLauncher()
+    app = create_app(
+        settings=Settings(media_signing_key="k"), sessions=sessions, launcher=lambda: launcher
+    )
+    pipeline = api.pipeline(title="Spring launch")
+    node = api.node(pipeline, title="Hook line", asset={"type": "text", "content": "hi"})
+    with TestClient(app) as client:
+        response = client.post(
+            f"{BASE}/{pipeline['uuid']}/nodes/{node['uuid']}/execute", headers=admin_headers
+        )
+    assert response.status_code == 202, response.text
+    (launch,) = launcher.launches
+    assert launch["tags"] == {
+        "vidpipe/pipeline": pipeline["uuid"],
+        "vidpipe/pipeline_title": "Spring launch",
+        "vidpipe/nodes": "Hook line",
+        "vidpipe/source": "api",
+    }
+    assert launch["names"].key_path(node["uuid"]) == ["spring_launch", "hook_line"]

@@ -10,8 +10,9 @@ import uuid
 
 import dagster as dg
 
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.domain.naming import resolve_names
+from vidpipe_dagster.naming import node_asset_key
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.sensors import automation_sensor
 
@@ -32,7 +33,7 @@ def _snapshot(voice_text: str) -> dict:
 def _keys(snapshot: dict) -> dict[str, dg.AssetKey]:
     pipeline = snapshot["pipelines"][0]
     return {
-        node["title"]: node_asset_key(pipeline_uuid=pipeline["uuid"], node_uuid=node["uuid"])
+        node["title"]: node_asset_key(resolve_names(pipeline), node["uuid"])
         for node in pipeline["nodes"]
     }
 

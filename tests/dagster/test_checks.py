@@ -10,10 +10,10 @@ from sqlalchemy import select
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 NODES = [
@@ -56,22 +56,23 @@ def outputs(sessions, ids) -> dict[str, dict]:
 def test_checks_pass_after_a_real_materialization(sessions, resource) -> None:
     ids = add_pipeline(sessions, name="checked", nodes=NODES)
     keys = {
-        n.name: node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES
+        n.name: key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name])
+        for n in NODES
     }
 
     found = evaluations(sessions, resource, dg.AssetSelection.assets(*keys.values()))
 
     assert set(found) == set(keys.values())
     assert all(e.passed for e in found.values()), [e.description for e in found.values()]
-    assert found[keys["voiceover"]].metadata["duration"].value > 0
-    assert found[keys["clip"]].metadata["duration"].value > 0
+    assert found[keys["voiceover"]].metadata["duration (s)"].value > 0
+    assert found[keys["clip"]].metadata["duration (s)"].value > 0
     stored = outputs(sessions, ids)
-    assert found[keys["script"]].metadata["size"].value == stored[ids["script"]]["size"]
+    assert found[keys["script"]].metadata["size (bytes)"].value == stored[ids["script"]]["size"]
 
 
 def test_checks_follow_the_subset(sessions, resource) -> None:
     ids = add_pipeline(sessions, name="subset", nodes=NODES)
-    clip = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["clip"])
+    clip = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["clip"])
 
     found = evaluations(sessions, resource, dg.AssetSelection.assets(clip))
 
@@ -82,7 +83,8 @@ def test_checks_follow_the_subset(sessions, resource) -> None:
 def test_checks_fail_when_the_stored_object_is_removed_or_corrupt(sessions, resource) -> None:
     ids = add_pipeline(sessions, name="broken", nodes=NODES)
     keys = {
-        n.name: node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES
+        n.name: key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name])
+        for n in NODES
     }
     evaluations(sessions, resource, dg.AssetSelection.assets(*keys.values()))
     stored = outputs(sessions, ids)

@@ -18,12 +18,11 @@ from sqlalchemy import delete, update
 from tests.dagster.builders import DEMO_NODES, NodeRow, add_pipeline
 from vidpipe_dagster.compiler import (
     compile_snapshot,
-    node_asset_key,
     node_code_version,
-    uuids_from_asset_key,
 )
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.plans import SHAPE_METADATA
 
 
@@ -58,11 +57,10 @@ SNAPSHOT_CODE_VERSIONS = {
 
 def test_compiled_graph_of_the_demo_pipeline(sessions, load_location) -> None:
     ids = add_pipeline(sessions, name="demo", nodes=DEMO_NODES)
-    p = ids["pipeline"].replace("-", "_")
-    group = f"pipeline_{p}"
+    group = "demo"
 
     def key(name: str) -> str:
-        return f"{group}/node_{ids[name].replace('-', '_')}"
+        return f"{group}/{name}"
 
     compiled = summary(load_location())
 
@@ -92,24 +90,18 @@ def test_compiled_graph_of_the_demo_pipeline(sessions, load_location) -> None:
         assert entry["group"] == group
         assert entry["kinds"] == [expected_kinds[row.name]]
         assert entry["deps"] == sorted(key(d) for d in expected_deps[row.name])
-        assert entry["description"] == row.name
+        assert entry["description"] == (
+            f"{row.name}\n\n{row.type} node, {expected_kinds[row.name]}"
+        )
         assert re.fullmatch(r"[0-9a-f]{64}", entry["metadata"].pop(SHAPE_METADATA))
         assert entry["metadata"] == {
+            "title": row.name,
             "pipeline_uuid": ids["pipeline"],
             "node_uuid": ids[row.name],
             "node_type": row.type,
         }
     versions = {row.name: compiled[key(row.name)]["code_version"] for row in DEMO_NODES}
     assert versions == SNAPSHOT_CODE_VERSIONS
-
-
-def test_asset_keys_are_built_from_uuids_and_parse_back() -> None:
-    pipeline_uuid, node_uuid = str(uuid.uuid4()), str(uuid.uuid4())
-    key = node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node_uuid)
-    assert len(key.path) == 2
-    assert all(part.replace("_", "").isalnum() for part in key.path)
-    assert uuids_from_asset_key(key) == (pipeline_uuid, node_uuid)
-    assert uuids_from_asset_key(dg.AssetKey(["other", "key"])) is None
 
 
 BASE = {"type": "mix-audio", "inputs": {"video": ["a"], "audio": ["b"]}, "config": {"volume": 1}}
@@ -138,8 +130,8 @@ def test_code_version_changes_exactly_when_structure_changes(
 
 def test_code_version_follows_a_row_edit(sessions, load_location) -> None:
     ids = add_pipeline(sessions, name="edit", nodes=DEMO_NODES)
-    compose = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["compose"])
-    mix = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["mix"])
+    compose = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["compose"])
+    mix = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["mix"])
     before = load_location().resolve_asset_graph()
     with sessions() as session, session.begin():
         session.execute(
@@ -147,7 +139,7 @@ def test_code_version_follows_a_row_edit(sessions, load_location) -> None:
         )
     renamed = load_location().resolve_asset_graph()
     assert renamed.get(compose).code_version == before.get(compose).code_version
-    assert renamed.get(compose).description == "Renamed"
+    assert renamed.get(compose).description.splitlines()[0] == "Renamed"
     with sessions() as session, session.begin():
         session.execute(
             update(Node).where(Node.id == uuid.UUID(ids["compose"])).values(config={"scale": 0.5})
@@ -182,7 +174,7 @@ def test_broken_pipelines_are_left_out_and_reported(sessions, load_location) -> 
     defs = load_location()
     dg.Definitions.validate_loadable(defs)
     groups = {node.group_name for node in defs.resolve_asset_graph().asset_nodes}
-    assert groups == {f"pipeline_{good['pipeline'].replace('-', '_')}"}
+    assert groups == {"good"}
 
     with sessions() as session:
         errors = {
@@ -209,11 +201,9 @@ def test_broken_pipelines_are_left_out_and_reported(sessions, load_location) -> 
 
 
 def test_pipeline_schedule_is_compiled_from_config(sessions, load_location) -> None:
-    ids = add_pipeline(
-        sessions, name="nightly", nodes=DEMO_NODES[:2], config={"schedule": "0 3 * * *"}
-    )
+    add_pipeline(sessions, name="nightly", nodes=DEMO_NODES[:2], config={"schedule": "0 3 * * *"})
     defs = load_location()
-    schedule = defs.resolve_schedule_def(f"pipeline_{ids['pipeline'].replace('-', '_')}_schedule")
+    schedule = defs.resolve_schedule_def("nightly_schedule")
     assert schedule.cron_schedule == "0 3 * * *"
     assert schedule.default_status == dg.DefaultScheduleStatus.RUNNING
     result = schedule.evaluate_tick(dg.build_schedule_context())
@@ -227,6 +217,8 @@ def test_run_workers_rebuild_the_planned_graph_without_the_database(sessions, da
     with DefinitionsLoadContext.scoped(init):
         planned = build_definitions(database_url=database_url)
         repo = planned.get_repository_def()
+    compose = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["compose"])
+    assert compose == dg.AssetKey(["planned", "compose"])
     with sessions() as session, session.begin():
         session.execute(delete(Pipeline))
 
@@ -241,7 +233,7 @@ def test_run_workers_rebuild_the_planned_graph_without_the_database(sessions, da
     with DefinitionsLoadContext.scoped(reconstruction):
         rebuilt = build_definitions(database_url="postgresql+psycopg://nobody@127.0.0.1:1/none")
     keys = rebuilt.resolve_asset_graph().get_all_asset_keys()
-    assert node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["compose"]) in keys
+    assert compose in keys
     assert len(keys) == len(DEMO_NODES)
 
 
@@ -268,8 +260,9 @@ def test_compile_snapshot_can_build_only_some_pipelines() -> None:
     }
     wanted = snapshot["pipelines"][1]["uuid"]
     result = compile_snapshot(snapshot, only=[wanted])
+    title = snapshot["pipelines"][1]["title"]
     assert [a.group_names_by_key.popitem()[1] for a in result.assets] == [
-        f"pipeline_{wanted.replace('-', '_')}"
+        f"{title}_{wanted.replace('-', '')[:8]}"
     ]
 
 
@@ -315,7 +308,7 @@ def test_paid_provider_nodes_run_in_their_providers_pool(monkeypatch) -> None:
         return {assets.op.pool: sorted(k.path[1] for k in assets.keys) for assets in result.assets}
 
     def stem(name: str) -> str:
-        return "node_" + ids[name].replace("-", "_")
+        return ids[name].replace("-", "_")
 
     assert pools(compile_snapshot(snapshot)) == {
         None: sorted([stem("s"), stem("a"), stem("m")]),
@@ -323,7 +316,7 @@ def test_paid_provider_nodes_run_in_their_providers_pool(monkeypatch) -> None:
         "heygen": [stem("h")],
     }
     [main] = [a for a in compile_snapshot(snapshot).assets if a.op.pool is None]
-    assert main.op.name == f"pipeline_{pipeline_uuid.replace('-', '_')}"
+    assert main.op.name == f"p_{pipeline_uuid.replace('-', '')[:8]}"
 
     from vidpipe_dagster.settings import get_settings
 
@@ -373,7 +366,7 @@ def test_paid_nodes_are_automated_only_when_their_pipeline_opts_in(
     finally:
         get_settings.cache_clear()
     conditions = {
-        spec.description: spec.automation_condition
+        spec.metadata["title"]: spec.automation_condition
         for assets in result.assets
         for spec in assets.specs
     }

@@ -16,8 +16,9 @@ from lambdas.ffmpeg import probe
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.dagster.test_materialize import rows, run_nodes
 from tests.fixtures.editor_client import DEFAULT_CONFIG, default_asset
-from vidpipe_dagster.compiler import compile_snapshot, node_asset_key
+from vidpipe_dagster.compiler import compile_snapshot
 from vidpipe_dagster.db.snapshot import take_snapshot
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.settings import get_settings
 
 
@@ -66,7 +67,7 @@ EDITOR_DEMO = [
 def test_the_editors_demo_rows_materialize_end_to_end(sessions, resource, editor_contract):
     ids = add_pipeline(sessions, name="editor-demo", nodes=EDITOR_DEMO)
     keys = [
-        node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in EDITOR_DEMO
+        key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in EDITOR_DEMO
     ]
 
     result, events = run_nodes(sessions, resource, keys)
@@ -96,8 +97,8 @@ def test_a_draft_is_never_run_and_automation_leaves_it_alone(sessions, resource,
         snapshot = take_snapshot(session)
     compiled = compile_snapshot(snapshot, only=[ids["pipeline"]], automation=True)
     specs = {spec.key: spec for assets in compiled.assets for spec in assets.specs}
-    clip_key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["clip"])
-    mix_key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["mix"])
+    clip_key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["clip"])
+    mix_key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["mix"])
     assert specs[clip_key].automation_condition is not None
     assert specs[mix_key].automation_condition is None
 
@@ -121,7 +122,7 @@ def test_a_seed_row_written_directly_is_checked_too(sessions, resource) -> None:
         name="seed-direct",
         nodes=[NodeRow("merge", "merge-videos", {"segments": ["merge-missing"]})],
     )
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["merge"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["merge"])
     with sessions() as session:
         snapshot = take_snapshot(session)
     assert ids["pipeline"] in compile_snapshot(snapshot, only=[ids["pipeline"]]).errors
@@ -131,7 +132,7 @@ def test_a_seed_row_written_directly_is_checked_too(sessions, resource) -> None:
         name="seed-short",
         nodes=[NodeRow("one", "asset"), NodeRow("merge", "merge-videos", {"segments": ["one"]})],
     )
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["merge"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["merge"])
     result, _ = run_nodes(sessions, resource, [key])
     assert not result.success
     _, nodes = rows(sessions, ids["pipeline"])
@@ -158,8 +159,8 @@ def test_a_draft_naming_a_missing_node_does_not_stop_its_pipeline(
         snapshot = take_snapshot(session)
     compiled = compile_snapshot(snapshot, only=[ids["pipeline"]])
     assert compiled.errors == {}
-    clip_key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["clip"])
-    mix_key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["mix"])
+    clip_key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["clip"])
+    mix_key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["mix"])
     specs = {spec.key: spec for assets in compiled.assets for spec in assets.specs}
     assert [dep.asset_key for dep in specs[mix_key].deps] == [clip_key]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.dagster.test_materialize import run_nodes
 from tests.fixtures.api_server import live_app
-from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.naming import key_of
 
 NODES = [
     NodeRow("script", "asset", asset={"content": "Hello from vidpipe."}, title="Script"),
@@ -16,7 +16,7 @@ NODES = [
 
 def test_a_client_sees_every_node_of_a_real_run_start_and_complete_in_order(sessions, resource):
     ids = add_pipeline(sessions, name="watched", nodes=NODES)
-    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES]
+    keys = [key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES]
     with live_app(sessions) as live:
         reader = live.stream(ids["pipeline"])
         snapshot = reader.next()

@@ -26,9 +26,9 @@ from sqlalchemy import select
 from api.main import create_app
 from tests.api.conftest import BASE, make_token
 from tests.fixtures.webserver import asset_keys, free_port, running_webserver
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.launcher import DagsterLauncher
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.sensors import failed_run_backstop
 from vidpipe_dagster.settings import Settings
@@ -170,7 +170,7 @@ def test_execute_endpoints_launch_real_runs(dagster, client, sessions, launcher)
         "node",
         {"title": "Voice", "type": "generate-voiceover", "inputs": {"script": [script["uuid"]]}},
     )
-    script_key = node_asset_key(pipeline_uuid=pipeline["uuid"], node_uuid=script["uuid"])
+    script_key = key_of(sessions, pipeline_uuid=pipeline["uuid"], node_uuid=script["uuid"])
     assert tuple(script_key.path) not in asset_keys(dagster.url)
 
     response = client.post(f"{BASE}{base}/nodes/{script['uuid']}/execute")

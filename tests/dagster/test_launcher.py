@@ -7,8 +7,8 @@ import json
 import httpx
 import pytest
 
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.snapshot import shard_of
+from vidpipe_dagster.domain.naming import PipelineNames
 from vidpipe_dagster.launcher import DagsterLauncher
 from vidpipe_dagster.settings import Settings
 
@@ -38,20 +38,25 @@ def test_sharded_launch_targets_the_pipeline_shard(pipeline_uuid: str) -> None:
     launcher, sent = recording_launcher(Settings(dagster_location="vidpipe", dagster_shards=3))
     node = "11111111-2222-4333-8444-555555555555"
 
-    run_id = launcher.launch(pipeline_uuid=pipeline_uuid, node_uuids=[node], tags={"a": "b"})
+    names = PipelineNames(
+        pipeline_uuid=pipeline_uuid, title="Launch", group="launch", nodes={node: "clip"}
+    )
+    run_id = launcher.launch(
+        pipeline_uuid=pipeline_uuid, node_uuids=[node], tags={"a": "b"}, names=names
+    )
 
     assert run_id == "run-1"
     selector = sent[0]["variables"]["executionParams"]["selector"]
     shard = int(pipeline_uuid.replace("-", ""), 16) % 3
     assert shard == shard_of(pipeline_uuid, 3)
     assert selector["repositoryLocationName"] == f"vidpipe_{shard}"
-    key = node_asset_key(pipeline_uuid=pipeline_uuid, node_uuid=node)
-    assert selector["assetSelection"] == [{"path": list(key.path)}]
+    assert selector["assetSelection"] == [{"path": ["launch", "clip"]}]
 
 
 def test_unsharded_launch_targets_the_one_location() -> None:
     launcher, sent = recording_launcher(Settings(dagster_location="studio"))
-    launcher.launch(pipeline_uuid=PIPELINES[1], node_uuids=[PIPELINES[0]])
+    names = PipelineNames(pipeline_uuid=PIPELINES[1], title="Studio", group="studio")
+    launcher.launch(pipeline_uuid=PIPELINES[1], node_uuids=[PIPELINES[0]], names=names)
     selector = sent[0]["variables"]["executionParams"]["selector"]
     assert selector["repositoryLocationName"] == "studio"
 

@@ -10,10 +10,11 @@ from sqlalchemy import select, update
 
 from lambdas.ffmpeg import probe
 from tests.dagster.builders import NodeRow, add_pipeline
-from vidpipe_dagster.compiler import node_asset_key
+from tests.fixtures.media_links import assert_signed_link
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 
@@ -53,7 +54,7 @@ SHORT_DEMO = [
 def test_whole_pipeline_materializes_and_writes_rows(sessions, resource) -> None:
     ids = add_pipeline(sessions, name="whole", nodes=SHORT_DEMO)
     keys = [
-        node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in SHORT_DEMO
+        key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in SHORT_DEMO
     ]
 
     result, events = run_nodes(sessions, resource, keys)
@@ -79,12 +80,12 @@ def test_whole_pipeline_materializes_and_writes_rows(sessions, resource) -> None
     assert info.duration and info.duration > 0
     by_key = {event.asset_key: event.materialization for event in events}
     metadata = by_key[
-        node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["compose"])
+        key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["compose"])
     ].metadata
     assert metadata["process_uuid"].value == final.metadata_["process_uuid"]
-    assert metadata["link"].value.endswith(final.output["s3_key"])
-    assert metadata["duration"].value == pytest.approx(final.output["duration"])
-    assert metadata["size"].value == final.output["size"]
+    assert_signed_link(metadata["link"].value, final.output["s3_key"], resource.settings())
+    assert metadata["duration (s)"].value == pytest.approx(final.output["duration"])
+    assert metadata["size (bytes)"].value == final.output["size"]
 
 
 def test_failing_node_is_failed_and_its_dependents_not_attempted(sessions, resource) -> None:
@@ -95,7 +96,7 @@ def test_failing_node_is_failed_and_its_dependents_not_attempted(sessions, resou
         NodeRow("after", "mix-audio", inputs={"video": ["broken"], "audio": ["clip"]}),
     ]
     ids = add_pipeline(sessions, name="failing", nodes=nodes)
-    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in nodes]
+    keys = [key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in nodes]
 
     result, events = run_nodes(sessions, resource, keys)
 
@@ -133,7 +134,7 @@ def test_result_of_a_superseded_execution_is_dropped(sessions, resource, monkeyp
         return original(**kwargs)
 
     monkeypatch.setattr(materialize, "_run_executor", edit_then_run)
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
     result, events = run_nodes(sessions, resource, [key])
     assert result.success
     assert events == []

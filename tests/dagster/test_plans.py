@@ -15,11 +15,11 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.dagster.builders import NodeRow, add_pipeline
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.plans import (
     StalePlanError,
     fields_hash,
@@ -97,7 +97,7 @@ def test_a_config_edit_after_planning_runs_the_edited_fields(sessions, resource)
     ids = add_pipeline(
         sessions, name="fields", nodes=[NodeRow("script", "asset", asset={"content": "Old."})]
     )
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
 
     def edit(session) -> None:
         session.execute(
@@ -130,7 +130,7 @@ def test_a_shape_edit_after_planning_refuses_the_node(sessions, resource, no_web
             NodeRow("mix", "mix-audio", inputs={"video": ["clip"], "audio": ["voice"]}),
         ],
     )
-    key = {n: node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in ids}
+    key = {n: key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in ids}
     lifecycle = Lifecycle(sessions)
     for name in ("first", "second", "clip"):
         process = lifecycle.started(ids[name])

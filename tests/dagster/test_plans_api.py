@@ -31,9 +31,9 @@ from tests.dagster.test_execute_api import (
 )
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fixtures.webserver import free_port, running_webserver
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db import migrate
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.plans import fields_hash, row_fields
 from vidpipe_dagster.settings import Settings
 
@@ -169,7 +169,7 @@ def test_execute_right_after_a_config_edit_runs_the_edit(stack: Stack, client) -
     row = node_row(stack.sessions, node["uuid"])
     assert row.status == "completed" and row.metadata_["dagster_run_id"] == second
     assert row.output["duration"] == pytest.approx(5, abs=0.3)
-    key = node_asset_key(pipeline_uuid=pipeline["uuid"], node_uuid=node["uuid"])
+    key = key_of(stack.sessions, pipeline_uuid=pipeline["uuid"], node_uuid=node["uuid"])
     recorded = materializations(stack, second)[tuple(key.path)]
     assert recorded.tags["dagster/data_version"] == fields_hash(row_fields(row))
     assert recorded.metadata["structure_hash"].value == fields_hash(row_fields(row))
@@ -241,7 +241,7 @@ def test_a_run_planned_before_an_edit_refuses_the_edited_node_and_relaunches_it(
     assert wait_for_run(stack.url, planned) == "SUCCESS"
 
     echo_key = tuple(
-        node_asset_key(pipeline_uuid=pipeline["uuid"], node_uuid=voices[1]["uuid"]).path
+        key_of(stack.sessions, pipeline_uuid=pipeline["uuid"], node_uuid=voices[1]["uuid"]).path
     )
     assert echo_key not in materializations(stack, planned)
     assert any(

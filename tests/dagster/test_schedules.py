@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import update
 
 from tests.dagster.builders import NodeRow, add_pipeline
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.schedules import build_retry_schedule, claim_retries
 
@@ -66,7 +66,7 @@ def test_schedule_requests_one_run_per_pipeline(sessions, database_url) -> None:
     requests = schedule.evaluate_tick(context).run_requests
     assert len(requests) == 1
     assert set(requests[0].asset_selection) == {
-        node_asset_key(pipeline_uuid=first["pipeline"], node_uuid=first[n]) for n in ("x", "y")
+        key_of(sessions, pipeline_uuid=first["pipeline"], node_uuid=first[n]) for n in ("x", "y")
     }
     again = schedule.evaluate_tick(context)
     assert not again.run_requests

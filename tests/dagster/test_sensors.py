@@ -8,11 +8,11 @@ import dagster as dg
 from sqlalchemy import delete, select, update
 
 from tests.dagster.builders import NodeRow, add_pipeline
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import latest_updated_at, take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.sensors import (
     build_refresh_sensor,
     canceled_run_backstop,
@@ -48,7 +48,7 @@ def run_that_dies(sessions, resource, instance, monkeypatch, ids):
     job = build_definitions(
         snapshot=snapshot, resource=resource
     ).resolve_implicit_global_asset_job_def()
-    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES]
+    keys = [key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES]
     result = job.execute_in_process(instance=instance, asset_selection=keys, raise_on_error=False)
     monkeypatch.undo()
     assert not result.success

@@ -11,9 +11,9 @@ import pytest
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.fixtures.webserver import asset_keys, free_port, running_webserver
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import latest_updated_at
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.reload import Reloader, location_view, reload_location
 from vidpipe_dagster.sensors import COMPILED_FROM, REFRESH_SENSOR
 
@@ -39,7 +39,7 @@ def webserver(database_url: str, tmp_path: Path, sessions) -> Iterator[str]:
 def test_a_new_node_appears_after_a_reload(sessions, webserver: str) -> None:
     ids = add_pipeline(sessions, name="live", nodes=[NodeRow("script", "asset")])
     reload_location(dagster_url=webserver, location="vidpipe")
-    first = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
+    first = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
     assert asset_keys(webserver) == {tuple(first.path)}
 
     added = uuid.uuid4()
@@ -67,7 +67,7 @@ def test_a_new_node_appears_after_a_reload(sessions, webserver: str) -> None:
     assert reloader.wait_idle(timeout=120)
     assert calls == ["vidpipe"]
 
-    second = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=str(added))
+    second = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=str(added))
     assert asset_keys(webserver) == {tuple(first.path), tuple(second.path)}
     # the webserver says what its copy of the location was compiled from: the
     # database-change sensor compares that with the tables before asking for a reload

@@ -57,3 +57,44 @@ def test_head_matches_models_and_round_trips(backend, scratch_pg_url, tmp_path):
     assert migrate.current_revision(url) is None
     migrate.upgrade(url)
     assert migrate.current_revision(url) == _head()
+
+
+def test_upgrade_names_existing_rows_from_their_titles(scratch_pg_url):
+    url = scratch_pg_url
+    migrate.upgrade(url, "0005_pipeline_events")
+    engine = make_engine(url)
+    pipelines = [(f"00000000-0000-4000-8000-00000000000{i}", "Demo video") for i in (1, 2)]
+    nodes = [
+        ("10000000-0000-4000-8000-000000000001", pipelines[0][0], "Voice over", "2026-01-01"),
+        ("10000000-0000-4000-8000-000000000002", pipelines[0][0], "Voice-over", "2026-01-02"),
+        ("10000000-0000-4000-8000-000000000003", pipelines[1][0], "Voice over", "2026-01-01"),
+    ]
+    with engine.begin() as connection:
+        for number, (pipeline_id, title) in enumerate(pipelines):
+            connection.exec_driver_sql(
+                "INSERT INTO video_production_pipelines (id, version, title, config, metadata, "
+                "created_at, updated_at) VALUES (%s, '1.0', %s, '{}', '{}', %s, %s)",
+                (pipeline_id, title, f"2026-01-0{number + 1}", "2026-01-05"),
+            )
+        for node_id, pipeline_id, title, created in nodes:
+            connection.exec_driver_sql(
+                "INSERT INTO video_production_nodes (id, pipeline_id, title, type, inputs, "
+                "config, status, created_at, updated_at) "
+                "VALUES (%s, %s, %s, 'asset', '{}', '{}', 'pending', %s, '2026-01-05')",
+                (node_id, pipeline_id, title, created),
+            )
+    migrate.upgrade(url)
+    with engine.connect() as connection:
+        named = connection.exec_driver_sql(
+            "SELECT id::text, dagster_name, updated_at::date::text FROM video_production_pipelines "
+            "UNION ALL SELECT id::text, dagster_name, updated_at::date::text "
+            "FROM video_production_nodes ORDER BY 1"
+        ).all()
+    engine.dispose()
+    assert [(name, updated) for _id, name, updated in named] == [
+        ("demo_video", "2026-01-05"),
+        ("demo_video_2", "2026-01-05"),
+        ("voice_over", "2026-01-05"),
+        ("voice_over_2", "2026-01-05"),
+        ("voice_over", "2026-01-05"),
+    ]

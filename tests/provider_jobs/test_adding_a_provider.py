@@ -18,7 +18,7 @@ from tests.dagster.builders import NodeRow, add_pipeline
 from tests.fakes.server import FakeServer, Request, Response
 from tests.provider_jobs.conftest import node_row, run_in_process, sensor_tick
 from tests.providers import clipgen
-from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.resources.providers import registry
 from vidpipe_dagster.resources.providers.prices import estimate_cost
 from vidpipe_dagster.settings import get_settings
@@ -73,7 +73,7 @@ def test_a_registered_module_is_the_whole_provider(
 
     rows = [NodeRow(n, "generate-animation", config=config) for n in ("polled", "called")]
     ids = add_pipeline(sessions, name="clipgen", nodes=rows, config={"budget": 10})
-    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in rows_of(ids)]
+    keys = [key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in rows_of(ids)]
     with dg.instance_for_test() as instance:
         assert run_in_process(sessions, resource, instance, keys).success
         polled, called = (node_row(sessions, ids[n]) for n in ("polled", "called"))

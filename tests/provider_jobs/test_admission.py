@@ -9,9 +9,9 @@ import dagster as dg
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import node_row, run_in_process, sensor_tick
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.provider_sensor import grant_waiting
 from vidpipe_dagster.settings import get_settings
 
@@ -23,7 +23,7 @@ def test_over_budget_fails_the_node_in_a_scheduled_run(sessions, resource, fake_
         NodeRow("anim", "generate-animation", config={"provider": "veo3", "prompt": "sea"}),
     ]
     ids = add_pipeline(sessions, name="budget", nodes=nodes, config={"budget": 1.0})
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
 
     with dg.instance_for_test() as instance:
         result = run_in_process(sessions, resource, instance, [key], tags=SCHEDULE_TAGS)
@@ -42,7 +42,7 @@ def test_jobs_in_flight_count_against_the_budget(sessions, resource, in_flight, 
     ]
     ids = add_pipeline(sessions, name="reserved", nodes=nodes, config={"budget": 5.0})
     in_flight(ids["one"], provider="veo3", job_id="models/m/operations/x", estimated_cost=3.2)
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["two"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["two"])
 
     with dg.instance_for_test() as instance:
         run_in_process(sessions, resource, instance, [key])
@@ -62,7 +62,7 @@ def test_provider_at_its_limit_waits_for_a_slot_and_starts_once_it_frees(
         sessions, name="queued", nodes=[NodeRow("talk", "talking-head", config=talk)]
     )
     process = in_flight(busy["talk"], provider="heygen", job_id="0" * 32)
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
 
     with dg.instance_for_test() as instance:
         held = run_in_process(sessions, resource, instance, [key])
@@ -108,7 +108,7 @@ def test_transient_failure_retries_the_step_without_redoing_finished_nodes(
     ]
     ids = add_pipeline(sessions, name="retry", nodes=nodes)
     keys = [
-        node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in ("voice", "talk")
+        key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in ("voice", "talk")
     ]
     fake_heygen.server_error(503, times=1, path="/v3/videos")
 
@@ -128,7 +128,7 @@ def test_a_providers_dagster_pool_holds_its_steps_until_a_slot_is_free(
 ) -> None:
     nodes = [NodeRow("anim", "generate-animation", config={"provider": "veo3", "prompt": "sea"})]
     ids = add_pipeline(sessions, name="pooled", nodes=nodes)
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
 
     with dg.instance_for_test() as instance:
         instance.event_log_storage.set_concurrency_slots("veo3", 0)
@@ -207,7 +207,7 @@ def test_a_budget_refusal_leaves_a_completed_node_completed(sessions, resource, 
     nodes = [NodeRow("anim", "generate-animation", config={"provider": "veo3", "prompt": "sea"})]
     ids = add_pipeline(sessions, name="kept", nodes=nodes, config={"budget": 1.0})
     output = _complete(sessions, ids["anim"])
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["anim"])
 
     with dg.instance_for_test() as instance:
         result = run_in_process(sessions, resource, instance, [key], tags=SCHEDULE_TAGS)
@@ -230,7 +230,7 @@ def test_an_admission_refusal_leaves_a_completed_node_completed(
     ids = add_pipeline(sessions, name="rerun", nodes=[NodeRow("talk", "talking-head", config=talk)])
     in_flight(busy["talk"], provider="heygen", job_id="1" * 32)
     output = _complete(sessions, ids["talk"])
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
 
     with dg.instance_for_test() as instance:
         assert run_in_process(sessions, resource, instance, [key]).success
@@ -254,7 +254,7 @@ def test_a_transient_failure_beside_a_permanent_one_is_retried_and_completes(
         NodeRow("fine", "talking-head", config={**talk, "script": "Fine."}),
     ]
     ids = add_pipeline(sessions, name="siblings", nodes=nodes)
-    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in nodes]
+    keys = [key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in nodes]
     invalid = {"error": {"code": "invalid_parameter", "message": "avatar_id is not allowed"}}
     fake_heygen.fail(400, invalid, times=1, path="/v3/videos")
     fake_heygen.rate_limit(retry_after=0, times=1, path="/v3/videos")
@@ -283,7 +283,7 @@ def test_a_paid_node_another_run_holds_in_flight_is_not_submitted_again(
     talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hello."}
     ids = add_pipeline(sessions, name="held", nodes=[NodeRow("talk", "talking-head", config=talk)])
     process = in_flight(ids["talk"], provider="heygen", job_id="2" * 32)
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
 
     with dg.instance_for_test() as instance:
         assert run_in_process(sessions, resource, instance, [key]).success

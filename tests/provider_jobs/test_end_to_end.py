@@ -15,7 +15,7 @@ from tests.provider_jobs.conftest import (
     sensor_tick,
     stored_objects,
 )
-from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.naming import key_of
 
 SCRIPT = "Welcome to the course. Today we build a video pipeline."
 NODES = [
@@ -49,7 +49,7 @@ def test_pipeline_finishes_through_runs_and_sensor_ticks(
     fake_veo.jobs.steps = 1
     ids = add_pipeline(sessions, name="e2e", nodes=NODES, config={"budget": 50})
     pipeline = ids["pipeline"]
-    key = {n.name: node_asset_key(pipeline_uuid=pipeline, node_uuid=ids[n.name]) for n in NODES}
+    key = {n.name: key_of(sessions, pipeline_uuid=pipeline, node_uuid=ids[n.name]) for n in NODES}
 
     with dg.instance_for_test() as instance:
         first = run_in_process(sessions, resource, instance, list(key.values()))
@@ -112,4 +112,4 @@ def test_pipeline_finishes_through_runs_and_sensor_ticks(
         assert (
             metadata["provider_job_id"].value == nodes[ids["talking"]].metadata_["provider_job_id"]
         )
-        assert metadata["size"].value == nodes[ids["talking"]].output["size"]
+        assert metadata["size (bytes)"].value == nodes[ids["talking"]].output["size"]

@@ -17,11 +17,11 @@ from sqlalchemy import update
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import all_nodes, run_in_process, sensor_tick
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.nodes import update_node
+from vidpipe_dagster.naming import key_of
 
 TICKS = 5
 NODES = [
@@ -65,7 +65,8 @@ def test_a_script_edit_submits_to_heygen_only_when_the_pipeline_opts_in(
     config = {"autoRun": True} if auto_run else {}
     ids = add_pipeline(sessions, name=f"paid automation {auto_run}", nodes=NODES, config=config)
     keys = {
-        n.name: node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name]) for n in NODES
+        n.name: key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n.name])
+        for n in NODES
     }
     with dg.instance_for_test() as instance:
         assert run_in_process(sessions, resource, instance, list(keys.values())).success

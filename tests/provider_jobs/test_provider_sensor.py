@@ -9,14 +9,15 @@ import dagster as dg
 import pytest
 
 from tests.dagster.builders import NodeRow, add_pipeline
+from tests.fixtures.media_links import assert_signed_link
 from tests.provider_jobs.conftest import (
     lifecycle_now,
     node_row,
     sensor_tick,
     stored_objects,
 )
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.provider_jobs import find_job, finish_job
 from vidpipe_dagster.provider_sensor import downstream_selection, poll_provider_jobs
 from vidpipe_dagster.resources.providers.heygen import HeyGenClient
@@ -56,16 +57,16 @@ def test_completed_job_is_stored_reported_once_and_runs_downstream(
     assert row.output["duration"] == pytest.approx(1.0, abs=0.1) and row.output["cost"] > 0
     assert len(stored_objects(resource, pipeline["pipeline"], pipeline["talk"])) == 1
     (event,) = result.asset_events
-    assert event.asset_key == node_asset_key(
-        pipeline_uuid=pipeline["pipeline"], node_uuid=pipeline["talk"]
+    assert event.asset_key == key_of(
+        sessions, pipeline_uuid=pipeline["pipeline"], node_uuid=pipeline["talk"]
     )
     assert event.metadata["process_uuid"].value == pipeline["process"]
-    assert event.metadata["size"].value == row.output["size"]
-    assert event.metadata["link"].value.endswith(row.output["s3_key"])
+    assert event.metadata["size (bytes)"].value == row.output["size"]
+    assert_signed_link(event.metadata["link"].value, row.output["s3_key"], resource.settings())
     (request,) = result.run_requests
     assert request.run_key == f"{pipeline['talk']}:{pipeline['process']}"
     assert request.asset_selection == [
-        node_asset_key(pipeline_uuid=pipeline["pipeline"], node_uuid=pipeline[name])
+        key_of(sessions, pipeline_uuid=pipeline["pipeline"], node_uuid=pipeline[name])
         for name in ("mix", "after")
     ]
 
@@ -198,7 +199,7 @@ def test_a_job_submitted_by_a_cancelled_run_still_finishes(sessions, resource, f
     ids = add_pipeline(
         sessions, name="cancelled", nodes=[NodeRow("talk", "talking-head", config=talk)]
     )
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["talk"])
     with dg.instance_for_test() as instance:
         result = run_in_process(sessions, resource, instance, [key])
         assert node_row(sessions, ids["talk"]).status == "in_progress"

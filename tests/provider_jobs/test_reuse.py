@@ -16,9 +16,9 @@ from sqlalchemy import update
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import all_nodes, pipeline_row, run_in_process, sensor_tick
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.signatures import FORCE_TAG
+from vidpipe_dagster.naming import key_of
 
 SCRIPT = "Welcome to the course. Today we reuse what is already made."
 NODES = [
@@ -55,8 +55,8 @@ def _stored(resource) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith("."))
 
 
-def _keys(ids: dict[str, str]) -> dict[str, dg.AssetKey]:
-    return {n: node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in NAMES}
+def _keys(sessions, ids: dict[str, str]) -> dict[str, dg.AssetKey]:
+    return {n: key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[n]) for n in NAMES}
 
 
 def _run_to_completion(sessions, resource, instance, keys, *, tags=None) -> None:
@@ -80,7 +80,7 @@ def rendered(sessions, resource, fake_elevenlabs, fake_heygen, fake_veo):
     fake_veo.jobs.steps = 1
     ids = add_pipeline(sessions, name="reuse", nodes=NODES, config={"budget": 50})
     with dg.instance_for_test() as instance:
-        _run_to_completion(sessions, resource, instance, list(_keys(ids).values()))
+        _run_to_completion(sessions, resource, instance, list(_keys(sessions, ids).values()))
         nodes = all_nodes(sessions, ids["pipeline"])
         assert {row.status for row in nodes.values()} == {"completed"}
         assert pipeline_row(sessions, ids["pipeline"]).metadata_["totalCost"] > 0
@@ -96,7 +96,7 @@ def test_a_second_run_calls_no_provider_renders_nothing_and_costs_nothing(
     calls, stored = _provider_calls(*fakes), _stored(resource)
     spent = pipeline_row(sessions, ids["pipeline"]).metadata_["totalCost"]
 
-    result = run_in_process(sessions, resource, instance, list(_keys(ids).values()))
+    result = run_in_process(sessions, resource, instance, list(_keys(sessions, ids).values()))
     assert result.success
 
     assert _provider_calls(*fakes) == calls
@@ -118,9 +118,9 @@ def test_a_second_run_calls_no_provider_renders_nothing_and_costs_nothing(
         assert row.output["cost"] == 0
         assert row.output_signature == old.output_signature == row.output["signature"]
     events = {e.asset_key: e for e in result.get_asset_materialization_events()}
-    assert set(events) == set(_keys(ids).values())  # reported to Dagster as usual
-    talking = events[_keys(ids)["talking"]].materialization.metadata
-    assert talking["cost"].value == 0
+    assert set(events) == set(_keys(sessions, ids).values())  # reported to Dagster as usual
+    talking = events[_keys(sessions, ids)["talking"]].materialization.metadata
+    assert talking["cost (USD)"].value == 0
     assert talking["reused_from"].value["node_uuid"] == ids["talking"]
 
 
@@ -138,7 +138,7 @@ def test_a_copy_with_one_changed_merge_renders_only_that_merge(
     ]
     copy = add_pipeline(sessions, name="reuse copy", nodes=changed)
 
-    result = run_in_process(sessions, resource, instance, list(_keys(copy).values()))
+    result = run_in_process(sessions, resource, instance, list(_keys(sessions, copy).values()))
     assert result.success
 
     assert _provider_calls(*fakes) == calls
@@ -164,7 +164,7 @@ def test_force_renders_again(
     ids, instance = rendered
     before = all_nodes(sessions, ids["pipeline"])[ids["voiceover"]]
     tts = len(fake_elevenlabs.requests)
-    key = _keys(ids)["voiceover"]
+    key = _keys(sessions, ids)["voiceover"]
 
     result = run_in_process(sessions, resource, instance, [key], tags={FORCE_TAG: "true"})
     assert result.success
@@ -191,7 +191,7 @@ def test_a_changed_upstream_changes_the_signature_of_everything_downstream(
         )
     veo_calls = len(fake_veo.requests)
 
-    _run_to_completion(sessions, resource, instance, list(_keys(ids).values()))
+    _run_to_completion(sessions, resource, instance, list(_keys(sessions, ids).values()))
 
     after = all_nodes(sessions, ids["pipeline"])
     changed = {

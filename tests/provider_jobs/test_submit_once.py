@@ -12,7 +12,7 @@ import pytest
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import node_row, run_in_process, sensor_tick
-from vidpipe_dagster.compiler import node_asset_key
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.schedules import claim_retries
 from vidpipe_dagster.settings import get_settings
 
@@ -100,7 +100,7 @@ def test_a_lost_answer_never_makes_a_second_paid_job(
     row, submit_path = CASES[provider]
     fake = _fake(request, provider)
     ids = add_pipeline(sessions, name=f"once-{provider}", nodes=[row])
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
     getattr(fake, fault)(path=submit_path)
     begun = datetime.now(UTC)
 
@@ -154,7 +154,7 @@ def test_the_retry_schedule_leaves_an_unknown_submission_alone(
     row, submit_path = CASES["veo3"]
     fake = _fake(request, "veo3")
     ids = add_pipeline(sessions, name="scheduled", nodes=[row])
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
     fake.drop_after_accept(path=submit_path)
     with dg.instance_for_test() as instance:
         run_in_process(sessions, resource, instance, [key])
@@ -169,7 +169,7 @@ def test_someone_asking_again_submits_again(request, sessions, resource, retries
     row, submit_path = CASES["runway"]
     fake = _fake(request, "runway")
     ids = add_pipeline(sessions, name="asked", nodes=[row])
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
     fake.drop_after_accept(path=submit_path)
     with dg.instance_for_test() as instance:
         run_in_process(sessions, resource, instance, [key])
@@ -186,7 +186,7 @@ def test_heygen_lost_before_it_arrived_is_looked_up_then_submitted_on_retry(
     row, submit_path = CASES["heygen"]
     fake = _fake(request, "heygen")
     ids = add_pipeline(sessions, name="never-arrived", nodes=[row])
-    key = node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
+    key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
     fake.hang(path=submit_path)
     with dg.instance_for_test() as instance:
         first = run_in_process(sessions, resource, instance, [key])

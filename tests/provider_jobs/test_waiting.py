@@ -16,9 +16,9 @@ import dagster as dg
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import all_nodes, node_row, run_in_process, sensor_tick
-from vidpipe_dagster.compiler import node_asset_key
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.provider_queue import GRANT_TIMEOUT_SECONDS
 from vidpipe_dagster.provider_sensor import grant_waiting
 from vidpipe_dagster.settings import get_settings
@@ -51,7 +51,7 @@ def test_eight_heygen_nodes_against_a_limit_of_two_all_complete(
     ids = add_pipeline(sessions, name="eight", nodes=rows)
     pipeline = ids["pipeline"]
     names = {ids[row.name]: row.name for row in rows}
-    keys = [node_asset_key(pipeline_uuid=pipeline, node_uuid=ids[row.name]) for row in rows]
+    keys = [key_of(sessions, pipeline_uuid=pipeline, node_uuid=ids[row.name]) for row in rows]
 
     with dg.instance_for_test() as instance:
         first = run_in_process(sessions, resource, instance, keys)
@@ -110,7 +110,7 @@ def _waiting_pipeline(sessions, resource, instance, *, name: str, count: int) ->
     talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hi."}
     rows = [NodeRow(f"t{i}", "talking-head", config=talk) for i in range(count)]
     ids = add_pipeline(sessions, name=name, nodes=rows)
-    keys = [node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids[r.name]) for r in rows]
+    keys = [key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids[r.name]) for r in rows]
     assert run_in_process(sessions, resource, instance, keys).success
     return ids
 
@@ -131,7 +131,7 @@ def test_a_node_edited_while_waiting_stops_waiting(sessions, resource, fake_heyg
         requests = grant_waiting(resource).run_requests
 
     assert [r.asset_selection[0].path[-1] for r in requests] == [
-        node_asset_key(pipeline_uuid=ids["pipeline"], node_uuid=ids["t2"]).path[-1]
+        key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["t2"]).path[-1]
     ]
     edited = node_row(sessions, ids["t1"])
     assert "waiting" not in edited.metadata_ and "stage" not in edited.metadata_

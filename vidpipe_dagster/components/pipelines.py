@@ -30,6 +30,7 @@ from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.db.snapshot import in_shard, take_snapshot
 from vidpipe_dagster.domain import events
+from vidpipe_dagster.domain.naming import claim_missing_names
 from vidpipe_dagster.plans import COMPILE_ERROR
 from vidpipe_dagster.schedules import build_retry_schedule
 from vidpipe_dagster.sensors import build_refresh_sensor
@@ -99,11 +100,25 @@ def _record_compile_errors(
         record_compile_errors(session, errors, shard=shard, shards=shards)
 
 
+def _claim_names(sessions: sessionmaker[Session]) -> None:
+    """Name the rows written without one (``naming.claim_missing_names``); on a failure the
+    compiler falls back to names computed from the rows, and the next load tries again."""
+    try:
+        with sessions() as session, session.begin():
+            claimed = claim_missing_names(session)
+    except DBAPIError as error:
+        log.warning("Dagster names not recorded on this load: %s", error.__class__.__name__)
+        return
+    if claimed:
+        log.info("recorded the Dagster names of %d rows", claimed)
+
+
 def read_state(database_url: str, *, shard: int | None = None, shards: int = 1) -> dict:
     """Snapshot the pipelines (of ``shard``) at ``database_url``; record compile errors there."""
     engine = make_engine(database_url)
     try:
         sessions = make_sessionmaker(engine)
+        _claim_names(sessions)
         with sessions() as session, session.begin():
             snapshot = take_snapshot(session, shard=shard, shards=shards)
         errors = compile_errors(snapshot)

@@ -21,10 +21,11 @@ from sqlalchemy import (
     MetaData,
     String,
     Uuid,
+    event,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -60,6 +61,9 @@ class Pipeline(Base):
     metadata_: Mapped[dict[str, Any]] = mapped_column(
         "metadata", JsonType, nullable=False, default=dict
     )
+    dagster_name: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
+    """The group and asset-key prefix in Dagster, made from the title once
+    (``vidpipe_dagster.domain.naming``)."""
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
@@ -104,6 +108,9 @@ class Node(Base):
     inputs: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
     config: Mapped[dict[str, Any]] = mapped_column(JsonType, nullable=False, default=dict)
     asset: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
+    dagster_name: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    """The last part of the node's asset key, made from the title once
+    (``vidpipe_dagster.domain.naming``)."""
     status: Mapped[str] = mapped_column(String, nullable=False, default="pending")
     metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JsonType, nullable=True)
     output: Mapped[dict[str, Any] | None] = mapped_column(JsonType, nullable=True)
@@ -184,3 +191,11 @@ class PipelineEvent(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
+
+
+@event.listens_for(Session, "before_flush")
+def _name_new_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
+    """New pipelines and nodes get their Dagster names before they are inserted."""
+    from vidpipe_dagster.domain.naming import assign_new_names
+
+    assign_new_names(session)

@@ -6,8 +6,9 @@ The snapshot is plain JSON so it can travel inside a run's reconstruction metada
 Shape::
 
     {"version": 1, "taken_at": iso, "latest_updated_at": change marker,
-     "pipelines": [{"uuid", "title", "version", "config", "updated_at",
-                    "nodes": [{"uuid", "title", "type", "inputs", "config", "asset"}]}]}
+     "pipelines": [{"uuid", "title", "dagster_name", "version", "config", "updated_at",
+                    "nodes": [{"uuid", "title", "dagster_name", "type", "inputs", "config",
+                               "asset"}]}]}
 """
 
 from __future__ import annotations
@@ -82,6 +83,7 @@ def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1
         select(
             Pipeline.id,
             Pipeline.title,
+            Pipeline.dagster_name,
             Pipeline.version,
             Pipeline.config,
             Pipeline.updated_at,
@@ -93,6 +95,7 @@ def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1
         Node.id,
         Node.pipeline_id,
         Node.title,
+        Node.dagster_name,
         Node.type,
         Node.inputs,
         Node.config,
@@ -108,6 +111,7 @@ def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1
             {
                 "uuid": str(row.id),
                 "title": row.title,
+                "dagster_name": row.dagster_name,
                 "type": row.type,
                 "inputs": row.inputs or {},
                 "config": row.config or {},
@@ -122,6 +126,7 @@ def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1
             {
                 "uuid": str(p.id),
                 "title": p.title,
+                "dagster_name": p.dagster_name,
                 "version": p.version,
                 "config": p.config or {},
                 "updated_at": _iso(p.updated_at),

@@ -1,58 +1,317 @@
-"""Every name vidpipe gives a pipeline in Dagster, derived from the UUIDs (no Dagster import).
+"""The names a person reads in the Dagster UI: asset keys, groups, ops, schedules, run tags.
 
-A pipeline is ``pipeline_<uuid with underscores>`` (its group, op and key prefix); a node's
-asset key is ``[pipeline_<uuid>, node_<uuid>]``; a schedule is ``pipeline_<uuid>_schedule``;
-a code location is the configured base name, with ``_<shard>`` when pipelines are sharded.
-The API names locations and asset keys through this module, so a write or an execute does
-not import Dagster; the compiler builds ``dg.AssetKey`` values from the same paths.
+Each pipeline and node has a ``dagster_name`` made from its title once, when its row is
+created (``assign_new_names``, on every ORM flush), and kept from then on: renaming a node
+changes its title and its asset description, never its asset key, so its materialization
+history stays on the same key. Names are safe for Dagster (``[a-z0-9_]``, at most
+:data:`MAX_NAME` characters, no Python keyword), unique among the pipelines and, for nodes,
+within their pipeline (a clash gets ``_2``, ``_3``...).
+
+Rows written by other means (the editor inserting into the tables) arrive without a name:
+the code location records one before it reads the tables (:func:`claim_missing_names`). Where
+a name is still missing (the claim could not write), :func:`resolve_names` falls back to one
+computed from the row alone, the same in every process.
+
+A node's asset key path is ``[<pipeline name>, <node name>]``, made only by
+:meth:`PipelineNames.key_path` (``vidpipe_dagster.naming.node_asset_key`` wraps it in a
+Dagster asset key); its group is the pipeline name. A code location is the configured base
+name, with ``_<shard>`` when pipelines are sharded. Nothing here imports Dagster, so the
+API names runs and keys through this module.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import keyword
+import logging
+import re
+import unicodedata
+import uuid as uuid_lib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import shard_of
 
-PIPELINE_PREFIX = "pipeline_"
-NODE_PREFIX = "node_"
+log = logging.getLogger(__name__)
+
+MAX_NAME = 48
+"""Longest recorded name; a suffix for uniqueness stays within it."""
+RESERVED = {
+    "context",
+    "conf",
+    "config",
+    "meta",
+    "arg_dict",
+    "dict",
+    "input_arg_dict",
+    "output_arg_dict",
+    "int",
+    "str",
+    "float",
+    "bool",
+    "input",
+    "output",
+    "type",
+    *keyword.kwlist,
+}
+"""Names Dagster refuses for an op (``dagster._core.definitions.utils.DISALLOWED_NAMES``)."""
+_UNSAFE = re.compile(r"[^a-z0-9]+")
 
 
-def stem(prefix: str, uuid: str) -> str:
-    """``prefix`` and the UUID with underscores for dashes (a valid Dagster name)."""
-    return prefix + str(uuid).replace("-", "_")
+def safe_name(title: Any, *, fallback: str) -> str:
+    """``title`` as a Dagster name: ASCII letters, digits and ``_``, lower case.
+
+    Accents are dropped (``Café`` -> ``cafe``), every other run of characters becomes one
+    ``_``; an empty result is ``fallback``, a reserved word gets ``fallback`` as a prefix.
+    """
+    text = unicodedata.normalize("NFKD", str(title or "")).encode("ascii", "ignore").decode()
+    name = _UNSAFE.sub("_", text.lower()).strip("_")[:MAX_NAME].rstrip("_")
+    if not name:
+        return fallback
+    if name in RESERVED:
+        return f"{fallback}_{name}"[:MAX_NAME]
+    return name
 
 
-def unstem(prefix: str, name: str) -> str | None:
-    """The UUID of a name made by :func:`stem` with ``prefix``, else ``None``."""
-    if not name.startswith(prefix):
-        return None
-    return name[len(prefix) :].replace("_", "-")
+def unique_name(base: str, taken: Iterable[str]) -> str:
+    """``base``, or ``base_2``, ``base_3``... whichever is not in ``taken``."""
+    used = set(taken)
+    if base not in used:
+        return base
+    number = 2
+    while True:
+        suffix = f"_{number}"
+        candidate = base[: MAX_NAME - len(suffix)] + suffix
+        if candidate not in used:
+            return candidate
+        number += 1
 
 
-def pipeline_name(pipeline_uuid: str) -> str:
-    """The group, op and key-prefix name of a pipeline: ``pipeline_<uuid with underscores>``."""
-    return stem(PIPELINE_PREFIX, pipeline_uuid)
+def pipeline_fallback(pipeline_uuid: str, title: Any) -> str:
+    """The name of a pipeline with none recorded: its title and the start of its UUID."""
+    stem = safe_name(title, fallback="pipeline")[: MAX_NAME - 9]
+    return f"{stem}_{str(pipeline_uuid).replace('-', '')[:8]}"
 
 
-def node_key_path(*, pipeline_uuid: str, node_uuid: str) -> list[str]:
-    """The path of a node's asset key: ``[pipeline_<uuid>, node_<uuid>]``."""
-    return [pipeline_name(pipeline_uuid), stem(NODE_PREFIX, node_uuid)]
-
-
-def uuids_from_key_path(path: Sequence[str]) -> tuple[str, str] | None:
-    """``(pipeline_uuid, node_uuid)`` for a node's asset key path, None for any other."""
-    if len(path) != 2:
-        return None
-    pipeline_uuid = unstem(PIPELINE_PREFIX, path[0])
-    node_uuid = unstem(NODE_PREFIX, path[1])
-    if pipeline_uuid is None or node_uuid is None:
-        return None
-    return pipeline_uuid, node_uuid
-
-
-def schedule_name(pipeline_uuid: str) -> str:
+def schedule_name(pipeline_name: str) -> str:
     """The name of the schedule built from a pipeline's ``config.schedule``."""
-    return f"{pipeline_name(pipeline_uuid)}_schedule"
+    return f"{pipeline_name}_schedule"
+
+
+@dataclass(frozen=True)
+class PipelineNames:
+    """A pipeline's Dagster names: its group and each node's asset key, and their titles."""
+
+    pipeline_uuid: str
+    title: str
+    group: str
+    nodes: Mapping[str, str] = field(default_factory=dict)
+    titles: Mapping[str, str] = field(default_factory=dict)
+
+    def key_path(self, node_uuid: str) -> list[str]:
+        """The asset key path of one of the pipeline's nodes: the pipeline's name, then the
+        node's (a node it does not have is named by its UUID)."""
+        name = self.nodes.get(node_uuid) or "node_" + str(node_uuid).replace("-", "_")
+        return [self.group, name]
+
+    def node_uuid(self, path: Sequence[str]) -> str | None:
+        """The node whose asset key path is ``path``, None for any other path."""
+        if len(path) != 2 or path[0] != self.group:
+            return None
+        return next((u for u, name in self.nodes.items() if name == path[1]), None)
+
+
+def resolve_names(pipeline: Mapping[str, Any]) -> PipelineNames:
+    """The names of a snapshot pipeline (``uuid``, ``title``, ``dagster_name``, ``nodes``).
+
+    Recorded names are kept, in node order; a node without one (or with one an earlier
+    node holds) gets the next free name from its title.
+    """
+    taken: set[str] = set()
+    names: dict[str, str] = {}
+    nodes = list(pipeline.get("nodes") or [])
+    for node in nodes:
+        recorded = node.get("dagster_name")
+        if recorded and recorded not in taken:
+            names[node["uuid"]] = recorded
+            taken.add(recorded)
+    for node in nodes:
+        if node["uuid"] not in names:
+            base = node.get("dagster_name") or safe_name(node.get("title"), fallback="node")
+            names[node["uuid"]] = unique_name(base, taken)
+            taken.add(names[node["uuid"]])
+    return PipelineNames(
+        pipeline_uuid=str(pipeline["uuid"]),
+        title=str(pipeline.get("title") or ""),
+        group=pipeline.get("dagster_name")
+        or pipeline_fallback(pipeline["uuid"], pipeline.get("title")),
+        nodes=names,
+        titles={node["uuid"]: str(node.get("title") or "") for node in nodes},
+    )
+
+
+def pipeline_names(session: Session, pipeline_uuid: str) -> PipelineNames:
+    """The names of a pipeline as its rows hold them now (what the compiler gives it)."""
+    pipeline_id = uuid_lib.UUID(str(pipeline_uuid))
+    row = session.execute(
+        select(Pipeline.title, Pipeline.dagster_name).where(Pipeline.id == pipeline_id)
+    ).first()
+    nodes = session.execute(
+        select(Node.id, Node.title, Node.dagster_name)
+        .where(Node.pipeline_id == pipeline_id)
+        .order_by(Node.created_at, Node.id)
+    ).all()
+    return resolve_names(
+        {
+            "uuid": str(pipeline_uuid),
+            "title": row.title if row else "",
+            "dagster_name": row.dagster_name if row else None,
+            "nodes": [
+                {"uuid": str(n.id), "title": n.title, "dagster_name": n.dagster_name} for n in nodes
+            ],
+        }
+    )
+
+
+def nodes_of_key_paths(
+    session: Session, paths: Iterable[Sequence[str]]
+) -> dict[tuple[str, ...], str]:
+    """The node UUID of each path in ``paths`` that is a node's asset key path."""
+    wanted = [tuple(path) for path in paths if len(path) == 2]
+    groups = {path[0] for path in wanted}
+    if not groups:
+        return {}
+    rows = session.execute(select(Pipeline.id).where(Pipeline.dagster_name.in_(groups))).all()
+    found: dict[tuple[str, ...], str] = {}
+    for (pipeline_id,) in rows:
+        names = pipeline_names(session, str(pipeline_id))
+        for path in wanted:
+            node_uuid = names.node_uuid(path)
+            if node_uuid is not None:
+                found[path] = node_uuid
+    return found
+
+
+def _taken_pipeline_names(session: Session, base: str) -> set[str]:
+    rows = session.execute(
+        select(Pipeline.dagster_name).where(Pipeline.dagster_name.like(f"{base[: MAX_NAME - 4]}%"))
+    ).all()
+    return {name for (name,) in rows if name}
+
+
+def _taken_node_names(session: Session, pipeline_id: Any) -> set[str]:
+    rows = session.execute(
+        select(Node.dagster_name).where(
+            Node.pipeline_id == pipeline_id, Node.dagster_name.is_not(None)
+        )
+    ).all()
+    return {name for (name,) in rows}
+
+
+def assign_new_names(session: Session) -> None:
+    """Record the name of every pipeline and node about to be inserted without one (called
+    before every ORM flush, ``db.models``)."""
+    pending = [o for o in session.new if isinstance(o, Pipeline | Node) and not o.dagster_name]
+    if not pending:
+        return
+    new_pipelines: set[str] = set()
+    new_nodes: dict[Any, set[str]] = {}
+    with session.no_autoflush:
+        for row in pending:
+            if isinstance(row, Pipeline):
+                base = safe_name(row.title, fallback="pipeline")
+                row.dagster_name = unique_name(
+                    base, _taken_pipeline_names(session, base) | new_pipelines
+                )
+                new_pipelines.add(row.dagster_name)
+                continue
+            pipeline_id = row.pipeline_id or (row.pipeline.id if row.pipeline else None)
+            # a pipeline inserted in this flush may have no id yet: its object stands in
+            group = pipeline_id or ("new", id(row.pipeline))
+            if group not in new_nodes:
+                new_nodes[group] = _taken_node_names(session, pipeline_id) if pipeline_id else set()
+            row.dagster_name = unique_name(safe_name(row.title, fallback="node"), new_nodes[group])
+            new_nodes[group].add(row.dagster_name)
+
+
+def claim_missing_names(session: Session) -> int:
+    """Record a name for every pipeline and node that has none; how many were recorded.
+
+    Rows keep their ``updated_at`` (a name is no edit). Runs in the caller's transaction.
+    """
+    claimed = 0
+    for pipeline_id, title in session.execute(
+        select(Pipeline.id, Pipeline.title)
+        .where(Pipeline.dagster_name.is_(None))
+        .order_by(Pipeline.created_at, Pipeline.id)
+    ).all():
+        base = safe_name(title, fallback="pipeline")
+        name = unique_name(base, _taken_pipeline_names(session, base))
+        claimed += _record(session, Pipeline, pipeline_id, name)
+    taken: dict[Any, set[str]] = {}
+    for node_id, pipeline_id, title in session.execute(
+        select(Node.id, Node.pipeline_id, Node.title)
+        .where(Node.dagster_name.is_(None))
+        .order_by(Node.created_at, Node.id)
+    ).all():
+        names = taken.setdefault(pipeline_id, _taken_node_names(session, pipeline_id))
+        name = unique_name(safe_name(title, fallback="node"), names)
+        if _record(session, Node, node_id, name):
+            names.add(name)
+            claimed += 1
+    return claimed
+
+
+def _record(session: Session, model: type[Pipeline] | type[Node], row_id: Any, name: str) -> int:
+    result = session.execute(
+        update(model)
+        .where(model.id == row_id, model.dagster_name.is_(None))
+        .values(dagster_name=name, updated_at=model.updated_at)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount or 0
+
+
+def names_of(sessions: Any, pipeline_uuids: Iterable[str]) -> dict[str, PipelineNames]:
+    """:func:`pipeline_names` of each pipeline, read in one session of ``sessions``."""
+    wanted = sorted(set(pipeline_uuids))
+    if not wanted:
+        return {}
+    with sessions() as session:
+        return {uuid: pipeline_names(session, uuid) for uuid in wanted}
+
+
+PIPELINE_TAG = "vidpipe/pipeline"
+TITLE_TAG = "vidpipe/pipeline_title"
+NODES_TAG = "vidpipe/nodes"
+MAX_TAG_VALUE = 200
+
+
+def run_tags(
+    names: PipelineNames, *, source: str, node_uuids: Iterable[str] = ()
+) -> dict[str, str]:
+    """The tags that say, in the runs list, which pipeline and nodes a run is for.
+
+    ``vidpipe/pipeline`` (its UUID, for machines), ``vidpipe/pipeline_title`` and
+    ``vidpipe/nodes`` (the nodes' titles) for people, and ``vidpipe/source``.
+    """
+    tags = {
+        PIPELINE_TAG: names.pipeline_uuid,
+        TITLE_TAG: _clip(names.title or names.group),
+        "vidpipe/source": source,
+    }
+    titles = [names.titles.get(u) or names.nodes.get(u) or u for u in node_uuids]
+    if titles:
+        tags[NODES_TAG] = _clip(", ".join(titles))
+    return tags
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TAG_VALUE else text[: MAX_TAG_VALUE - 1] + "…"
 
 
 def location_name(base: str, *, shard: int | None, shards: int) -> str:

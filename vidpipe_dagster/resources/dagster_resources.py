@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
+from pathlib import Path
 from typing import Any, ClassVar
 
 import dagster as dg
@@ -47,7 +48,7 @@ class VidpipeResource(dg.ConfigurableResource):
             for name, value in (
                 ("database_url", self.database_url),
                 ("storage_url", self.storage_url),
-                ("home", self.home),
+                ("home", Path(self.home) if self.home is not None else None),
                 ("providers", self.providers),
             )
             if value is not None
