@@ -13,6 +13,7 @@ _.unregister  # vidpipe_dagster.resources.providers.registry: adding-a-provider 
 _.voice_name  # vidpipe_dagster.resources.speech: tests/resources/test_speech.py
 _.live  # api.read_cache.ReadCache: tests/api/test_read_cache.py
 _.batches  # api.node_batches.NodeBatches: tests/api/test_node_batches.py
+_.key_of  # vidpipe_dagster.naming: the asset key of a node by UUIDs, for tests and benchmarks
 
 # Loaded by Dagster by name: the code location (workspace.yaml's `attribute: defs`).
 _.defs

@@ -209,7 +209,7 @@ def _taken_node_names(session: Session, pipeline_id: Any) -> set[str]:
             Node.pipeline_id == pipeline_id, Node.dagster_name.is_not(None)
         )
     ).all()
-    return {name for (name,) in rows}
+    return {name for (name,) in rows if name}
 
 
 def assign_new_names(session: Session) -> None:
@@ -273,7 +273,7 @@ def _record(session: Session, model: type[Pipeline] | type[Node], row_id: Any, n
         .values(dagster_name=name, updated_at=model.updated_at)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount or 0
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def names_of(sessions: Any, pipeline_uuids: Iterable[str]) -> dict[str, PipelineNames]:

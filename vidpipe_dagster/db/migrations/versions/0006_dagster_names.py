@@ -43,12 +43,12 @@ def _backfill() -> None:
         taken.add(name)
         bind.execute(sa.update(pipelines).where(pipelines.c.id == row_id).values(dagster_name=name))
     per_pipeline: dict[object, set[str]] = {}
-    rows = bind.execute(
+    node_rows = bind.execute(
         sa.select(nodes.c.id, nodes.c.pipeline_id, nodes.c.title).order_by(
             nodes.c.created_at, nodes.c.id
         )
     ).all()
-    for row_id, pipeline_id, title in rows:
+    for row_id, pipeline_id, title in node_rows:
         names = per_pipeline.setdefault(pipeline_id, set())
         name = unique_name(safe_name(title, fallback="node"), names)
         names.add(name)
