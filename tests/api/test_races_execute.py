@@ -54,7 +54,7 @@ class InProcessDagster:
         self._lock = threading.Lock()
 
     def active_runs(
-        self, *, pipeline_uuid: str, node_uuids: Sequence[str]
+        self, *, pipeline_uuid: str, node_uuids: Sequence[str], names: Any = None
     ) -> dict[str, tuple[str, str]]:
         """Runs not finished that materialize any of the nodes."""
         with self._lock:
@@ -74,6 +74,7 @@ class InProcessDagster:
         tags: Mapping[str, str] | None = None,
         shapes: Mapping[str, str] | None = None,
         compile_error: Any = None,
+        names: Any = None,
     ) -> str:
         """Plan the nodes as their rows are now (the shape must match the execute's, as the
         real launcher's location check makes sure) and run them on a thread."""
