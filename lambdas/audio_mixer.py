@@ -44,6 +44,25 @@ def handler(event: Any, context: Any = None) -> dict[str, Any]:
     return run_handler("audio-mixer", event, mix)
 
 
+def _audio_graph(
+    *, overlay: bool, volume: float, fade_in: float, fade_out: float, duration: float
+) -> str:
+    """The filter graph of the output's audio ``[a]``: the new track (scaled, faded, padded),
+    mixed over the video's own track when ``overlay``."""
+    fades = ""
+    if fade_in > 0:
+        fades += f",afade=t=in:st=0:d={fade_in:g}"
+    if fade_out > 0 and duration > 0:
+        fades += f",afade=t=out:st={max(0.0, duration - fade_out):g}:d={fade_out:g}"
+    new_track = f"[1:a:0]aresample=48000,volume={volume:g}{fades},apad"
+    if overlay:
+        return (
+            f"{new_track}[new];[0:a:0]aresample=48000,apad[old];"
+            "[old][new]amix=inputs=2:duration=first:dropout_transition=0:normalize=0[a]"
+        )
+    return f"{new_track}[a]"
+
+
 def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
     """Check the event, fetch both inputs and write the mixed video."""
     if not event.get("video") or not event.get("audio"):
@@ -73,19 +92,13 @@ def mix(event: Mapping[str, Any], workdir: Path) -> Produced:
         duration = audio_info.duration
     hold = duration - (video_info.duration or 0.0)
 
-    fades = ""
-    if fade_in > 0:
-        fades += f",afade=t=in:st=0:d={fade_in:g}"
-    if fade_out > 0 and duration > 0:
-        fades += f",afade=t=out:st={max(0.0, duration - fade_out):g}:d={fade_out:g}"
-    new_track = f"[1:a:0]aresample=48000,volume={volume:g}{fades},apad"
-    if mode == "overlay" and video_info.audio is not None:
-        graph = (
-            f"{new_track}[new];[0:a:0]aresample=48000,apad[old];"
-            "[old][new]amix=inputs=2:duration=first:dropout_transition=0:normalize=0[a]"
-        )
-    else:
-        graph = f"{new_track}[a]"
+    graph = _audio_graph(
+        overlay=mode == "overlay" and video_info.audio is not None,
+        volume=volume,
+        fade_in=fade_in,
+        fade_out=fade_out,
+        duration=duration,
+    )
     if hold > FRAME_SECONDS:
         graph += f";[0:v:0]tpad=stop_mode=clone:stop_duration={hold:.3f}[v]"
         picture = ["-map", "[v]", "-c:v", "libx264", "-preset", "veryfast", "-crf", "20"]

@@ -4,24 +4,22 @@ The binary comes from imageio-ffmpeg (a static build shipped in the wheel) unles
 ``FFMPEG_BINARY`` names another one. imageio-ffmpeg ships no ffprobe, so :func:`probe` reads
 the stream summary that ``ffmpeg -i`` prints.
 
-Every ffmpeg process runs in a process group of its own, dies with the process that started
-it (``PR_SET_PDEATHSIG`` on Linux: a killed run worker leaves nothing rendering behind) and
-has a time limit scaled to the media it handles (:func:`media_timeout`); at the limit, or when
-the caller is interrupted, the whole group is killed.
+Every ffmpeg process runs in a process group of its own that dies with the process that
+started it (:mod:`lambdas.processes`) and has a time limit scaled to the media it handles
+(:func:`media_timeout`); at the limit, or when the caller is interrupted, the whole group is
+killed.
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
-import signal
-import subprocess
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
+from lambdas.processes import ProcessTimedOut, run_in_group
 
 ERROR_TAIL_LINES = 8
 TIMEOUT_FLOOR_ENV = "VIDPIPE_FFMPEG_TIMEOUT_FLOOR_SECONDS"
@@ -30,8 +28,6 @@ DEFAULT_TIMEOUT_FLOOR_SECONDS = 60.0
 DEFAULT_TIMEOUT_PER_MEDIA_SECOND = 5.0
 UNKNOWN_MEDIA_BYTES_PER_SECOND = 50_000
 """A low bitrate, to estimate generously how long a file lasts when nothing says so."""
-KILL_WAIT_SECONDS = 5.0
-_PR_SET_PDEATHSIG = 1
 
 _DURATION_RE = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _STREAM_RE = re.compile(r"^\s*Stream #\d+:\d+(?:\[[^\]]*\])?(?:\([^)]*\))?: (Video|Audio): (.*)$")
@@ -141,76 +137,22 @@ def media_timeout(media_seconds: float | None = None) -> float:
     return floor + rate * max(0.0, float(media_seconds or 0.0))
 
 
-@lru_cache(maxsize=1)
-def _prctl() -> Callable[..., int] | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
-        return None
-
-
-def _child_setup(parent: int, prctl: Callable[..., int] | None) -> Callable[[], None] | None:
-    """What the child runs before exec: die with ``parent`` (the thread that started it)."""
-    if prctl is None:
-        return None
-
-    def setup() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent:  # the parent died before the signal was armed
-            os._exit(1)
-
-    return setup
-
-
-def _kill_group(process: subprocess.Popen) -> None:
-    try:
-        os.killpg(process.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        process.communicate(timeout=KILL_WAIT_SECONDS)
-    except (subprocess.TimeoutExpired, ValueError, OSError):
-        pass
-
-
 def run_process(command: Sequence[str], *, timeout: float, what: str) -> tuple[int, str]:
     """Run ``command`` (no stdin) in its own process group; return (exit code, stderr).
 
     The process dies with this one. When it outlives ``timeout`` seconds, or this thread is
-    interrupted (Ctrl-C, a cancelled run), its whole group is killed; a timeout raises
+    interrupted (Ctrl-C, a cancelled run), its whole group is killed
+    (:func:`~lambdas.processes.run_in_group`); a timeout raises
     :class:`FFmpegTimeoutError` naming ``what`` and the settings that set the limit.
     """
-    process = subprocess.Popen(
-        list(command),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        errors="replace",
-        process_group=0,
-        preexec_fn=_child_setup(os.getpid(), _prctl()),  # noqa: PLW1509
-    )
     try:
-        _, stderr = process.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired as exc:
-        stderr_so_far = exc.stderr or ""
-        partial = (
-            stderr_so_far.decode(errors="replace")
-            if isinstance(stderr_so_far, bytes)
-            else stderr_so_far
-        )
-        _kill_group(process)
+        return run_in_group(command, timeout=timeout)
+    except ProcessTimedOut as exc:
         raise FFmpegTimeoutError(
             f"{what} was stopped after {timeout:g} s, its time limit (set by "
             f"{TIMEOUT_FLOOR_ENV} and {TIMEOUT_RATE_ENV})",
-            reason=error_tail(partial),
+            reason=error_tail(exc.stderr),
         ) from None
-    except BaseException:
-        _kill_group(process)
-        raise
-    return process.returncode, stderr or ""
 
 
 def run_ffmpeg(

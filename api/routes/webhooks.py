@@ -32,7 +32,7 @@ from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.provider_jobs import find_job, finish_job
 from vidpipe_dagster.resources.providers.clients import shared_clients
 from vidpipe_dagster.resources.providers.errors import ProviderError
-from vidpipe_dagster.resources.providers.http import reveal
+from vidpipe_dagster.resources.providers.keys import reveal
 from vidpipe_dagster.resources.providers.registry import get_unit
 from vidpipe_dagster.resources.providers.unit import WebhookEvent
 

@@ -9,7 +9,8 @@ import pytest
 from tests.assets.conftest import PIPELINE, node
 from tests.fixtures.media import color_at, mean_volume
 from vidpipe_dagster.assets import EXECUTORS
-from vidpipe_dagster.assets.base import ExecutorError, UpstreamNode, input_uuids
+from vidpipe_dagster.assets.base import ExecutorError, UpstreamNode
+from vidpipe_dagster.assets.inputs import input_uuids
 from vidpipe_dagster.resources.lambda_invoker import LocalLambdaInvoker
 from vidpipe_dagster.resources.storage import Storage
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from vidpipe_dagster.domain.prices import CostEstimate, Rate
 from vidpipe_dagster.resources.providers.errors import MalformedResponseError, MissingApiKeyError
-from vidpipe_dagster.resources.providers.http import require_json
 from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
+from vidpipe_dagster.resources.providers.responses import require_json
 from vidpipe_dagster.resources.providers.status import JobStatus
 from vidpipe_dagster.resources.providers.unit import (
     ProviderSettings,

@@ -14,15 +14,8 @@ from collections.abc import Mapping
 from urllib.parse import urlparse
 
 from lambdas.uris import suffix_of
-from vidpipe_dagster.assets.base import (
-    ExecutionContext,
-    ExecutorError,
-    NodeSpec,
-    UpstreamNode,
-    measure,
-    new_output_key,
-    store_file,
-)
+from vidpipe_dagster.assets.base import ExecutionContext, ExecutorError, NodeSpec, UpstreamNode
+from vidpipe_dagster.assets.outputs import measure, new_output_key, store_file
 from vidpipe_dagster.resources.storage import StorageError, check_key, guess_content_type
 
 ASSET_TYPES = {"text": "text", "json": "text", "image": "image", "video": "video", "audio": "audio"}

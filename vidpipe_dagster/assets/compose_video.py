@@ -9,15 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vidpipe_dagster.assets.base import (
-    ExecutionContext,
-    NodeSpec,
-    UpstreamNode,
-    invoke_ffmpeg_function,
-    media_output,
-    upstream_nodes,
-    uri_of,
-)
+from vidpipe_dagster.assets.base import ExecutionContext, NodeSpec, UpstreamNode
+from vidpipe_dagster.assets.inputs import media_output, upstream_nodes, uri_of
+from vidpipe_dagster.assets.outputs import invoke_ffmpeg_function
 
 COMPOSER_OPTIONS = ("position", "scale", "offsetX", "offsetY", "opacity", "audio")
 

@@ -11,20 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vidpipe_dagster.assets.base import (
-    AsyncSubmission,
-    ExecutionContext,
-    NodeSpec,
-    UpstreamNode,
-    config_number,
-    image_input,
-    required_text,
-    select_provider,
-    send_paid,
-    store_local_video,
-    submitted,
-    text_input,
-)
+from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, NodeSpec, UpstreamNode
+from vidpipe_dagster.assets.inputs import config_number, image_input, required_text, text_input
+from vidpipe_dagster.assets.outputs import store_local_video
+from vidpipe_dagster.assets.provider_calls import select_provider, send_paid, submitted
 from vidpipe_dagster.resources.providers import local
 from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings
 from vidpipe_dagster.resources.providers.registry import require_unit

@@ -10,16 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vidpipe_dagster.assets.base import (
-    ExecutionContext,
-    NodeSpec,
-    UpstreamNode,
-    measure,
-    required_text,
-    select_provider,
-    send_paid,
-    store_file,
-)
+from vidpipe_dagster.assets.base import ExecutionContext, NodeSpec, UpstreamNode
+from vidpipe_dagster.assets.inputs import required_text
+from vidpipe_dagster.assets.outputs import measure, store_file
+from vidpipe_dagster.assets.provider_calls import select_provider, send_paid
 from vidpipe_dagster.resources.providers import local
 from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings
 

@@ -19,14 +19,10 @@ from vidpipe_dagster.assets.base import (
     ExecutorError,
     NodeSpec,
     UpstreamNode,
-    config_number,
-    select_provider,
-    send_paid,
-    store_local_video,
-    submitted,
-    text_input,
-    webhook_url,
 )
+from vidpipe_dagster.assets.inputs import config_number, text_input
+from vidpipe_dagster.assets.outputs import store_local_video
+from vidpipe_dagster.assets.provider_calls import select_provider, send_paid, submitted, webhook_url
 from vidpipe_dagster.resources.providers import local
 
 MAX_SECONDS = 300.0

@@ -11,20 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from vidpipe_dagster.assets.base import (
-    AsyncSubmission,
-    ExecutionContext,
-    NodeSpec,
-    UpstreamNode,
-    required_text,
-    script_audio,
-    select_provider,
-    send_paid,
-    store_local_video,
-    submitted,
-    upstream_nodes,
-    webhook_url,
-)
+from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, NodeSpec, UpstreamNode
+from vidpipe_dagster.assets.inputs import required_text, script_audio, upstream_nodes
+from vidpipe_dagster.assets.outputs import store_local_video
+from vidpipe_dagster.assets.provider_calls import select_provider, send_paid, submitted, webhook_url
 from vidpipe_dagster.resources.providers import local
 from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings
 

@@ -36,17 +36,23 @@ from __future__ import annotations
 import logging
 import uuid as uuid_lib
 from collections.abc import Callable
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Table, Uuid, bindparam, column, select, update, values
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.conflicts import retry_conflicts
-from vidpipe_dagster.db.models import Node, Pipeline, utcnow
+from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.errors import NotFoundError
 from vidpipe_dagster.domain.launches import clear_queued
+from vidpipe_dagster.domain.node_rows import (
+    is_current,
+    lock_node,
+    node_id,
+    write_metadata_many,
+    write_node,
+)
 from vidpipe_dagster.domain.progress import refresh_pipeline_metadata
 
 log = logging.getLogger(__name__)
@@ -82,84 +88,6 @@ INTERRUPTED = (
     "finished; execute it again."
 )
 """The error of an execution stopped on purpose before it finished."""
-
-
-def _node_id(node_uuid: str | uuid_lib.UUID) -> uuid_lib.UUID:
-    try:
-        return node_uuid if isinstance(node_uuid, uuid_lib.UUID) else uuid_lib.UUID(node_uuid)
-    except ValueError as error:
-        raise NotFoundError("Node not found") from error
-
-
-def _lock(session: Session, node_uuid: str | uuid_lib.UUID, *, pipeline: bool = True):
-    """Lock the node's pipeline row (unless ``pipeline`` is false), then the node's row.
-
-    One statement finds and locks the pipeline through the node, so the pipeline lock is
-    taken before the node's, as the lock order says. ``None`` when the node is gone.
-    """
-    node_id = _node_id(node_uuid)
-    if pipeline:
-        owner = select(Node.pipeline_id).where(Node.id == node_id).scalar_subquery()
-        found = session.execute(
-            select(Pipeline.id).where(Pipeline.id == owner).with_for_update()
-        ).one_or_none()
-        if found is None:
-            return None
-    return session.execute(
-        select(
-            Node.id,
-            Node.pipeline_id,
-            Node.status,
-            Node.metadata_,
-            Node.type,
-            Node.title,
-            Node.inputs,
-            Node.config,
-            Node.asset,
-        )
-        .where(Node.id == node_id)
-        .with_for_update()
-    ).one_or_none()
-
-
-def _write(session: Session, row: Any, **values: Any) -> None:
-    """Write ``values`` to the locked node ``row`` and mark it for the live-status events."""
-    session.execute(
-        update(Node).where(Node.id == row.id).values(updated_at=Node.updated_at, **values)
-    )
-    events.node_changed(session, row.id, row.pipeline_id)
-
-
-def _write_many(session: Session, batch: list[dict[str, Any]]) -> None:
-    """Set ``metadata`` of many nodes (``[{"node_id", "merged"}]``) in one statement on
-    PostgreSQL (``UPDATE ... FROM (VALUES ...)``), one executemany elsewhere."""
-    if not batch:
-        return
-    # A mapped class's __table__ is typed as any FromClause; a declarative one is a Table.
-    table = cast(Table, Node.__table__)
-    name = Node.metadata_.property.columns[0].key
-    if session.get_bind().dialect.name == "postgresql":
-        rows = values(column("node_id", Uuid), column("merged", JSONB), name="batch").data(
-            [(item["node_id"], item["merged"]) for item in batch]
-        )
-        session.execute(
-            update(table)
-            .where(table.c.id == rows.c.node_id)
-            .values({name: rows.c.merged, "updated_at": table.c.updated_at})
-        )
-        return
-    session.execute(
-        update(table)
-        .where(table.c.id == bindparam("node_id"))
-        .values({name: bindparam("merged"), "updated_at": table.c.updated_at}),
-        batch,
-    )
-
-
-def _is_current(row, process_uuid: str | None) -> bool:
-    if row is None or row.status != "in_progress":
-        return False
-    return (row.metadata_ or {}).get("process_uuid") == process_uuid
 
 
 def _cost(value: Any) -> float:
@@ -206,7 +134,7 @@ class Lifecycle:
         """
         process_uuid = str(uuid_lib.uuid4())
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid)
+            row = lock_node(session, node_uuid)
             if row is None:
                 raise NotFoundError("Node not found")
             if check is not None:
@@ -219,7 +147,7 @@ class Lifecycle:
             merged.update(metadata or {})
             merged["process_uuid"] = process_uuid
             merged["started_at"] = utcnow().isoformat()
-            _write(session, row, status="in_progress", metadata_=merged)
+            write_node(session, row, status="in_progress", metadata_=merged)
             refresh_pipeline_metadata(session, row.pipeline_id)
         return process_uuid
 
@@ -227,12 +155,12 @@ class Lifecycle:
     def updated(self, node_uuid: str, metadata: dict[str, Any], process_uuid: str) -> bool:
         """Merge ``metadata`` into the running execution's metadata; False when stale."""
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid, pipeline=False)
-            if not _is_current(row, process_uuid):
+            row = lock_node(session, node_uuid, pipeline=False)
+            if not is_current(row, process_uuid):
                 return False
             merged = {**(row.metadata_ or {}), **(metadata or {})}
             merged["process_uuid"] = process_uuid
-            _write(session, row, metadata_=merged)
+            write_node(session, row, metadata_=merged)
         return True
 
     @retry_conflicts
@@ -253,8 +181,8 @@ class Lifecycle:
         ``output_signature`` column follows it.
         """
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid)
-            if not _is_current(row, process_uuid):
+            row = lock_node(session, node_uuid)
+            if not is_current(row, process_uuid):
                 log.info("dropping late success of %s for node %s", process_uuid, node_uuid)
                 return False
             merged = {**(row.metadata_ or {}), **(metadata or {})}
@@ -265,7 +193,7 @@ class Lifecycle:
             if cost:
                 merged["cost"] = cost
             output = _signed(output, signature=merged.get("signature"), process_uuid=process_uuid)
-            _write(
+            write_node(
                 session,
                 row,
                 status="completed",
@@ -295,14 +223,14 @@ class Lifecycle:
         ends.
         """
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid)
+            row = lock_node(session, node_uuid)
             if row is None:
                 return False
             current = (row.metadata_ or {}).get("process_uuid")
             if process_uuid is None:
                 if row.status == "in_progress" and current:
                     return False
-            elif not _is_current(row, process_uuid):
+            elif not is_current(row, process_uuid):
                 return False
             merged = dict(row.metadata_ or {})
             if merged.pop("waiting", None) is not None:
@@ -312,13 +240,13 @@ class Lifecycle:
             if process_uuid is None and row.status == "completed":
                 merged.pop("stage", None)
                 merged.update(refused=str(error), refused_at=now)
-                _write(session, row, metadata_=merged)
+                write_node(session, row, metadata_=merged)
                 log.info("node %s stays completed; refused: %s", node_uuid, error)
                 return False
             merged.update(metadata or {})
             merged["error"] = str(error)
             merged["completed_at"] = now
-            _write(session, row, status="failed", metadata_=merged)
+            write_node(session, row, status="failed", metadata_=merged)
             refresh_pipeline_metadata(session, row.pipeline_id)
         return True
 
@@ -330,7 +258,7 @@ class Lifecycle:
         """
         if not updates:
             return 0
-        ids = {_node_id(node_uuid): node_uuid for node_uuid in updates}
+        ids = {node_id(node_uuid): node_uuid for node_uuid in updates}
         written = 0
         with self.sessions() as session, session.begin():
             rows = session.execute(
@@ -342,12 +270,12 @@ class Lifecycle:
             batch = []
             for row in rows:
                 process_uuid, metadata = updates[ids[row.id]]
-                if not _is_current(row, process_uuid):
+                if not is_current(row, process_uuid):
                     continue
                 merged = {**(row.metadata_ or {}), **metadata, "process_uuid": process_uuid}
                 batch.append({"node_id": row.id, "merged": merged})
                 events.node_changed(session, row.id, row.pipeline_id)
-            _write_many(session, batch)
+            write_metadata_many(session, batch)
             written = len(batch)
         return written
 
@@ -361,7 +289,7 @@ class Lifecycle:
         """
         if not claims:
             return set()
-        ids = {_node_id(node_uuid): node_uuid for node_uuid in claims}
+        ids = {node_id(node_uuid): node_uuid for node_uuid in claims}
         won: set[str] = set()
         with self.sessions() as session, session.begin():
             rows = session.execute(
@@ -380,7 +308,7 @@ class Lifecycle:
                 metadata["dagster_reported"] = True
                 batch.append({"node_id": row.id, "merged": metadata})
                 won.add(ids[row.id])
-            _write_many(session, batch)
+            write_metadata_many(session, batch)
         return won
 
     @retry_conflicts
@@ -393,7 +321,7 @@ class Lifecycle:
         execution's start clears both. True when written.
         """
         with self.sessions() as session, session.begin():
-            row = _lock(session, node_uuid, pipeline=False)
+            row = lock_node(session, node_uuid, pipeline=False)
             if row is None or row.status == "in_progress":
                 return False
             metadata = dict(row.metadata_ or {})
@@ -403,14 +331,14 @@ class Lifecycle:
             metadata["stage"] = reason
             if run_id:
                 metadata["not_run_by"] = run_id
-            _write(session, row, metadata_=metadata)
+            write_node(session, row, metadata_=metadata)
         return True
 
     def current_process_uuid(self, node_uuid: str) -> str | None:
         """The process_uuid of the node's running execution, or None when it is not running."""
         with self.sessions() as session:
             row = session.execute(
-                select(Node.status, Node.metadata_).where(Node.id == _node_id(node_uuid))
+                select(Node.status, Node.metadata_).where(Node.id == node_id(node_uuid))
             ).one_or_none()
         if row is None or row.status != "in_progress":
             return None

@@ -91,6 +91,23 @@ def store_result(
     return key, size, seconds
 
 
+def _result_output(
+    job: InFlightJob, status: JobStatus, *, key: str, size: int, seconds: float, settings: Any
+) -> dict[str, Any]:
+    """The node output of ``job``'s result, stored at ``key`` (``size`` bytes, ``seconds``)."""
+    unit = get_unit(job.provider)
+    return {
+        "type": "video",
+        "s3_key": key,
+        "size": size,
+        "duration": round(seconds, 3),
+        "content_type": unit.media_type if unit else "video/mp4",
+        "provider": job.provider,
+        "provider_job_id": job.job_id,
+        "cost": round(_actual_cost(job, status, seconds=seconds, settings=settings), 6),
+    }
+
+
 def finish_job(
     job: InFlightJob,
     status: JobStatus,
@@ -131,17 +148,7 @@ def finish_job(
             return "kept"
         reason = f"{job.provider} job {job.job_id} finished but its result cannot be fetched: {exc}"
         return "failed" if lifecycle.failed(job.node_uuid, reason, job.process_uuid) else "dropped"
-    unit = get_unit(job.provider)
-    output = {
-        "type": "video",
-        "s3_key": key,
-        "size": size,
-        "duration": round(seconds, 3),
-        "content_type": unit.media_type if unit else "video/mp4",
-        "provider": job.provider,
-        "provider_job_id": job.job_id,
-        "cost": round(_actual_cost(job, status, seconds=seconds, settings=settings), 6),
-    }
+    output = _result_output(job, status, key=key, size=size, seconds=seconds, settings=settings)
     done = lifecycle.succeeded(
         job.node_uuid,
         output,

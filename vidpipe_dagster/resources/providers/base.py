@@ -1,9 +1,10 @@
 """The names every remote provider client shares, gathered for importers in one place.
 
 The concepts live in their own modules: :mod:`.errors` (what can go wrong), :mod:`.status`
-(:class:`JobStatus`), :mod:`.retry` (policies per operation), :mod:`.http` (requests, auth,
-error mapping), :mod:`.polling` (job clients and concurrent polling), :mod:`.unit` (the
-provider declaration). This module only re-exports them.
+(:class:`JobStatus`), :mod:`.retry` (policies per operation), :mod:`.http` (requests and
+auth), :mod:`.responses` (bodies and error mapping), :mod:`.keys` (API keys),
+:mod:`.http_settings` (timeouts and retries), :mod:`.polling` (job clients and concurrent
+polling), :mod:`.unit` (the provider declaration). This module only re-exports them.
 """
 
 from vidpipe_dagster.resources.providers.errors import (
@@ -18,18 +19,9 @@ from vidpipe_dagster.resources.providers.errors import (
     SubmissionOutcomeUnknown,
     TransientError,
 )
-from vidpipe_dagster.resources.providers.http import (
-    HttpProvider,
-    HttpSettings,
-    dig,
-    error_for_status,
-    http_settings_from,
-    json_body,
-    require_json,
-    require_key,
-    reveal,
-    transport_error,
-)
+from vidpipe_dagster.resources.providers.http import HttpProvider
+from vidpipe_dagster.resources.providers.http_settings import HttpSettings, http_settings_from
+from vidpipe_dagster.resources.providers.keys import require_key, reveal
 from vidpipe_dagster.resources.providers.polling import (
     AsyncJobProvider,
     PollingHttpProvider,
@@ -37,6 +29,13 @@ from vidpipe_dagster.resources.providers.polling import (
     apoll_many,
     make_async_client,
     poll_many,
+)
+from vidpipe_dagster.resources.providers.responses import (
+    dig,
+    error_for_status,
+    json_body,
+    require_json,
+    transport_error,
 )
 from vidpipe_dagster.resources.providers.retry import (
     RetryPolicy,

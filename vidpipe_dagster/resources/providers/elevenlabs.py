@@ -27,7 +27,8 @@ from vidpipe_dagster.resources.providers.errors import (
     PermanentError,
     ProviderError,
 )
-from vidpipe_dagster.resources.providers.http import HttpProvider, error_for_status, json_body
+from vidpipe_dagster.resources.providers.http import HttpProvider
+from vidpipe_dagster.resources.providers.responses import error_for_status, json_body
 from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
 NAME = "elevenlabs"

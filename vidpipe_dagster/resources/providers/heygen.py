@@ -51,14 +51,14 @@ from vidpipe_dagster.resources.providers.heygen_wire import (
     parse_status,
     titled,
 )
-from vidpipe_dagster.resources.providers.http import (
-    HttpSettings,
+from vidpipe_dagster.resources.providers.http_settings import HttpSettings
+from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
+from vidpipe_dagster.resources.providers.responses import (
     dig,
     error_for_status,
     json_body,
     require_json,
 )
-from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
 from vidpipe_dagster.resources.providers.status import JobStatus
 from vidpipe_dagster.resources.providers.unit import (
     ProviderSettings,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from vidpipe_dagster.resources.providers.errors import MalformedResponseError, PermanentError
-from vidpipe_dagster.resources.providers.http import dig
+from vidpipe_dagster.resources.providers.responses import dig
 from vidpipe_dagster.resources.providers.status import JobState, JobStatus
 
 NAME = "heygen"

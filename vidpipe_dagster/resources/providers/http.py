@@ -1,8 +1,9 @@
-"""HTTP plumbing every remote provider client shares: auth headers, error mapping, retries.
+"""The HTTP client every remote provider client builds on: base URL, auth, retries.
 
 :class:`HttpProvider` sends requests through an ``httpx.Client`` it is given (tests point it
 at a fake server) or creates once and keeps, turning transport failures and error statuses
-into :mod:`.errors`. Each request names its operation, which decides what may be retried:
+into :mod:`.errors` (:mod:`.responses` maps them). Each request names its operation, which
+decides what may be retried:
 
 - ``read`` (status, poll, list, download): timeouts, dropped connections, 408, 429 and 5xx
   are retried with backoff;
@@ -11,17 +12,15 @@ into :mod:`.errors`. Each request names its operation, which decides what may be
   timeout, a dropped connection or another 5xx after the request went out raises
   :class:`~.errors.SubmissionOutcomeUnknown` at once.
 
-API keys are held as :class:`pydantic.SecretStr` and only revealed when a header is built, so
-they never appear in reprs, logs or error messages.
+API keys are held as :class:`pydantic.SecretStr` (:mod:`.keys`); timeouts and retry
+policies come from :mod:`.http_settings`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
@@ -30,170 +29,27 @@ import httpx
 from pydantic import SecretStr
 
 from vidpipe_dagster.resources.providers.errors import (
-    AuthError,
-    MalformedResponseError,
-    MissingApiKeyError,
-    PermanentError,
     ProviderError,
-    RateLimitedError,
     ResultExpiredError,
     SubmissionOutcomeUnknown,
-    TransientError,
+)
+from vidpipe_dagster.resources.providers.http_settings import HttpSettings, http_settings_from
+from vidpipe_dagster.resources.providers.keys import require_key
+from vidpipe_dagster.resources.providers.responses import (
+    error_for_status,
+    json_body,
+    submission_transport_error,
+    transport_error,
 )
 from vidpipe_dagster.resources.providers.retry import (
     Operation,
     RetryPolicy,
     aretry_call,
-    parse_retry_after,
     retry_call,
 )
 
 NOT_TAKEN_STATUSES = frozenset({408, 429, 503})
 """Answers to a submission that say the provider did not take it: safe to send again."""
-
-NOT_SENT_ERRORS: tuple[type[httpx.TransportError], ...] = (
-    httpx.ConnectError,
-    httpx.ConnectTimeout,
-    httpx.PoolTimeout,
-)
-"""Transport failures that happen before a request leaves this process."""
-
-
-def reveal(key: SecretStr | str | None) -> str | None:
-    """The plain value of an API key (``None`` or empty stays ``None``)."""
-    if key is None:
-        return None
-    value = key.get_secret_value() if isinstance(key, SecretStr) else key
-    return value or None
-
-
-def require_key(key: SecretStr | str | None, *, env_var: str, provider: str) -> SecretStr:
-    """``key`` as a SecretStr, or :class:`MissingApiKeyError` naming ``env_var``."""
-    value = reveal(key)
-    if value is None:
-        raise MissingApiKeyError(env_var, provider=provider)
-    return SecretStr(value)
-
-
-def json_body(response: httpx.Response) -> Any:
-    """The response's JSON, or ``None`` when it is not JSON."""
-    try:
-        return response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError, ValueError):
-        return None
-
-
-def require_json(response: httpx.Response, *, provider: str, what: str) -> dict[str, Any]:
-    """The response's JSON object, or :class:`MalformedResponseError` saying what was expected."""
-    body = json_body(response)
-    if not isinstance(body, dict):
-        snippet = response.text[:200] if response.content else "<empty>"
-        raise MalformedResponseError(
-            f"{provider}: expected a JSON object from {what} "
-            f"(HTTP {response.status_code}), got: {snippet!r}",
-            provider=provider,
-            status_code=response.status_code,
-        )
-    return body
-
-
-def dig(body: Any, *path: str | int) -> Any:
-    """``body[path[0]][path[1]]...`` or ``None`` when any step is missing."""
-    for step in path:
-        if isinstance(step, int):
-            if not isinstance(body, list) or len(body) <= step:
-                return None
-        elif not isinstance(body, dict) or step not in body:
-            return None
-        body = body[step]
-    return body
-
-
-def error_for_status(
-    response: httpx.Response,
-    *,
-    provider: str,
-    code: str | None,
-    message: str,
-) -> ProviderError:
-    """The :class:`ProviderError` subclass an HTTP error status maps to.
-
-    401/403 -> :class:`AuthError`; 429 -> :class:`RateLimitedError` (with ``Retry-After``);
-    408 and 5xx -> :class:`TransientError`; any other status -> :class:`PermanentError`.
-    """
-    status = response.status_code
-    text = f"{provider}: HTTP {status}" + (f" {code}" if code else "") + f": {message}"
-    kwargs: dict[str, Any] = {
-        "provider": provider,
-        "status_code": status,
-        "code": code,
-        "body": json_body(response),
-    }
-    if status == 429:
-        return RateLimitedError(text, retry_after=parse_retry_after(response.headers), **kwargs)
-    if status == 408 or status >= 500:
-        return TransientError(text, **kwargs)
-    if status in (401, 403):
-        return AuthError(text, **kwargs)
-    return PermanentError(text, **kwargs)
-
-
-def transport_error(exc: httpx.TransportError, *, provider: str, what: str) -> TransientError:
-    """A :class:`TransientError` for a timeout or a connection failure."""
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
-    detail = str(exc) or type(exc).__name__
-    return TransientError(f"{provider}: {what} {kind}: {detail}", provider=provider)
-
-
-def submission_transport_error(
-    exc: httpx.TransportError, *, provider: str, what: str, sent_at: datetime
-) -> ProviderError:
-    """What a transport failure of a submission means: retryable before it was sent, else
-    :class:`SubmissionOutcomeUnknown`."""
-    if isinstance(exc, NOT_SENT_ERRORS):
-        return transport_error(exc, provider=provider, what=what)
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection lost"
-    return SubmissionOutcomeUnknown(
-        provider=provider, what=what, sent_at=sent_at, cause=f"{kind}: {str(exc) or 'no detail'}"
-    )
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    """How a client talks HTTP: timeouts (seconds) and the retry policy per operation.
-
-    ``retry`` applies to reads, polls and downloads; ``submit_retry`` (default: ``retry``) to
-    submissions, where only failures that cannot have reached the provider are retried.
-    """
-
-    timeout: float = 30.0
-    connect_timeout: float = 10.0
-    retry: RetryPolicy = RetryPolicy()
-    submit_retry: RetryPolicy | None = None
-
-    def httpx_timeout(self) -> httpx.Timeout:
-        """The matching ``httpx.Timeout``."""
-        return httpx.Timeout(self.timeout, connect=self.connect_timeout)
-
-    def policy(self, operation: Operation) -> RetryPolicy:
-        """The retry policy of ``operation``."""
-        if operation == "submit" and self.submit_retry is not None:
-            return self.submit_retry
-        return self.retry
-
-
-def http_settings_from(settings: Any) -> HttpSettings:
-    """:class:`HttpSettings` from vidpipe's ``Settings`` (timeouts, attempts, Retry-After cap)."""
-    policy = RetryPolicy(
-        max_attempts=settings.provider_max_attempts,
-        retry_after_cap=settings.provider_retry_after_cap_seconds,
-    )
-    return HttpSettings(
-        timeout=settings.provider_timeout_seconds,
-        connect_timeout=settings.provider_connect_timeout_seconds,
-        retry=policy,
-        submit_retry=policy,
-    )
 
 
 class HttpProvider:

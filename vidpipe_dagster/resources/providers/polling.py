@@ -22,7 +22,8 @@ from vidpipe_dagster.resources.providers.errors import (
     ResultExpiredError,
     TransientError,
 )
-from vidpipe_dagster.resources.providers.http import HttpProvider, require_json
+from vidpipe_dagster.resources.providers.http import HttpProvider
+from vidpipe_dagster.resources.providers.responses import require_json
 from vidpipe_dagster.resources.providers.status import JobStatus
 
 

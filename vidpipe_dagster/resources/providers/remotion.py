@@ -46,7 +46,7 @@ from vidpipe_dagster.resources.providers.errors import (
     SubmissionOutcomeUnknown,
     TransientError,
 )
-from vidpipe_dagster.resources.providers.http import http_settings_from
+from vidpipe_dagster.resources.providers.http_settings import http_settings_from
 from vidpipe_dagster.resources.providers.remotion_wire import (
     DEFAULT_VERSION,
     NAME,

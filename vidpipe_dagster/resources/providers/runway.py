@@ -27,8 +27,8 @@ from vidpipe_dagster.resources.providers.errors import (
     PermanentError,
     ProviderError,
 )
-from vidpipe_dagster.resources.providers.http import error_for_status, json_body, require_json
 from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
+from vidpipe_dagster.resources.providers.responses import error_for_status, json_body, require_json
 from vidpipe_dagster.resources.providers.status import JobState, JobStatus
 from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 

@@ -29,7 +29,8 @@ from typing import Any, Literal
 
 from pydantic import SecretStr
 
-from vidpipe_dagster.resources.providers.http import HttpSettings, http_settings_from, reveal
+from vidpipe_dagster.resources.providers.http_settings import HttpSettings, http_settings_from
+from vidpipe_dagster.resources.providers.keys import reveal
 from vidpipe_dagster.resources.providers.status import JobStatus
 
 Mode = Literal["async", "sync", "local"]

@@ -28,13 +28,13 @@ from vidpipe_dagster.resources.providers.errors import (
     PermanentError,
     ProviderError,
 )
-from vidpipe_dagster.resources.providers.http import (
+from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
+from vidpipe_dagster.resources.providers.responses import (
     dig,
     error_for_status,
     json_body,
     require_json,
 )
-from vidpipe_dagster.resources.providers.polling import PollingHttpProvider
 from vidpipe_dagster.resources.providers.status import JobStatus
 from vidpipe_dagster.resources.providers.unit import ProviderSettings, ProviderUnit
 
