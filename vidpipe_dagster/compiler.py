@@ -40,6 +40,7 @@ from vidpipe_dagster.domain.node_types import (
 from vidpipe_dagster.domain.validation import EDITOR, validity
 from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
 from vidpipe_dagster.naming import node_asset_key
+from vidpipe_dagster.pipeline_plan import PipelinePlan
 from vidpipe_dagster.plans import SHAPE_METADATA, node_shape, step_pool
 from vidpipe_dagster.settings import get_settings
 
@@ -200,7 +201,7 @@ def compile_pipeline(
     that may run by themselves (:func:`auto_runs`; ``VIDPIPE_AUTOMATION=off`` leaves it out)
     except on drafts, nodes that are not valid under ``VIDPIPE_API_CONTRACT``, which
     automation never requests (and which refuse to run when asked,
-    ``materialize.refuse_invalid``).
+    ``node_guards.refuse_invalid``).
     """
     order = topological_order(node_dependencies(pipeline))
     nodes_by_uuid = {node["uuid"]: node for node in pipeline["nodes"]}
@@ -275,21 +276,6 @@ def _pipeline_multi_asset(
         yield from execute_pipeline_selection(context, plan=plan)
 
     return _pipeline
-
-
-@dataclass(frozen=True)
-class PipelinePlan:
-    """What a pipeline's multi-asset body needs: its nodes in topological order."""
-
-    pipeline_uuid: str
-    order: tuple[str, ...]
-    nodes: dict[str, dict[str, Any]]
-    names: PipelineNames | None = None
-
-    def key(self, node_uuid: str) -> dg.AssetKey:
-        """The asset key of one of this pipeline's nodes."""
-        names = self.names or resolve_names({"uuid": self.pipeline_uuid, "nodes": []})
-        return node_asset_key(names, node_uuid)
 
 
 def compile_schedule(pipeline: Mapping[str, Any]) -> dg.ScheduleDefinition | None:

@@ -1,6 +1,6 @@
 """The provider polling sensor: finishes the provider jobs that runs submitted.
 
-One tick (:func:`poll_provider_jobs`):
+One tick (:func:`poll_provider_jobs`; steps 1-3 in ``provider_polls``):
 
 1. reads every node ``in_progress`` on an asynchronous provider's job;
 2. polls all of them concurrently, per provider at most ``VIDPIPE_POLL_CONCURRENCY`` at a
@@ -25,14 +25,11 @@ One tick (:func:`poll_provider_jobs`):
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import time
 import uuid as uuid_lib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,9 +37,8 @@ import dagster as dg
 from sqlalchemy import select
 
 from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.domain.graph import downstream_of, topological_order
+from vidpipe_dagster.domain.graph import downstream_selection
 from vidpipe_dagster.domain.naming import PipelineNames, names_of, run_tags
-from vidpipe_dagster.domain.node_types import referenced_uuids
 from vidpipe_dagster.domain.waiting import WAITING_TAG
 from vidpipe_dagster.naming import node_asset_key
 from vidpipe_dagster.provider_jobs import (
@@ -50,21 +46,13 @@ from vidpipe_dagster.provider_jobs import (
     Unreported,
     claim_unreported,
     finish_job,
-    in_flight_jobs,
     unreported_completions,
 )
+from vidpipe_dagster.provider_polls import TickResult, poll_in_flight
 from vidpipe_dagster.provider_queue import grant_slots
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.resources.providers.errors import (
-    AuthError,
-    MalformedResponseError,
-    ProviderError,
-)
-from vidpipe_dagster.resources.providers.polling import apoll_many, make_async_client
 from vidpipe_dagster.resources.providers.status import JobStatus
 from vidpipe_dagster.result_metadata import result_metadata
-
-log = logging.getLogger(__name__)
 
 SENSOR_NAME = "vidpipe_provider_jobs"
 FINISH_WORKERS = 32
@@ -72,77 +60,6 @@ FINISH_WORKERS = 32
 PREVIEWS_PER_TICK = 5
 """Completions of one tick whose materialization gets a thumbnail (each may take an ffmpeg
 call of up to ``previews.TIMEOUT_SECONDS``; the tick has a time budget)."""
-
-
-@dataclass
-class TickResult:
-    """What one tick did and what it reports to Dagster."""
-
-    asset_events: list[dg.AssetMaterialization] = field(default_factory=list)
-    run_requests: list[dg.RunRequest] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-
-    def summary(self) -> str:
-        """``polled=.. completed=.. ...`` for the tick's log line and skip reason."""
-        return " ".join(f"{name}={count}" for name, count in sorted(self.counts.items()))
-
-
-def _poll_outcome_kind(outcome: JobStatus | ProviderError) -> str:
-    if isinstance(outcome, JobStatus):
-        return outcome.state
-    if outcome.retryable or isinstance(outcome, AuthError | MalformedResponseError):
-        return "transient"
-    return "rejected"
-
-
-async def _poll_groups(
-    groups: Mapping[str, list[InFlightJob]],
-    clients: Mapping[str, Any],
-    *,
-    concurrency: int,
-    time_budget: float,
-) -> dict[tuple[str, str], JobStatus | ProviderError]:
-    async with make_async_client(concurrency=concurrency * max(1, len(clients))) as aclient:
-        polled = await asyncio.gather(
-            *(
-                apoll_many(
-                    clients[provider],
-                    [job.job_id for job in jobs],
-                    concurrency=concurrency,
-                    time_budget=time_budget,
-                    client=aclient,
-                )
-                for provider, jobs in groups.items()
-            )
-        )
-    outcomes: dict[tuple[str, str], JobStatus | ProviderError] = {}
-    for provider, results in zip(groups, polled, strict=True):
-        for job_id, outcome in results.items():
-            outcomes[(provider, job_id)] = outcome
-    return outcomes
-
-
-def downstream_selection(
-    nodes: Mapping[str, tuple[str, dict]], completed: Iterable[str]
-) -> list[str]:
-    """The nodes to run after ``completed`` finished, in topological order.
-
-    ``nodes`` maps each node of the pipeline to ``(status, inputs)``. A descendant of a
-    completed node is selected when it is not itself in progress and each of its inputs is
-    completed or selected before it.
-    """
-    deps = {
-        uuid: [u for u in referenced_uuids(inputs) if u in nodes]
-        for uuid, (_, inputs) in nodes.items()
-    }
-    descendants = downstream_of(deps, completed)
-    selected: list[str] = []
-    for uuid in topological_order(deps):
-        if uuid not in descendants or nodes[uuid][0] == "in_progress":
-            continue
-        if all(nodes[parent][0] == "completed" or parent in selected for parent in deps[uuid]):
-            selected.append(uuid)
-    return selected
 
 
 def _pipeline_nodes(resource: VidpipeResource, pipeline_uuids: Iterable[str]) -> dict:
@@ -281,79 +198,10 @@ def poll_provider_jobs(
 ) -> TickResult:
     """One tick of the provider sensor (see the module docstring)."""
     begun = time.monotonic()
-    settings = resource.settings()
-    budget = float(settings.poll_time_budget_seconds)
+    budget = float(resource.settings().poll_time_budget_seconds)
     now = now or datetime.now(UTC)
     result = TickResult()
-    lifecycle = resource.lifecycle()
-    groups: dict[str, list[InFlightJob]] = defaultdict(list)
-    for job in in_flight_jobs(resource.sessions()):
-        groups[job.provider].append(job)
-    providers = resource.provider_clients()
-    clients: dict[str, Any] = {}
-    for provider in list(groups):
-        try:
-            clients[provider] = providers.client(provider)
-        except ProviderError as exc:
-            log.warning("cannot poll %d %s job(s): %s", len(groups[provider]), provider, exc)
-            result.counts["unpollable"] += len(groups.pop(provider))
-    max_waits = {p: providers.settings_of(p).max_wait_seconds for p in groups}
-    phase = time.monotonic()
-    result.counts["read_ms"] = int((phase - begun) * 1000)
-    outcomes = (
-        asyncio.run(
-            _poll_groups(
-                groups,
-                clients,
-                concurrency=settings.poll_concurrency,
-                time_budget=budget / 2,
-            )
-        )
-        if groups
-        else {}
-    )
-    result.counts["poll_ms"] = int((time.monotonic() - phase) * 1000)
-    phase = time.monotonic()
-    progress: dict[str, tuple[str, dict[str, Any]]] = {}
-    finishing: list[tuple[InFlightJob, JobStatus]] = []
-    for jobs in groups.values():
-        for job in jobs:
-            outcome = outcomes[(job.provider, job.job_id)]
-            kind = _poll_outcome_kind(outcome)
-            result.counts["polled"] += 1
-            attempts = job.poll_attempts + 1
-            if isinstance(outcome, JobStatus) and kind in ("completed", "failed"):
-                finishing.append((job, outcome))
-                continue
-            if kind == "rejected":
-                reason = f"{job.provider} job {job.job_id} cannot be polled: {outcome}"
-                if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
-                    result.counts["failed"] += 1
-                continue
-            limit = max_waits[job.provider]
-            if job.waited_seconds(now) > limit:
-                reason = (
-                    f"Polling timeout after {attempts} attempts: {job.provider} job "
-                    f"{job.job_id} did not finish within {limit:g} s"
-                )
-                if lifecycle.failed(job.node_uuid, reason, job.process_uuid):
-                    result.counts["timed_out"] += 1
-                continue
-            update: dict[str, Any] = {
-                "poll_attempts": attempts,
-                "last_polled_at": now.isoformat(),
-            }
-            if isinstance(outcome, JobStatus):
-                update["stage"] = outcome.state
-                if outcome.progress is not None:
-                    update["progress"] = round(outcome.progress, 4)
-                result.counts["running"] += 1
-            else:
-                update["last_poll_error"] = str(outcome)[:500]
-                result.counts["transient"] += 1
-            progress[job.node_uuid] = (job.process_uuid, update)
-    lifecycle.updated_many(progress)
-    result.counts["record_ms"] = int((time.monotonic() - phase) * 1000)
+    finishing, clients = poll_in_flight(resource, result=result, now=now, begun=begun)
     phase = time.monotonic()
     _finish_all(resource, finishing, clients=clients, result=result, deadline=begun + budget)
     result.counts["finish_ms"] = int((time.monotonic() - phase) * 1000)

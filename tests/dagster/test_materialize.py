@@ -119,12 +119,12 @@ def test_failing_node_is_failed_and_its_dependents_not_attempted(sessions, resou
 
 def test_result_of_a_superseded_execution_is_dropped(sessions, resource, monkeypatch) -> None:
     """An edit while the node runs restarts it: the late output must not land."""
-    from vidpipe_dagster import materialize
+    from vidpipe_dagster import node_execution
 
     ids = add_pipeline(
         sessions, name="superseded", nodes=[NodeRow("script", "asset", asset={"content": "a"})]
     )
-    original = materialize._run_executor
+    original = node_execution._run_executor
 
     def edit_then_run(**kwargs):
         with sessions() as session, session.begin():
@@ -133,7 +133,7 @@ def test_result_of_a_superseded_execution_is_dropped(sessions, resource, monkeyp
             )
         return original(**kwargs)
 
-    monkeypatch.setattr(materialize, "_run_executor", edit_then_run)
+    monkeypatch.setattr(node_execution, "_run_executor", edit_then_run)
     key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["script"])
     result, events = run_nodes(sessions, resource, [key])
     assert result.success

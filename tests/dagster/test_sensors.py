@@ -33,15 +33,15 @@ def node_rows(sessions, ids) -> dict[str, Node]:
 
 def run_that_dies(sessions, resource, instance, monkeypatch, ids):
     """A run whose worker dies inside ``clip``: the bridge never gets to record the failure."""
-    from vidpipe_dagster import materialize
+    from vidpipe_dagster import node_execution
 
     def die(**kwargs):
         if kwargs["node"]["uuid"] == ids["clip"]:
             raise SystemExit("run worker killed")
         return original(**kwargs)
 
-    original = materialize._run_executor
-    monkeypatch.setattr(materialize, "_run_executor", die)
+    original = node_execution._run_executor
+    monkeypatch.setattr(node_execution, "_run_executor", die)
     monkeypatch.setattr(Lifecycle, "failed", lambda self, *args, **kwargs: False)
     with sessions() as session:
         snapshot = take_snapshot(session)

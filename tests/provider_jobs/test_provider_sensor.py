@@ -16,10 +16,11 @@ from tests.provider_jobs.conftest import (
     sensor_tick,
     stored_objects,
 )
+from vidpipe_dagster.domain.graph import downstream_selection
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.provider_jobs import find_job, finish_job
-from vidpipe_dagster.provider_sensor import downstream_selection, poll_provider_jobs
+from vidpipe_dagster.provider_sensor import poll_provider_jobs
 from vidpipe_dagster.resources.providers.heygen import HeyGenClient
 
 NODES = [

@@ -101,3 +101,26 @@ def structure_hash(*, node_type: str, inputs: Any, config: Any, asset: Any) -> s
         default=str,
     )
     return hashlib.sha256(payload.encode()).hexdigest()
+
+
+def downstream_selection(
+    nodes: Mapping[str, tuple[str, dict]], completed: Iterable[str]
+) -> list[str]:
+    """The nodes to run after ``completed`` finished, in topological order.
+
+    ``nodes`` maps each node of the pipeline to ``(status, inputs)``. A descendant of a
+    completed node is selected when it is not itself in progress and each of its inputs is
+    completed or selected before it.
+    """
+    deps = {
+        uuid: [u for u in referenced_uuids(inputs) if u in nodes]
+        for uuid, (_, inputs) in nodes.items()
+    }
+    descendants = downstream_of(deps, completed)
+    selected: list[str] = []
+    for uuid in topological_order(deps):
+        if uuid not in descendants or nodes[uuid][0] == "in_progress":
+            continue
+        if all(nodes[parent][0] == "completed" or parent in selected for parent in deps[uuid]):
+            selected.append(uuid)
+    return selected
