@@ -72,6 +72,41 @@ def latest_updated_at(session: Session, *, shard: int | None = None, shards: int
     return f"{_iso(newest)}|{pipelines}|{nodes}"
 
 
+def _node_structures(
+    session: Session, pipeline_ids: list[Any], *, sharded: bool
+) -> dict[Any, list[dict[str, Any]]]:
+    """The structure of every node of ``pipeline_ids``, by pipeline, in creation order."""
+    nodes_by_pipeline: dict[Any, list[dict[str, Any]]] = {pid: [] for pid in pipeline_ids}
+    query = select(
+        Node.id,
+        Node.pipeline_id,
+        Node.title,
+        Node.dagster_name,
+        Node.type,
+        Node.inputs,
+        Node.config,
+        Node.asset,
+    ).order_by(Node.created_at, Node.id)
+    if sharded:  # only this shard's nodes leave the database
+        query = query.where(Node.pipeline_id.in_(pipeline_ids))
+    for row in session.execute(query).all():
+        nodes = nodes_by_pipeline.get(row.pipeline_id)
+        if nodes is None:  # another shard's, or a pipeline created after the read above
+            continue
+        nodes.append(
+            {
+                "uuid": str(row.id),
+                "title": row.title,
+                "dagster_name": row.dagster_name,
+                "type": row.type,
+                "inputs": row.inputs or {},
+                "config": row.config or {},
+                "asset": row.asset,
+            }
+        )
+    return nodes_by_pipeline
+
+
 def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1) -> dict[str, Any]:
     """Read the pipelines (of ``shard``) and their nodes' structure.
 
@@ -90,34 +125,9 @@ def take_snapshot(session: Session, *, shard: int | None = None, shards: int = 1
         ).order_by(Pipeline.created_at, Pipeline.id)
     ).all()
     pipelines = [p for p in pipelines if in_shard(str(p.id), shard=shard, shards=shards)]
-    nodes_by_pipeline: dict[Any, list[dict[str, Any]]] = {p.id: [] for p in pipelines}
-    query = select(
-        Node.id,
-        Node.pipeline_id,
-        Node.title,
-        Node.dagster_name,
-        Node.type,
-        Node.inputs,
-        Node.config,
-        Node.asset,
-    ).order_by(Node.created_at, Node.id)
-    if shard is not None and shards > 1:  # only this shard's nodes leave the database
-        query = query.where(Node.pipeline_id.in_(list(nodes_by_pipeline)))
-    for row in session.execute(query).all():
-        nodes = nodes_by_pipeline.get(row.pipeline_id)
-        if nodes is None:  # another shard's, or a pipeline created after the read above
-            continue
-        nodes.append(
-            {
-                "uuid": str(row.id),
-                "title": row.title,
-                "dagster_name": row.dagster_name,
-                "type": row.type,
-                "inputs": row.inputs or {},
-                "config": row.config or {},
-                "asset": row.asset,
-            }
-        )
+    nodes_by_pipeline = _node_structures(
+        session, [p.id for p in pipelines], sharded=shard is not None and shards > 1
+    )
     return {
         "version": SNAPSHOT_VERSION,
         "taken_at": utcnow().isoformat(),
