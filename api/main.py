@@ -130,13 +130,13 @@ def _never_raises(callback: Callable[[str], None]) -> Callable[[str], None]:
 
 
 def _default_notify(settings: Settings) -> Callable[[str], None]:
-    from vidpipe_dagster.reload import request_reload
+    from vidpipe_dagster.runs.reload import request_reload
 
     return lambda pipeline_uuid: request_reload(settings, pipeline_uuid=pipeline_uuid)
 
 
 def _default_launcher(settings: Settings) -> Any:
-    from vidpipe_dagster.launcher import DagsterLauncher
+    from vidpipe_dagster.runs.launcher import DagsterLauncher
 
     return DagsterLauncher(settings=settings)
 

@@ -30,7 +30,7 @@ def child(pipelines: int, tuned: bool) -> dict[str, float]:
     import dagster as dg
 
     from benchmarks.definitions import _definitions, synthetic_snapshot
-    from vidpipe_dagster.code_server import GC_THRESHOLDS
+    from vidpipe_dagster.orchestration.code_server import GC_THRESHOLDS
 
     if tuned:
         gc.set_threshold(*GC_THRESHOLDS)

@@ -278,9 +278,9 @@ def measure_edits(
     from fastapi.testclient import TestClient
 
     from api.main import create_app
+    from vidpipe_dagster.assets.asset_keys import key_of
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.domain.tokens import create_token
-    from vidpipe_dagster.naming import key_of
     from vidpipe_dagster.settings import Settings
 
     settings = Settings(

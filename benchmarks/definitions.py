@@ -89,8 +89,8 @@ def _max_rss_mb() -> float:
 def _per_node_definitions(snapshot: dict[str, Any]) -> Any:
     import dagster as dg
 
-    from vidpipe_dagster import compiler
     from vidpipe_dagster.domain.naming import resolve_names
+    from vidpipe_dagster.orchestration import compiler
 
     assets = []
     for pipeline in snapshot["pipelines"]:
@@ -109,7 +109,7 @@ def _per_node_definitions(snapshot: dict[str, Any]) -> Any:
 def _definitions(shape: str, snapshot: dict[str, Any]) -> Any:
     import dagster as dg
 
-    from vidpipe_dagster.compiler import compile_snapshot
+    from vidpipe_dagster.orchestration.compiler import compile_snapshot
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
     pipelines = (
@@ -159,8 +159,8 @@ def child_run(shape: str, state_path: str, spawned_at: float) -> dict[str, Any]:
     )
     from dagster._core.execution.api import create_execution_plan
 
+    from vidpipe_dagster.assets.asset_keys import node_asset_key
     from vidpipe_dagster.domain.naming import resolve_names
-    from vidpipe_dagster.naming import node_asset_key
 
     imported_at = time.time()
     DefinitionsLoadContext.set(DefinitionsLoadContext(load_type=DefinitionsLoadType.RECONSTRUCTION))
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        from vidpipe_dagster import code_server
+        from vidpipe_dagster.orchestration import code_server
 
         code_server.tune_gc()  # as vidpipe's code location does in code servers and run workers
         mode, shape, state = args.child[:3]

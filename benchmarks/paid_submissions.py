@@ -123,7 +123,7 @@ def main() -> None:
                     ids = add_pipeline(
                         sessions, name=f"{provider}-{fault}-{uuid.uuid4().hex[:6]}", nodes=[row]
                     )
-                    from vidpipe_dagster.naming import key_of
+                    from vidpipe_dagster.assets.asset_keys import key_of
 
                     key = key_of(sessions, pipeline_uuid=ids["pipeline"], node_uuid=ids["paid"])
                     with dg.instance_for_test() as instance:

@@ -83,7 +83,7 @@ def dagster_floor(nodes: int, instance) -> float:
 
 def demo() -> None:
     """Three ``run_demo`` calls on one fresh embedded home."""
-    from vidpipe_dagster.demo import run_demo
+    from vidpipe_dagster.runtime.demo import run_demo
     from vidpipe_dagster.settings import Settings, get_settings
 
     with tempfile.TemporaryDirectory(prefix="vidpipe-bench-demo-") as home:
@@ -162,10 +162,10 @@ def twenty_nodes() -> None:
         run_in_process,
         sensor_tick,
     )
+    from vidpipe_dagster.assets.asset_keys import node_asset_key
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.domain.naming import names_of
     from vidpipe_dagster.domain.signatures import FORCE_TAG
-    from vidpipe_dagster.naming import node_asset_key
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
     from vidpipe_dagster.settings import get_settings
 

@@ -187,7 +187,7 @@ def main() -> None:
             "VIDPIPE_POLL_CONCURRENCY": str(args.concurrency),
         }
         os.environ.update(env)
-        from vidpipe_dagster.provider_sensor import poll_provider_jobs
+        from vidpipe_dagster.orchestration.provider_sensor import poll_provider_jobs
         from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
         with tempfile.TemporaryDirectory() as storage:

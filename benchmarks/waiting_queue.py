@@ -56,8 +56,8 @@ def measure(url: str, *, waiting: int, limit: int) -> dict[str, float]:
     from sqlalchemy import create_engine, delete
     from sqlalchemy.orm import sessionmaker
 
+    from vidpipe_dagster.assets.provider_queue import _waiting_rows, enqueue, grant_slots
     from vidpipe_dagster.db.models import Node, Pipeline
-    from vidpipe_dagster.provider_queue import _waiting_rows, enqueue, grant_slots
     from vidpipe_dagster.settings import Settings
 
     engine = create_engine(url)

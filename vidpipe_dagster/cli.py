@@ -34,7 +34,7 @@ class _Cli(click.Group):
 
 
 def _explain(error: BaseException) -> str | None:
-    from vidpipe_dagster.config_errors import explain
+    from vidpipe_dagster.runtime.config_errors import explain
     from vidpipe_dagster.settings import Settings
 
     try:
@@ -179,7 +179,7 @@ def api(host: str, port: int) -> None:
 @click.option("--force", is_flag=True, help="Render every node again instead of reusing it.")
 def demo(force: bool) -> None:
     """Render the demo pipeline offline through Dagster and print the MP4's path."""
-    from vidpipe_dagster.demo import run_demo_in_foreground
+    from vidpipe_dagster.runtime.demo import run_demo_in_foreground
     from vidpipe_dagster.settings import get_settings
 
     _exit_now(
@@ -204,7 +204,7 @@ def dev(host: str, api_port: int, dagster_port: int, verbose: bool) -> None:
 
     Quiet by default: only the URLs, warnings and errors are printed.
     """
-    from vidpipe_dagster.devserver import run_dev
+    from vidpipe_dagster.runtime.devserver import run_dev
     from vidpipe_dagster.settings import get_settings
 
     _exit_now(

@@ -14,15 +14,15 @@ from typing import Any
 
 import dagster as dg
 
-from vidpipe_dagster import code_server
-from vidpipe_dagster.compiler import compile_snapshot
-from vidpipe_dagster.components.pipelines import PipelinesComponent
+from vidpipe_dagster.assets.materialize import RESOURCE_KEY
 from vidpipe_dagster.domain.naming import location_name
-from vidpipe_dagster.materialize import RESOURCE_KEY
-from vidpipe_dagster.provider_sensor import build_provider_sensor
+from vidpipe_dagster.orchestration import code_server
+from vidpipe_dagster.orchestration.compiler import compile_snapshot
+from vidpipe_dagster.orchestration.components import PipelinesComponent
+from vidpipe_dagster.orchestration.provider_sensor import build_provider_sensor
+from vidpipe_dagster.orchestration.sensors import STATIC_SENSORS
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.resources.shared_storage import verify_shared_storage
-from vidpipe_dagster.sensors import STATIC_SENSORS
 from vidpipe_dagster.settings import get_settings
 
 

@@ -56,7 +56,7 @@ from vidpipe_dagster.domain.nodes import get_node, list_nodes
 from vidpipe_dagster.domain.pipelines import get_pipeline
 from vidpipe_dagster.domain.selection import select_nodes
 from vidpipe_dagster.domain.signatures import FORCE_TAG
-from vidpipe_dagster.plans import compile_error_of, node_shape, row_fields
+from vidpipe_dagster.runs.plans import compile_error_of, node_shape, row_fields
 
 CLAIM_WAIT_SECONDS = 10.0
 """How long an execute refused because another request is launching the node waits for

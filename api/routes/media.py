@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse
 
 from api.errors import ApiError
 from api.responses import errors
-from vidpipe_dagster.media_links import MEDIA_PREFIX, media_url, sign
+from vidpipe_dagster.resources.media_links import MEDIA_PREFIX, media_url, sign
 from vidpipe_dagster.resources.storage import StorageError, guess_content_type
 from vidpipe_dagster.settings import Settings
 
@@ -27,7 +27,7 @@ router = APIRouter(prefix=MEDIA_PREFIX, tags=["media"])
 
 def signed_media_url(request: Request, key: str, *, seconds: int | None = None) -> str:
     """An absolute URL of this API serving ``key`` until ``seconds`` from now (default
-    ``VIDPIPE_PRESIGN_SECONDS``); see :mod:`vidpipe_dagster.media_links`."""
+    ``VIDPIPE_PRESIGN_SECONDS``); see :mod:`vidpipe_dagster.resources.media_links`."""
     settings: Settings = request.app.state.settings
     return media_url(
         settings,

@@ -28,8 +28,8 @@ from starlette.concurrency import run_in_threadpool
 from api.deps import _read_limited
 from api.errors import ApiError
 from api.responses import WebhookReceipt, errors
+from vidpipe_dagster.assets.provider_jobs import find_job, finish_job
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.provider_jobs import find_job, finish_job
 from vidpipe_dagster.resources.providers.clients import shared_clients
 from vidpipe_dagster.resources.providers.errors import ProviderError
 from vidpipe_dagster.resources.providers.keys import reveal

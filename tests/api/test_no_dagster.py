@@ -39,7 +39,7 @@ print(json.dumps({
     "statuses": [pipeline.status_code, node.status_code, renamed.status_code],
     "at_start": loaded_at_start,
     "after_writes": sorted(m for m in sys.modules if m.split(".")[0] == "dagster"),
-    "reload_module": "vidpipe_dagster.reload" in sys.modules,
+    "reload_module": "vidpipe_dagster.runs.reload" in sys.modules,
 }))
 """
 

@@ -40,7 +40,7 @@ from tests.api.test_races import (
 )
 from vidpipe_dagster.domain.launches import LAUNCHING_KEY
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.plans import StalePlanError, node_shape, plan_check, row_fields
+from vidpipe_dagster.runs.plans import StalePlanError, node_shape, plan_check, row_fields
 from vidpipe_dagster.settings import Settings
 
 

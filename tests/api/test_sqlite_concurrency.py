@@ -19,12 +19,12 @@ from sqlalchemy import select
 
 from api.main import create_app
 from tests.api.conftest import BASE
-from vidpipe_dagster.components.pipelines import read_state
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.domain.progress import count_statuses
 from vidpipe_dagster.domain.tokens import create_token
+from vidpipe_dagster.orchestration.components import read_state
 from vidpipe_dagster.settings import Settings
 
 HOLD_SECONDS = 3.0

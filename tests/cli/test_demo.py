@@ -24,9 +24,9 @@ from api.main import create_app
 from lambdas.ffmpeg import decoded_duration, ffmpeg_binary, probe
 from vidpipe_dagster.db.models import Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
-from vidpipe_dagster.demo import DEMO_TITLE
 from vidpipe_dagster.domain.lifecycle import INTERRUPTED
 from vidpipe_dagster.domain.nodes import list_nodes
+from vidpipe_dagster.runtime.demo import DEMO_TITLE
 from vidpipe_dagster.settings import Settings
 
 

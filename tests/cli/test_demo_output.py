@@ -11,19 +11,19 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidpipe_dagster.dagster_home import (
+from vidpipe_dagster.db.migrate import upgrade
+from vidpipe_dagster.db.models import Pipeline
+from vidpipe_dagster.db.session import make_engine, make_sessionmaker
+from vidpipe_dagster.domain.lifecycle import Lifecycle
+from vidpipe_dagster.domain.nodes import list_nodes
+from vidpipe_dagster.runtime.dagster_home import (
     EMBEDDED_DAGSTER_YAML,
     PREVIOUS_DAGSTER_YAMLS,
     ensure_dagster_home,
 )
-from vidpipe_dagster.db.migrate import upgrade
-from vidpipe_dagster.db.models import Pipeline
-from vidpipe_dagster.db.session import make_engine, make_sessionmaker
-from vidpipe_dagster.demo import FINAL_CUT_CONFIG, NARRATION_CONFIG, ensure_demo_pipeline
-from vidpipe_dagster.demo_output import plan_positions, progress_line, watch_progress
-from vidpipe_dagster.devserver import quiet_line, service_commands
-from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.domain.nodes import list_nodes
+from vidpipe_dagster.runtime.demo import FINAL_CUT_CONFIG, NARRATION_CONFIG, ensure_demo_pipeline
+from vidpipe_dagster.runtime.demo_output import plan_positions, progress_line, watch_progress
+from vidpipe_dagster.runtime.devserver import quiet_line, service_commands
 from vidpipe_dagster.settings import Settings
 
 

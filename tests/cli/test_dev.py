@@ -19,8 +19,8 @@ import httpx
 from tests.fixtures.webserver import free_port
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
-from vidpipe_dagster.devserver import STOPPED
 from vidpipe_dagster.domain.lifecycle import INTERRUPTED
+from vidpipe_dagster.runtime.devserver import STOPPED
 
 LOCATIONS = "{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus } } } }"
 

@@ -10,11 +10,11 @@ import uuid
 
 import dagster as dg
 
+from vidpipe_dagster.assets.asset_keys import node_asset_key
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.naming import resolve_names
-from vidpipe_dagster.naming import node_asset_key
+from vidpipe_dagster.orchestration.sensors import automation_sensor
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.sensors import automation_sensor
 
 
 def _snapshot(voice_text: str) -> dict:

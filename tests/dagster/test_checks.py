@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import select
 
 from tests.dagster.builders import NodeRow, add_pipeline
-from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
+from vidpipe_dagster.assets.asset_keys import key_of
+from vidpipe_dagster.assets.checks import CHECK_NAME, check_stored_output
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
-from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 NODES = [

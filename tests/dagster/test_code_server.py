@@ -20,7 +20,7 @@ from dagster._grpc.__generated__ import dagster_api_pb2
 from dagster._grpc.server import DagsterApiServer, FuturesAwareThreadPoolExecutor
 from dagster._serdes import deserialize_value, serialize_value
 
-from vidpipe_dagster import code_server
+from vidpipe_dagster.orchestration import code_server
 
 DEFS_FILE = Path(__file__).parent / "fixtures_defs" / "tiny.py"
 
@@ -117,8 +117,8 @@ def test_a_new_definitions_object_is_not_answered_from_the_old_one():
 
 def test_definitions_built_twice_from_the_same_state_compile_once(tmp_path, monkeypatch):
     """Dagster resolves the definitions function twice per process start: compile once."""
-    from vidpipe_dagster.components import pipelines
-    from vidpipe_dagster.components.pipelines import PipelinesComponent
+    from vidpipe_dagster.orchestration import components as pipelines
+    from vidpipe_dagster.orchestration.components import PipelinesComponent
 
     compiled: list[int] = []
     real_compile = pipelines.compile_snapshot
@@ -174,7 +174,7 @@ PROBE = """
 import json, sys
 from dagster._grpc.server import DagsterApiServer
 import vidpipe_dagster.definitions
-from vidpipe_dagster import code_server
+from vidpipe_dagster.orchestration import code_server
 state = {"after_import": getattr(DagsterApiServer, code_server._MARK, False)}
 code_server.prepare_process(memo=sys.argv[1] == "on")
 state["after_prepare"] = getattr(DagsterApiServer, code_server._MARK, False)

@@ -16,14 +16,14 @@ from dagster._core.definitions.repository_definition import RepositoryLoadData
 from sqlalchemy import delete, update
 
 from tests.dagster.builders import DEMO_NODES, NodeRow, add_pipeline
-from vidpipe_dagster.compiler import (
+from vidpipe_dagster.assets.asset_keys import key_of
+from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.definitions import build_definitions
+from vidpipe_dagster.orchestration.compiler import (
     compile_snapshot,
     node_code_version,
 )
-from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.definitions import build_definitions
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.plans import SHAPE_METADATA
+from vidpipe_dagster.runs.plans import SHAPE_METADATA
 
 
 def summary(defs: dg.Definitions) -> dict[str, dict[str, Any]]:
@@ -273,7 +273,7 @@ def test_automation_condition_is_on_every_node_unless_turned_off(monkeypatch) ->
     def conditions(result):
         return [spec.automation_condition for assets in result.assets for spec in assets.specs]
 
-    from vidpipe_dagster.compiler import NODE_AUTOMATION
+    from vidpipe_dagster.orchestration.compiler import NODE_AUTOMATION
 
     assert conditions(compile_snapshot(snapshot)) == [NODE_AUTOMATION]
     assert conditions(compile_snapshot(snapshot, automation=False)) == [None]
@@ -343,7 +343,7 @@ def test_paid_provider_nodes_run_in_their_providers_pool(monkeypatch) -> None:
 def test_paid_nodes_are_automated_only_when_their_pipeline_opts_in(
     monkeypatch, config, pipeline_config, providers, automated
 ) -> None:
-    from vidpipe_dagster.compiler import NODE_AUTOMATION
+    from vidpipe_dagster.orchestration.compiler import NODE_AUTOMATION
     from vidpipe_dagster.settings import get_settings
 
     script = {"uuid": str(uuid.uuid4()), "title": "s", "type": "asset", "inputs": {}}

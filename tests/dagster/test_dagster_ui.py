@@ -20,13 +20,13 @@ import pytest
 from api.main import create_app
 from tests.fixtures.browser import Page, chromium, serve_app
 from tests.fixtures.webserver import free_port, running_webserver
+from vidpipe_dagster.assets.asset_keys import node_asset_key
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
-from vidpipe_dagster.demo import ensure_demo_pipeline
 from vidpipe_dagster.domain.naming import pipeline_names, run_tags
 from vidpipe_dagster.domain.nodes import list_nodes
-from vidpipe_dagster.naming import node_asset_key
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
+from vidpipe_dagster.runtime.demo import ensure_demo_pipeline
 from vidpipe_dagster.settings import Settings, get_settings
 
 pytestmark = pytest.mark.timeout(420)

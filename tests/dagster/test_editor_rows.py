@@ -16,9 +16,9 @@ from lambdas.ffmpeg import probe
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.dagster.test_materialize import rows, run_nodes
 from tests.fixtures.editor_client import DEFAULT_CONFIG, default_asset
-from vidpipe_dagster.compiler import compile_snapshot
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.snapshot import take_snapshot
-from vidpipe_dagster.naming import key_of
+from vidpipe_dagster.orchestration.compiler import compile_snapshot
 from vidpipe_dagster.settings import get_settings
 
 

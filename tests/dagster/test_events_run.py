@@ -5,7 +5,7 @@ from __future__ import annotations
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.dagster.test_materialize import run_nodes
 from tests.fixtures.api_server import live_app
-from vidpipe_dagster.naming import key_of
+from vidpipe_dagster.assets.asset_keys import key_of
 
 NODES = [
     NodeRow("script", "asset", asset={"content": "Hello from vidpipe."}, title="Script"),

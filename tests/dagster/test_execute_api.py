@@ -26,11 +26,11 @@ from sqlalchemy import select
 from api.main import create_app
 from tests.api.conftest import BASE, make_token
 from tests.fixtures.webserver import asset_keys, free_port, running_webserver
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.launcher import DagsterLauncher
-from vidpipe_dagster.naming import key_of
+from vidpipe_dagster.orchestration.sensors import failed_run_backstop
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.sensors import failed_run_backstop
+from vidpipe_dagster.runs.launcher import DagsterLauncher
 from vidpipe_dagster.settings import Settings
 
 RUN_SECONDS = 120

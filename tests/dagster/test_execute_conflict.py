@@ -23,7 +23,7 @@ from tests.api.conftest import BASE, make_token
 from tests.fixtures.webserver import free_port, running_webserver
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.waiting import Wait, row_structure
-from vidpipe_dagster.launcher import DagsterLauncher
+from vidpipe_dagster.runs.launcher import DagsterLauncher
 from vidpipe_dagster.settings import Settings
 
 WORKSPACE = """\

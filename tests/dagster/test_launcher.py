@@ -9,7 +9,7 @@ import pytest
 
 from vidpipe_dagster.db.snapshot import shard_of
 from vidpipe_dagster.domain.naming import PipelineNames
-from vidpipe_dagster.launcher import DagsterLauncher
+from vidpipe_dagster.runs.launcher import DagsterLauncher
 from vidpipe_dagster.settings import Settings
 
 PIPELINES = [
@@ -67,7 +67,7 @@ def test_shards_spread_pipelines_over_every_location() -> None:
 
 
 def test_change_notification_reloads_every_shard_location(monkeypatch) -> None:
-    from vidpipe_dagster import reload
+    from vidpipe_dagster.runs import reload
 
     reloaded: list[str] = []
     reloader = reload.Reloader(
@@ -87,7 +87,7 @@ def test_change_notification_reloads_every_shard_location(monkeypatch) -> None:
 
 @pytest.mark.parametrize("pipeline_uuid", PIPELINES)
 def test_a_pipeline_change_reloads_only_its_shard(monkeypatch, pipeline_uuid: str) -> None:
-    from vidpipe_dagster import reload
+    from vidpipe_dagster.runs import reload
 
     reloaded: list[str] = []
     reloader = reload.Reloader(

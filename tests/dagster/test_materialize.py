@@ -11,10 +11,10 @@ from sqlalchemy import select, update
 from lambdas.ffmpeg import probe
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.fixtures.media_links import assert_signed_link
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
-from vidpipe_dagster.naming import key_of
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 
@@ -119,7 +119,7 @@ def test_failing_node_is_failed_and_its_dependents_not_attempted(sessions, resou
 
 def test_result_of_a_superseded_execution_is_dropped(sessions, resource, monkeypatch) -> None:
     """An edit while the node runs restarts it: the late output must not land."""
-    from vidpipe_dagster import node_execution
+    from vidpipe_dagster.assets import node_execution
 
     ids = add_pipeline(
         sessions, name="superseded", nodes=[NodeRow("script", "asset", asset={"content": "a"})]

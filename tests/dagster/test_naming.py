@@ -10,20 +10,14 @@ from dagster._core.definitions.utils import is_valid_name
 from sqlalchemy import insert, select
 
 from tests.dagster.builders import NodeRow, add_pipeline
+from vidpipe_dagster.assets.asset_keys import key_of, node_asset_key, nodes_of_keys
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.db.names import MAX_NAME, safe_name, unique_name
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
-from vidpipe_dagster.domain.naming import (
-    MAX_NAME,
-    names_of,
-    resolve_names,
-    run_tags,
-    safe_name,
-    unique_name,
-)
+from vidpipe_dagster.domain.naming import names_of, resolve_names, run_tags
 from vidpipe_dagster.domain.nodes import create_node, update_node
 from vidpipe_dagster.domain.pipelines import create_pipeline, update_pipeline
-from vidpipe_dagster.naming import key_of, node_asset_key, nodes_of_keys
 
 
 @pytest.mark.parametrize(

@@ -34,12 +34,12 @@ from tests.dagster.test_execute_api import (
     worker_pid,
 )
 from tests.fixtures.webserver import free_port, running_webserver
-from vidpipe_dagster import heartbeat
+from vidpipe_dagster.assets import heartbeat
 from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.launcher import DagsterLauncher
+from vidpipe_dagster.orchestration.sensors import orphaned_nodes
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.sensors import orphaned_nodes
+from vidpipe_dagster.runs.launcher import DagsterLauncher
 from vidpipe_dagster.settings import Settings, get_settings
 
 TIMEOUT_SECONDS = 5

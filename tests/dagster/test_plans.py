@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select, update
 
 from tests.dagster.builders import NodeRow, add_pipeline
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.plans import (
+from vidpipe_dagster.runs.plans import (
     StalePlanError,
     fields_hash,
     node_shape,

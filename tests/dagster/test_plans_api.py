@@ -31,10 +31,10 @@ from tests.dagster.test_execute_api import (
 )
 from tests.fakes.elevenlabs import FakeElevenLabs
 from tests.fixtures.webserver import free_port, running_webserver
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db import migrate
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.plans import fields_hash, row_fields
+from vidpipe_dagster.runs.plans import fields_hash, row_fields
 from vidpipe_dagster.settings import Settings
 
 WAIT_SECONDS = 600

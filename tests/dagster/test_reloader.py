@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from vidpipe_dagster.reload import Reloader, ReloadError, ReloadPending
+from vidpipe_dagster.runs.reload import Reloader, ReloadError, ReloadPending
 
 URL = "http://dagster.invalid"
 
@@ -91,7 +91,7 @@ def test_a_burst_before_the_debounce_costs_one_reload_and_failures_do_not_stick(
 
 
 def test_asking_an_unreachable_webserver_is_a_reload_error() -> None:
-    from vidpipe_dagster.reload import location_view, reload_location
+    from vidpipe_dagster.runs.reload import location_view, reload_location
 
     with pytest.raises(ReloadError, match="ask Dagster about location 'vidpipe'"):
         location_view(dagster_url="http://127.0.0.1:9", location="vidpipe", sensor="s", timeout=2)

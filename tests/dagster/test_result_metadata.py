@@ -18,9 +18,9 @@ from api.main import create_app
 from lambdas.ffmpeg import probe
 from tests.fixtures.media import color_at
 from tests.fixtures.media_links import assert_signed_link
-from vidpipe_dagster import previews
+from vidpipe_dagster.assets.result_metadata import human_size, result_metadata
+from vidpipe_dagster.resources import previews
 from vidpipe_dagster.resources.storage import LocalStorage
-from vidpipe_dagster.result_metadata import human_size, result_metadata
 from vidpipe_dagster.settings import Settings
 
 SETTINGS = Settings(media_signing_key="metadata-key", public_api_url="http://127.0.0.1:8123")

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import update
 
 from tests.dagster.builders import NodeRow, add_pipeline
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.naming import key_of
+from vidpipe_dagster.orchestration.schedules import build_retry_schedule, claim_retries
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.schedules import build_retry_schedule, claim_retries
 
 NOW = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
 

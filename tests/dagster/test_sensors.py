@@ -8,12 +8,12 @@ import dagster as dg
 from sqlalchemy import delete, select, update
 
 from tests.dagster.builders import NodeRow, add_pipeline
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import latest_updated_at, take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.sensors import (
+from vidpipe_dagster.orchestration.sensors import (
     build_refresh_sensor,
     canceled_run_backstop,
     failed_run_backstop,
@@ -33,7 +33,7 @@ def node_rows(sessions, ids) -> dict[str, Node]:
 
 def run_that_dies(sessions, resource, instance, monkeypatch, ids):
     """A run whose worker dies inside ``clip``: the bridge never gets to record the failure."""
-    from vidpipe_dagster import node_execution
+    from vidpipe_dagster.assets import node_execution
 
     def die(**kwargs):
         if kwargs["node"]["uuid"] == ids["clip"]:
@@ -116,8 +116,8 @@ def test_canceled_run_backstop_spares_nodes_of_newer_runs_and_provider_jobs(
 def test_database_change_sensor_requests_one_reload_per_change(
     sessions, resource, monkeypatch
 ) -> None:
-    from vidpipe_dagster import sensors
-    from vidpipe_dagster.reload import LocationView, ReloadError
+    from vidpipe_dagster.orchestration import sensors
+    from vidpipe_dagster.runs.reload import LocationView, ReloadError
 
     requested: list[str] = []
     monkeypatch.setattr(

@@ -14,13 +14,13 @@ import dagster as dg
 from sqlalchemy import select
 
 from tests.dagster.builders import NodeRow, add_pipeline
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
-from vidpipe_dagster.naming import key_of
+from vidpipe_dagster.orchestration.sensors import failed_run_backstop, planned_node_uuids
+from vidpipe_dagster.orchestration.unrun import settle_unrun_nodes
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.sensors import failed_run_backstop, planned_node_uuids
-from vidpipe_dagster.unrun import settle_unrun_nodes
 
 NODES = [
     NodeRow("script", "asset", asset={"content": "Hi."}),

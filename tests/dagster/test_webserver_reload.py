@@ -11,11 +11,11 @@ import pytest
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.fixtures.webserver import asset_keys, free_port, running_webserver
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import latest_updated_at
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.reload import Reloader, location_view, reload_location
-from vidpipe_dagster.sensors import COMPILED_FROM, REFRESH_SENSOR
+from vidpipe_dagster.orchestration.sensors import COMPILED_FROM, REFRESH_SENSOR
+from vidpipe_dagster.runs.reload import Reloader, location_view, reload_location
 
 
 @pytest.fixture

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from vidpipe_dagster.compiler import compile_pipeline
 from vidpipe_dagster.domain.node_types import effective_provider
-from vidpipe_dagster.plans import step_pool
+from vidpipe_dagster.orchestration.compiler import compile_pipeline
+from vidpipe_dagster.runs.plans import step_pool
 from vidpipe_dagster.settings import Settings
 
 

@@ -151,7 +151,7 @@ def sensor_tick(
     instance: dg.DagsterInstance,
 ) -> dg.SensorResult | dg.SkipReason:
     """Evaluate the provider sensor once and persist its asset events as the daemon does."""
-    from vidpipe_dagster.provider_sensor import SENSOR_NAME
+    from vidpipe_dagster.orchestration.provider_sensor import SENSOR_NAME
 
     with sessions() as session:
         snapshot = take_snapshot(session)

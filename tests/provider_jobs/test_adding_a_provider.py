@@ -18,7 +18,7 @@ from tests.dagster.builders import NodeRow, add_pipeline
 from tests.fakes.server import FakeServer, Request, Response
 from tests.provider_jobs.conftest import node_row, run_in_process, sensor_tick
 from tests.providers import clipgen
-from vidpipe_dagster.naming import key_of
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.resources.providers import registry
 from vidpipe_dagster.resources.providers.prices import estimate_cost
 from vidpipe_dagster.settings import get_settings

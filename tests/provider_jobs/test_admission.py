@@ -9,10 +9,10 @@ import dagster as dg
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import node_row, run_in_process, sensor_tick
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.provider_sensor import grant_waiting
+from vidpipe_dagster.orchestration.provider_sensor import grant_waiting
 from vidpipe_dagster.settings import get_settings
 
 SCHEDULE_TAGS = {"dagster/schedule_name": "pipeline_x_schedule"}
@@ -158,7 +158,7 @@ def test_the_last_provider_slot_goes_to_exactly_one_of_two_racing_starts(
 ) -> None:
     from concurrent.futures import ThreadPoolExecutor
 
-    from vidpipe_dagster.provider_jobs import ProviderLimitReached, provider_slot
+    from vidpipe_dagster.assets.provider_jobs import ProviderLimitReached, provider_slot
 
     monkeypatch.setenv("VIDPIPE_PROVIDER_LIMITS", '{"heygen": 2}')
     get_settings.cache_clear()

@@ -15,7 +15,7 @@ from tests.provider_jobs.conftest import (
     sensor_tick,
     stored_objects,
 )
-from vidpipe_dagster.naming import key_of
+from vidpipe_dagster.assets.asset_keys import key_of
 
 SCRIPT = "Welcome to the course. Today we build a video pipeline."
 NODES = [

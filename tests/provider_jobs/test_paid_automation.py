@@ -17,11 +17,11 @@ from sqlalchemy import update
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import all_nodes, run_in_process, sensor_tick
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.db.snapshot import take_snapshot
 from vidpipe_dagster.definitions import build_definitions
 from vidpipe_dagster.domain.nodes import update_node
-from vidpipe_dagster.naming import key_of
 
 TICKS = 5
 NODES = [

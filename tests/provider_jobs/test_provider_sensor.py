@@ -16,11 +16,11 @@ from tests.provider_jobs.conftest import (
     sensor_tick,
     stored_objects,
 )
+from vidpipe_dagster.assets.asset_keys import key_of
+from vidpipe_dagster.assets.provider_jobs import find_job, finish_job
 from vidpipe_dagster.domain.graph import downstream_selection
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.provider_jobs import find_job, finish_job
-from vidpipe_dagster.provider_sensor import poll_provider_jobs
+from vidpipe_dagster.orchestration.provider_sensor import poll_provider_jobs
 from vidpipe_dagster.resources.providers.heygen import HeyGenClient
 
 NODES = [
@@ -193,7 +193,7 @@ def test_downstream_selection_waits_for_every_input(statuses, completed, expecte
 
 def test_a_job_submitted_by_a_cancelled_run_still_finishes(sessions, resource, fake_heygen) -> None:
     from tests.provider_jobs.conftest import run_in_process
-    from vidpipe_dagster.sensors import canceled_run_backstop
+    from vidpipe_dagster.orchestration.sensors import canceled_run_backstop
 
     fake_heygen.jobs.steps = 0
     talk = {"provider": "heygen", "avatarId": "a", "voiceId": "v", "script": "Hello there."}

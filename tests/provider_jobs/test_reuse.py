@@ -16,9 +16,9 @@ from sqlalchemy import update
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import all_nodes, pipeline_row, run_in_process, sensor_tick
+from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.signatures import FORCE_TAG
-from vidpipe_dagster.naming import key_of
 
 SCRIPT = "Welcome to the course. Today we reuse what is already made."
 NODES = [

@@ -12,8 +12,8 @@ import pytest
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import node_row, run_in_process, sensor_tick
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.schedules import claim_retries
+from vidpipe_dagster.assets.asset_keys import key_of
+from vidpipe_dagster.orchestration.schedules import claim_retries
 from vidpipe_dagster.settings import get_settings
 
 CASES = {

@@ -16,11 +16,11 @@ import dagster as dg
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import all_nodes, node_row, run_in_process, sensor_tick
+from vidpipe_dagster.assets.asset_keys import key_of
+from vidpipe_dagster.assets.provider_queue import GRANT_TIMEOUT_SECONDS
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.naming import key_of
-from vidpipe_dagster.provider_queue import GRANT_TIMEOUT_SECONDS
-from vidpipe_dagster.provider_sensor import grant_waiting
+from vidpipe_dagster.orchestration.provider_sensor import grant_waiting
 from vidpipe_dagster.settings import get_settings
 
 HOLD_SECONDS = 20.0

@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.provider_jobs.conftest import WEBHOOK_SECRET, node_row, sensor_tick, stored_objects
-from vidpipe_dagster.provider_sensor import poll_provider_jobs
+from vidpipe_dagster.orchestration.provider_sensor import poll_provider_jobs
 
 NODES = [NodeRow("talk", "talking-head", config={"provider": "heygen", "avatarId": "a"})]
 

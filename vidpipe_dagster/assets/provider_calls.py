@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, ExecutorError, NodeSpec
+from vidpipe_dagster.assets.provider_jobs import submission
 from vidpipe_dagster.domain.node_types import canonical_type, effective_provider
-from vidpipe_dagster.provider_jobs import submission
 from vidpipe_dagster.resources.providers.errors import (
     MissingApiKeyError,
     ProviderError,

@@ -21,11 +21,10 @@ from sqlalchemy import (
     MetaData,
     String,
     Uuid,
-    event,
     func,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 JsonType = JSON().with_variant(JSONB(), "postgresql")
 
@@ -191,11 +190,3 @@ class PipelineEvent(Base):
     created_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), nullable=False, default=utcnow, server_default=func.now()
     )
-
-
-@event.listens_for(Session, "before_flush")
-def _name_new_rows(session: Session, _flush_context: Any, _instances: Any) -> None:
-    """New pipelines and nodes get their Dagster names before they are inserted."""
-    from vidpipe_dagster.domain.naming import assign_new_names
-
-    assign_new_names(session)

@@ -17,7 +17,7 @@ compile-error notes) takes its row locks in this one order, and never goes back 
 1. pipeline rows (``video_production_pipelines``), by id when there are several;
 2. node rows (``video_production_nodes``), by id when there are several;
 3. the per-provider admission lock (``pg_advisory_xact_lock`` in
-   :mod:`vidpipe_dagster.provider_jobs`).
+   :mod:`vidpipe_dagster.assets.provider_jobs`).
 4. the live-status event lock, taken by the commit itself as its last statements
    (:mod:`vidpipe_dagster.domain.events`); its holder waits for nothing else.
 
@@ -130,7 +130,7 @@ class Lifecycle:
         raises aborts the start and leaves the node as it was (a per-provider limit check
         counts the running nodes atomically this way). ``check`` runs before it with the
         locked row (its structure columns included) and refuses the same way: a run whose
-        plan no longer matches the row starts nothing (``vidpipe_dagster.plans``).
+        plan no longer matches the row starts nothing (``vidpipe_dagster.runs.plans``).
         """
         process_uuid = str(uuid_lib.uuid4())
         with self.sessions() as session, session.begin():

@@ -1,94 +1,40 @@
 """The names a person reads in the Dagster UI: asset keys, groups, ops, schedules, run tags.
 
 Each pipeline and node has a ``dagster_name`` made from its title once, when its row is
-created (``assign_new_names``, on every ORM flush), and kept from then on: renaming a node
+created (``db.names``, on every ORM flush), and kept from then on: renaming a node
 changes its title and its asset description, never its asset key, so its materialization
 history stays on the same key. Names are safe for Dagster (``[a-z0-9_]``, at most
 :data:`MAX_NAME` characters, no Python keyword), unique among the pipelines and, for nodes,
 within their pipeline (a clash gets ``_2``, ``_3``...).
 
 Rows written by other means (the editor inserting into the tables) arrive without a name:
-the code location records one before it reads the tables (:func:`claim_missing_names`). Where
-a name is still missing (the claim could not write), :func:`resolve_names` falls back to one
-computed from the row alone, the same in every process.
+the code location records one before it reads the tables (``db.names.claim_missing_names``).
+Where a name is still missing (the claim could not write), :func:`resolve_names` falls back to
+one computed from the row alone, the same in every process.
 
 A node's asset key path is ``[<pipeline name>, <node name>]``, made only by
-:meth:`PipelineNames.key_path` (``vidpipe_dagster.naming.node_asset_key`` wraps it in a
-Dagster asset key); its group is the pipeline name. A code location is the configured base
+:meth:`PipelineNames.key_path` (``assets.asset_keys.node_asset_key`` wraps it in a Dagster
+asset key); its group is the pipeline name. A code location is the configured base
 name, with ``_<shard>`` when pipelines are sharded. Nothing here imports Dagster, so the
 API names runs and keys through this module.
 """
 
 from __future__ import annotations
 
-import keyword
 import logging
-import re
-import unicodedata
 import uuid as uuid_lib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
+from vidpipe_dagster.db.names import MAX_NAME, safe_name, unique_name
 from vidpipe_dagster.db.snapshot import shard_of
 
 log = logging.getLogger(__name__)
-
-MAX_NAME = 48
-"""Longest recorded name; a suffix for uniqueness stays within it."""
-RESERVED = {
-    "context",
-    "conf",
-    "config",
-    "meta",
-    "arg_dict",
-    "dict",
-    "input_arg_dict",
-    "output_arg_dict",
-    "int",
-    "str",
-    "float",
-    "bool",
-    "input",
-    "output",
-    "type",
-    *keyword.kwlist,
-}
-"""Names Dagster refuses for an op (``dagster._core.definitions.utils.DISALLOWED_NAMES``)."""
-_UNSAFE = re.compile(r"[^a-z0-9]+")
-
-
-def safe_name(title: Any, *, fallback: str) -> str:
-    """``title`` as a Dagster name: ASCII letters, digits and ``_``, lower case.
-
-    Accents are dropped (``Café`` -> ``cafe``), every other run of characters becomes one
-    ``_``; an empty result is ``fallback``, a reserved word gets ``fallback`` as a prefix.
-    """
-    text = unicodedata.normalize("NFKD", str(title or "")).encode("ascii", "ignore").decode()
-    name = _UNSAFE.sub("_", text.lower()).strip("_")[:MAX_NAME].rstrip("_")
-    if not name:
-        return fallback
-    if name in RESERVED:
-        return f"{fallback}_{name}"[:MAX_NAME]
-    return name
-
-
-def unique_name(base: str, taken: Iterable[str]) -> str:
-    """``base``, or ``base_2``, ``base_3``... whichever is not in ``taken``."""
-    used = set(taken)
-    if base not in used:
-        return base
-    number = 2
-    while True:
-        suffix = f"_{number}"
-        candidate = base[: MAX_NAME - len(suffix)] + suffix
-        if candidate not in used:
-            return candidate
-        number += 1
 
 
 def pipeline_fallback(pipeline_uuid: str, title: Any) -> str:
@@ -194,86 +140,6 @@ def nodes_of_key_paths(
             if node_uuid is not None:
                 found[path] = node_uuid
     return found
-
-
-def _taken_pipeline_names(session: Session, base: str) -> set[str]:
-    rows = session.execute(
-        select(Pipeline.dagster_name).where(Pipeline.dagster_name.like(f"{base[: MAX_NAME - 4]}%"))
-    ).all()
-    return {name for (name,) in rows if name}
-
-
-def _taken_node_names(session: Session, pipeline_id: Any) -> set[str]:
-    rows = session.execute(
-        select(Node.dagster_name).where(
-            Node.pipeline_id == pipeline_id, Node.dagster_name.is_not(None)
-        )
-    ).all()
-    return {name for (name,) in rows if name}
-
-
-def assign_new_names(session: Session) -> None:
-    """Record the name of every pipeline and node about to be inserted without one (called
-    before every ORM flush, ``db.models``)."""
-    pending = [o for o in session.new if isinstance(o, Pipeline | Node) and not o.dagster_name]
-    if not pending:
-        return
-    new_pipelines: set[str] = set()
-    new_nodes: dict[Any, set[str]] = {}
-    with session.no_autoflush:
-        for row in pending:
-            if isinstance(row, Pipeline):
-                base = safe_name(row.title, fallback="pipeline")
-                row.dagster_name = unique_name(
-                    base, _taken_pipeline_names(session, base) | new_pipelines
-                )
-                new_pipelines.add(row.dagster_name)
-                continue
-            pipeline_id = row.pipeline_id or (row.pipeline.id if row.pipeline else None)
-            # a pipeline inserted in this flush may have no id yet: its object stands in
-            group = pipeline_id or ("new", id(row.pipeline))
-            if group not in new_nodes:
-                new_nodes[group] = _taken_node_names(session, pipeline_id) if pipeline_id else set()
-            row.dagster_name = unique_name(safe_name(row.title, fallback="node"), new_nodes[group])
-            new_nodes[group].add(row.dagster_name)
-
-
-def claim_missing_names(session: Session) -> int:
-    """Record a name for every pipeline and node that has none; how many were recorded.
-
-    Rows keep their ``updated_at`` (a name is no edit). Runs in the caller's transaction.
-    """
-    claimed = 0
-    for pipeline_id, title in session.execute(
-        select(Pipeline.id, Pipeline.title)
-        .where(Pipeline.dagster_name.is_(None))
-        .order_by(Pipeline.created_at, Pipeline.id)
-    ).all():
-        base = safe_name(title, fallback="pipeline")
-        name = unique_name(base, _taken_pipeline_names(session, base))
-        claimed += _record(session, Pipeline, pipeline_id, name)
-    taken: dict[Any, set[str]] = {}
-    for node_id, pipeline_id, title in session.execute(
-        select(Node.id, Node.pipeline_id, Node.title)
-        .where(Node.dagster_name.is_(None))
-        .order_by(Node.created_at, Node.id)
-    ).all():
-        names = taken.setdefault(pipeline_id, _taken_node_names(session, pipeline_id))
-        name = unique_name(safe_name(title, fallback="node"), names)
-        if _record(session, Node, node_id, name):
-            names.add(name)
-            claimed += 1
-    return claimed
-
-
-def _record(session: Session, model: type[Pipeline] | type[Node], row_id: Any, name: str) -> int:
-    result = session.execute(
-        update(model)
-        .where(model.id == row_id, model.dagster_name.is_(None))
-        .values(dagster_name=name, updated_at=model.updated_at)
-        .execution_options(synchronize_session=False)
-    )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def names_of(sessions: Any, pipeline_uuids: Iterable[str]) -> dict[str, PipelineNames]:

@@ -4,7 +4,7 @@ A node asked to run while its provider already has as many jobs in flight as
 ``VIDPIPE_PROVIDER_LIMITS`` allows is not submitted and holds no worker: it keeps its status
 and records a wait in ``metadata.waiting`` (see :class:`Wait`), and ``metadata.stage`` says
 so, e.g. "waiting for a heygen slot, 3 ahead". The provider sensor starts waiting nodes in
-the order they began waiting as slots free (``vidpipe_dagster.provider_queue``).
+the order they began waiting as slots free (``vidpipe_dagster.assets.provider_queue``).
 
 A node that is ``in_progress`` or waiting is already on its way: executing it again is a
 conflict (:func:`already_running`), never a second run.

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from vidpipe_dagster import code_server
+from vidpipe_dagster.orchestration import code_server
 
 code_server.install()
 

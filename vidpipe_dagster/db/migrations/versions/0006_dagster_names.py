@@ -11,7 +11,7 @@ Create Date: 2026-12-01
 import sqlalchemy as sa
 from alembic import op
 
-from vidpipe_dagster.domain.naming import safe_name, unique_name
+from vidpipe_dagster.db.names import safe_name, unique_name
 
 revision = "0006_dagster_names"
 down_revision = "0005_pipeline_events"

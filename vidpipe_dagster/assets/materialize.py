@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
-from vidpipe_dagster import provider_jobs
-from vidpipe_dagster.checks import CHECK_NAME, check_stored_output
+from vidpipe_dagster.assets import provider_jobs
+from vidpipe_dagster.assets.checks import CHECK_NAME, check_stored_output
+from vidpipe_dagster.assets.node_execution import NodeEvent, materialize_node
+from vidpipe_dagster.assets.node_guards import upstream_rows
+from vidpipe_dagster.assets.pipeline_plan import PipelinePlan
+from vidpipe_dagster.assets.relaunch import relaunch_fresh, say_replanned
 from vidpipe_dagster.domain.keys import stored_output
 from vidpipe_dagster.domain.node_types import referenced_uuids
-from vidpipe_dagster.node_execution import NodeEvent, materialize_node
-from vidpipe_dagster.node_guards import upstream_rows
-from vidpipe_dagster.pipeline_plan import PipelinePlan
-from vidpipe_dagster.plans import StalePlanError
-from vidpipe_dagster.relaunch import relaunch_fresh, say_replanned
+from vidpipe_dagster.runs.plans import StalePlanError
 
 if TYPE_CHECKING:
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource

@@ -18,12 +18,12 @@ import dagster as dg
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from vidpipe_dagster import provider_queue
+from vidpipe_dagster.assets import provider_queue
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.nodes import node_validity, pipeline_node_uuids
 from vidpipe_dagster.domain.validation import describe_errors
 from vidpipe_dagster.domain.waiting import WAITING_TAG
-from vidpipe_dagster.plans import row_fields
+from vidpipe_dagster.runs.plans import row_fields
 
 if TYPE_CHECKING:
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource

@@ -3,7 +3,7 @@
 Dagster skips a node's step when an upstream step failed or yielded nothing (a provider job
 still in flight), and a run that fails or is cancelled early never reaches some of its
 nodes; nothing inside the run then touches those rows. When the run has ended, the run
-status sensors (``vidpipe_dagster.sensors``) call :func:`settle_unrun_nodes`, which looks at
+status sensors (``orchestration.sensors``) call :func:`settle_unrun_nodes`, which looks at
 each node the run planned and no execution started since the run was created:
 
 - an input (or an input's input) failed: the node fails with "Not run: input 'X' failed in

@@ -18,7 +18,7 @@ adopted) where the provider allows it, or refused unless someone asked for this 
 submission whose answer is lost fails the node with "submission outcome unknown" and is
 recorded in ``metadata.submission``.
 
-A node executes the fields its row holds when it starts (``vidpipe_dagster.plans``), and its
+A node executes the fields its row holds when it starts (``vidpipe_dagster.runs.plans``), and its
 materialization carries their structure hash as its data version.
 """
 
@@ -32,16 +32,9 @@ from typing import TYPE_CHECKING, Any
 
 import dagster as dg
 
-from vidpipe_dagster import heartbeat, provider_jobs, provider_queue
-from vidpipe_dagster.assets import EXECUTORS
+from vidpipe_dagster.assets import EXECUTORS, heartbeat, provider_jobs, provider_queue
 from vidpipe_dagster.assets.base import AsyncSubmission, ExecutionContext, NodeSpec, UpstreamNode
-from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.domain.errors import VidpipeError
-from vidpipe_dagster.domain.keys import stored_output
-from vidpipe_dagster.domain.lifecycle import INTERRUPTED
-from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
-from vidpipe_dagster.domain.waiting import waiting_stage
-from vidpipe_dagster.node_guards import (
+from vidpipe_dagster.assets.node_guards import (
     RunningElsewhere,
     all_of,
     node_metadata,
@@ -49,12 +42,18 @@ from vidpipe_dagster.node_guards import (
     start_hooks,
     upstream_rows,
 )
-from vidpipe_dagster.node_reuse import execution_signature, reuse_first
-from vidpipe_dagster.pipeline_plan import PipelinePlan
-from vidpipe_dagster.plans import fields_hash, plan_check
-from vidpipe_dagster.provider_jobs import submission
+from vidpipe_dagster.assets.node_reuse import execution_signature, reuse_first
+from vidpipe_dagster.assets.pipeline_plan import PipelinePlan
+from vidpipe_dagster.assets.provider_jobs import submission
+from vidpipe_dagster.assets.result_metadata import result_metadata
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.errors import VidpipeError
+from vidpipe_dagster.domain.keys import stored_output
+from vidpipe_dagster.domain.lifecycle import INTERRUPTED
+from vidpipe_dagster.domain.node_types import canonical_type, referenced_uuids
+from vidpipe_dagster.domain.waiting import waiting_stage
 from vidpipe_dagster.resources.providers.registry import ASYNC_PROVIDERS, PAID_PROVIDERS
-from vidpipe_dagster.result_metadata import result_metadata
+from vidpipe_dagster.runs.plans import fields_hash, plan_check
 
 if TYPE_CHECKING:
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource

@@ -15,8 +15,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from vidpipe_dagster.dagster_home import ensure_dagster_home
-from vidpipe_dagster.foreground import Relay, on_stop_signal, stop_groups
+from vidpipe_dagster.runtime.dagster_home import ensure_dagster_home
+from vidpipe_dagster.runtime.foreground import Relay, on_stop_signal, stop_groups
 from vidpipe_dagster.settings import Settings
 
 DEFAULT_HOST = "127.0.0.1"

@@ -9,8 +9,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from vidpipe_dagster.assets.provider_jobs.admission import ProviderLimitReached
 from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.provider_jobs.admission import ProviderLimitReached
 from vidpipe_dagster.resources.providers.errors import ProviderError
 
 

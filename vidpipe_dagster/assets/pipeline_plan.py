@@ -7,8 +7,8 @@ from typing import Any
 
 import dagster as dg
 
+from vidpipe_dagster.assets.asset_keys import node_asset_key
 from vidpipe_dagster.domain.naming import PipelineNames, resolve_names
-from vidpipe_dagster.naming import node_asset_key
 
 
 @dataclass(frozen=True)

@@ -20,8 +20,8 @@ from typing import Any
 
 import dagster as dg
 
+from vidpipe_dagster.assets.provider_jobs import InFlightJob, in_flight_jobs
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.provider_jobs import InFlightJob, in_flight_jobs
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.resources.providers.errors import (
     AuthError,

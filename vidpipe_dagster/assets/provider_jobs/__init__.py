@@ -10,24 +10,24 @@
 - :mod:`.step_retries`: what a retried run step may redo.
 """
 
-from vidpipe_dagster.provider_jobs.admission import (
+from vidpipe_dagster.assets.provider_jobs.admission import (
     ProviderLimitReached,
     admit_submission,
     in_flight_count,
     provider_slot,
 )
-from vidpipe_dagster.provider_jobs.finishing import Outcome, finish_job, store_result
-from vidpipe_dagster.provider_jobs.in_flight import (
+from vidpipe_dagster.assets.provider_jobs.finishing import Outcome, finish_job, store_result
+from vidpipe_dagster.assets.provider_jobs.in_flight import (
     InFlightJob,
     find_job,
     in_flight_jobs,
 )
-from vidpipe_dagster.provider_jobs.reporting import (
+from vidpipe_dagster.assets.provider_jobs.reporting import (
     Unreported,
     claim_unreported,
     unreported_completions,
 )
-from vidpipe_dagster.provider_jobs.step_retries import (
+from vidpipe_dagster.assets.provider_jobs.step_retries import (
     settled_in_run,
     transient_provider_failure,
 )

@@ -14,7 +14,7 @@ cuts the last sentences. A second run reuses every node's finished work
 (``domain.signatures``) and renders nothing; ``vidpipe demo --force`` renders them all again.
 
 While it runs the demo prints one line per status change of this run's nodes
-(:mod:`vidpipe_dagster.demo_output`); at the end, the length of the video and of its
+(:mod:`vidpipe_dagster.runtime.demo_output`); at the end, the length of the video and of its
 narration, a URL that plays the video in a browser (served by ``vidpipe dev``'s API on its
 default address, or S3's presigned URL) and, last, the MP4's path.
 
@@ -40,9 +40,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from vidpipe_dagster.db.models import Node, Pipeline
-from vidpipe_dagster.demo_output import DemoResult, demo_result, report
 from vidpipe_dagster.domain.nodes import create_node, list_nodes, update_node
 from vidpipe_dagster.domain.pipelines import create_pipeline
+from vidpipe_dagster.runtime.demo_output import DemoResult, demo_result, report
 
 DEMO_TITLE = "vidpipe demo: intro to loops"
 INTERRUPT_GRACE_SECONDS = 2.5
@@ -120,10 +120,10 @@ def run_demo(
     ``VIDPIPE_HOME/dagster``), so ``vidpipe dev`` shows it afterwards. Nodes whose finished
     work is stored already reuse it unless ``force``.
     """
-    from vidpipe_dagster.dagster_home import ensure_dagster_home
     from vidpipe_dagster.db.migrate import upgrade
     from vidpipe_dagster.db.session import make_engine, make_sessionmaker
     from vidpipe_dagster.db.snapshot import take_snapshot
+    from vidpipe_dagster.runtime.dagster_home import ensure_dagster_home
 
     url = settings.resolved_database_url
     upgrade(url)
@@ -169,9 +169,9 @@ def _materialize(
     """Run the demo's nodes in process, printing their progress; (run id, success)."""
     import dagster as dg
 
+    from vidpipe_dagster.assets.asset_keys import node_asset_key
     from vidpipe_dagster.domain.naming import names_of, run_tags
     from vidpipe_dagster.domain.signatures import FORCE_TAG
-    from vidpipe_dagster.naming import node_asset_key
 
     job = _demo_job(settings=settings, snapshot=snapshot)
     names = names_of(sessions, [pipeline.uuid])[pipeline.uuid]
@@ -224,7 +224,7 @@ def _progress_watcher(
     stop: threading.Event,
 ) -> threading.Thread:
     """A started thread printing the status changes of run ``run_id``'s nodes until ``stop``."""
-    from vidpipe_dagster.demo_output import plan_positions, watch_progress
+    from vidpipe_dagster.runtime.demo_output import plan_positions, watch_progress
 
     watcher = threading.Thread(
         target=watch_progress,
@@ -249,7 +249,7 @@ def main() -> int:
     def echo(line: str) -> None:
         print(line, flush=True)
 
-    from vidpipe_dagster.config_errors import explain
+    from vidpipe_dagster.runtime.config_errors import explain
 
     settings = get_settings()
     try:
@@ -340,11 +340,11 @@ def run_demo_in_foreground(
     second Ctrl-C kills at once.
     """
     from vidpipe_dagster.db.models import utcnow
-    from vidpipe_dagster.foreground import Relay, on_stop_signal, stop_groups
+    from vidpipe_dagster.runtime.foreground import Relay, on_stop_signal, stop_groups
 
     begun = utcnow()
     process = subprocess.Popen(
-        [sys.executable, "-m", "vidpipe_dagster.demo", *(["--force"] if force else [])],
+        [sys.executable, "-m", "vidpipe_dagster.runtime.demo", *(["--force"] if force else [])],
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
         process_group=0,
         stdin=subprocess.DEVNULL,

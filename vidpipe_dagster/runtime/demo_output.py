@@ -2,7 +2,7 @@
 
 While the run goes, each line reads ``[position/total] title  status  elapsed``: the node's
 position in the run's plan (the topological order the pipeline's nodes run in, as in
-``vidpipe_dagster.compiler``), its status (``in_progress``, ``completed``, ``reused`` for a
+``orchestration.compiler``), its status (``in_progress``, ``completed``, ``reused`` for a
 node that took stored work instead of rendering, or ``failed`` with the reason) and the
 seconds since the run began. Only nodes this run touched are reported: a node's
 ``metadata.dagster_run_id`` names the run that last started it, so what an earlier run left
@@ -162,8 +162,8 @@ def browser_link(settings: Any, *, storage: Any, key: str) -> tuple[str, bool]:
     """A URL that plays ``key`` in a browser for :data:`LINK_DAYS`, and whether it needs
     ``vidpipe dev``: S3's presigned URL, else the API's signed ``/v1/media`` URL on
     ``vidpipe dev``'s default address."""
-    from vidpipe_dagster.devserver import DEFAULT_API_URL
-    from vidpipe_dagster.media_links import media_url
+    from vidpipe_dagster.resources.media_links import media_url
+    from vidpipe_dagster.runtime.devserver import DEFAULT_API_URL
 
     seconds = LINK_DAYS * 24 * 3600
     url = storage.browser_url(key, expires_in=seconds)

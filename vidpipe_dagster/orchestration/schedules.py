@@ -21,11 +21,11 @@ import dagster as dg
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from vidpipe_dagster.assets.asset_keys import node_asset_key
+from vidpipe_dagster.assets.provider_jobs.submission import Submission
 from vidpipe_dagster.db.models import Node, Pipeline
 from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.naming import names_of, run_tags
-from vidpipe_dagster.naming import node_asset_key
-from vidpipe_dagster.provider_jobs.submission import Submission
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 
 DEFAULT_MAX_RETRIES = 3

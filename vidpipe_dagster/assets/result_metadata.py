@@ -21,8 +21,8 @@ from typing import Any
 
 import dagster as dg
 
-from vidpipe_dagster.media_links import browser_link
-from vidpipe_dagster.previews import preview_markdown
+from vidpipe_dagster.resources.media_links import browser_link
+from vidpipe_dagster.resources.previews import preview_markdown
 from vidpipe_dagster.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The API uses this to run nodes when the editor asks: the selected nodes' asset k
 one run of the implicit asset job of the code location holding their pipeline (with
 ``VIDPIPE_DAGSTER_SHARDS`` > 1, the location of the pipeline's shard).
 
-Given the nodes' current shapes (``vidpipe_dagster.plans``), a launch first makes sure the
+Given the nodes' current shapes (``vidpipe_dagster.runs.plans``), a launch first makes sure the
 location compiled them: it asks the webserver for the shapes of the selected assets and,
 while one is missing or behind, reloads the location and asks again, for at most
 ``VIDPIPE_EXECUTE_WAIT_SECONDS``; past that the answer is ``PlanNotReadyError`` (503 with
@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.errors import UnavailableError, ValidationError, VidpipeError
 from vidpipe_dagster.domain.naming import PipelineNames, names_of, pipeline_location
-from vidpipe_dagster.plans import SHAPE_METADATA, compile_error_of, node_shape, row_fields
-from vidpipe_dagster.reload import ReloadError, ReloadPending, hold_reload, reload_and_wait
+from vidpipe_dagster.runs.plans import SHAPE_METADATA, compile_error_of, node_shape, row_fields
+from vidpipe_dagster.runs.reload import ReloadError, ReloadPending, hold_reload, reload_and_wait
 from vidpipe_dagster.settings import Settings
 
 ASSET_JOB = "__ASSET_JOB"

@@ -36,23 +36,23 @@ from typing import Any
 import dagster as dg
 from sqlalchemy import select
 
-from vidpipe_dagster.db.models import Node
-from vidpipe_dagster.domain.graph import downstream_selection
-from vidpipe_dagster.domain.naming import PipelineNames, names_of, run_tags
-from vidpipe_dagster.domain.waiting import WAITING_TAG
-from vidpipe_dagster.naming import node_asset_key
-from vidpipe_dagster.provider_jobs import (
+from vidpipe_dagster.assets.asset_keys import node_asset_key
+from vidpipe_dagster.assets.provider_jobs import (
     InFlightJob,
     Unreported,
     claim_unreported,
     finish_job,
     unreported_completions,
 )
-from vidpipe_dagster.provider_polls import TickResult, poll_in_flight
-from vidpipe_dagster.provider_queue import grant_slots
+from vidpipe_dagster.assets.provider_queue import grant_slots
+from vidpipe_dagster.assets.result_metadata import result_metadata
+from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.domain.graph import downstream_selection
+from vidpipe_dagster.domain.naming import PipelineNames, names_of, run_tags
+from vidpipe_dagster.domain.waiting import WAITING_TAG
+from vidpipe_dagster.orchestration.provider_polls import TickResult, poll_in_flight
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
 from vidpipe_dagster.resources.providers.status import JobStatus
-from vidpipe_dagster.result_metadata import result_metadata
 
 SENSOR_NAME = "vidpipe_provider_jobs"
 FINISH_WORKERS = 32

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 from lambdas import mp4
 from lambdas.ffmpeg import FFmpegError, probe
+from vidpipe_dagster.assets.provider_jobs.in_flight import InFlightJob
 from vidpipe_dagster.domain.lifecycle import Lifecycle
-from vidpipe_dagster.provider_jobs.in_flight import InFlightJob
 from vidpipe_dagster.resources.providers.clients import fetch_job_result
 from vidpipe_dagster.resources.providers.errors import ProviderError
 from vidpipe_dagster.resources.providers.prices import estimate_cost, prices_from_settings

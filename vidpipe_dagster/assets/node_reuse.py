@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import dagster as dg
 
-from vidpipe_dagster import provider_queue
+from vidpipe_dagster.assets import provider_queue
+from vidpipe_dagster.assets.node_guards import (
+    RunningElsewhere,
+    all_of,
+    current_fields,
+    start_hooks,
+    upstream_rows,
+)
+from vidpipe_dagster.assets.pipeline_plan import PipelinePlan
+from vidpipe_dagster.assets.result_metadata import result_metadata
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.node_types import canonical_type, effective_provider, referenced_uuids
 from vidpipe_dagster.domain.signatures import (
@@ -23,16 +32,7 @@ from vidpipe_dagster.domain.signatures import (
     node_signature,
     output_signature,
 )
-from vidpipe_dagster.node_guards import (
-    RunningElsewhere,
-    all_of,
-    current_fields,
-    start_hooks,
-    upstream_rows,
-)
-from vidpipe_dagster.pipeline_plan import PipelinePlan
 from vidpipe_dagster.resources.providers.registry import PAID_PROVIDERS
-from vidpipe_dagster.result_metadata import result_metadata
 
 if TYPE_CHECKING:
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource

@@ -24,16 +24,16 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
-from vidpipe_dagster.compiler import compile_errors, compile_snapshot
 from vidpipe_dagster.db.conflicts import is_conflict, retry_conflicts
 from vidpipe_dagster.db.models import Pipeline
+from vidpipe_dagster.db.names import claim_missing_names
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
 from vidpipe_dagster.db.snapshot import in_shard, take_snapshot
 from vidpipe_dagster.domain import events
-from vidpipe_dagster.domain.naming import claim_missing_names
-from vidpipe_dagster.plans import COMPILE_ERROR
-from vidpipe_dagster.schedules import build_retry_schedule
-from vidpipe_dagster.sensors import build_refresh_sensor
+from vidpipe_dagster.orchestration.compiler import compile_errors, compile_snapshot
+from vidpipe_dagster.orchestration.schedules import build_retry_schedule
+from vidpipe_dagster.orchestration.sensors import build_refresh_sensor
+from vidpipe_dagster.runs.plans import COMPILE_ERROR
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +101,7 @@ def _record_compile_errors(
 
 
 def _claim_names(sessions: sessionmaker[Session]) -> None:
-    """Name the rows written without one (``naming.claim_missing_names``); on a failure the
+    """Name the rows written without one (``db.names.claim_missing_names``); on a failure the
     compiler falls back to names computed from the rows, and the next load tries again."""
     try:
         with sessions() as session, session.begin():

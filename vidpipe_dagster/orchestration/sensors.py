@@ -7,10 +7,10 @@
   run monitoring marks it failed), taking the run's nodes from its
   ``ASSET_MATERIALIZATION_PLANNED`` events; nodes waiting on a provider job are left alone;
   with ``vidpipe_unrun_nodes`` (successful runs) they also give every node the run never
-  started its reason (:mod:`vidpipe_dagster.unrun`: an input that failed fails it);
+  started its reason (:mod:`vidpipe_dagster.orchestration.unrun`: an input that failed fails it);
 - ``vidpipe_orphaned_nodes``: fails nodes whose run worker stopped beating (worker and code
   server lost together, so no run failure is ever reported) and marks their runs failed
-  (:mod:`vidpipe_dagster.heartbeat`);
+  (:mod:`vidpipe_dagster.assets.heartbeat`);
 - ``vidpipe_database_changes``: compares the change marker of the location's pipelines
   (newest ``updated_at`` and counts, over its shard) with the one the loaded definitions
   were compiled from and asks the webserver to reload when they differ, catching writes
@@ -27,13 +27,13 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 from sqlalchemy import select
 
-from vidpipe_dagster import heartbeat
+from vidpipe_dagster.assets import heartbeat
+from vidpipe_dagster.assets.asset_keys import nodes_of_keys
 from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.db.snapshot import latest_updated_at
-from vidpipe_dagster.naming import nodes_of_keys
-from vidpipe_dagster.reload import ReloadError, location_view, request_reload
+from vidpipe_dagster.orchestration.unrun import settle_unrun_nodes
 from vidpipe_dagster.resources.dagster_resources import VidpipeResource
-from vidpipe_dagster.unrun import settle_unrun_nodes
+from vidpipe_dagster.runs.reload import ReloadError, location_view, request_reload
 
 BACKSTOP_INTERVAL_SECONDS = 15
 ORPHAN_INTERVAL_SECONDS = 30
@@ -103,7 +103,7 @@ def _backstop(
     ended: str,
 ) -> None:
     """Fail the nodes the ended run left ``in_progress`` (unless ``reason`` is None), then
-    give the nodes it never started their reason (``vidpipe_dagster.unrun``)."""
+    give the nodes it never started their reason (``vidpipe_dagster.orchestration.unrun``)."""
     run_id = context.dagster_run.run_id
     planned = planned_node_uuids(context.instance, run_id, resource=vidpipe)
     if reason is not None:

@@ -11,9 +11,9 @@ from typing import TYPE_CHECKING
 
 import dagster as dg
 
+from vidpipe_dagster.assets.pipeline_plan import PipelinePlan
 from vidpipe_dagster.domain.errors import VidpipeError
 from vidpipe_dagster.domain.naming import run_tags
-from vidpipe_dagster.pipeline_plan import PipelinePlan
 
 if TYPE_CHECKING:
     from vidpipe_dagster.resources.dagster_resources import VidpipeResource
@@ -65,7 +65,7 @@ def relaunch_fresh(
     not be launched (the run log says so and the nodes wait for the next execute) or after
     ``MAX_REPLANS`` relaunches in a row.
     """
-    from vidpipe_dagster.launcher import launch_current
+    from vidpipe_dagster.runs.launcher import launch_current
 
     titles = ", ".join(f"'{plan.nodes[u].get('title') or u}'" for u in node_uuids)
     replans = int(context.run.tags.get(REPLANS_TAG, "0") or 0) + 1

@@ -3,8 +3,8 @@
 The input is the JSON snapshot of ``db.snapshot.take_snapshot``; nothing here touches the
 database. Each pipeline becomes one ``multi_asset`` whose specs are its nodes (one asset per
 node, ``can_subset=True``) in a group of its own; the body runs the selected nodes in
-topological order through ``vidpipe_dagster.materialize``. Each node asset carries the
-``stored_output`` check (``vidpipe_dagster.checks``). Every name is the one recorded from a
+topological order through ``vidpipe_dagster.assets.materialize``. Each node asset carries the
+``stored_output`` check (``vidpipe_dagster.assets.checks``). Every name is the one recorded from a
 title (``vidpipe_dagster.domain.naming``):
 
 - asset key ``[<pipeline name>, <node name>]``, e.g. ``["product_launch", "voiceover"]``,
@@ -27,7 +27,10 @@ from typing import Any
 import dagster as dg
 from croniter import croniter
 
-from vidpipe_dagster.checks import output_check_spec
+from vidpipe_dagster.assets.asset_keys import node_asset_key
+from vidpipe_dagster.assets.checks import output_check_spec
+from vidpipe_dagster.assets.materialize import RESOURCE_KEY, execute_pipeline_selection
+from vidpipe_dagster.assets.pipeline_plan import PipelinePlan
 from vidpipe_dagster.domain.graph import find_cycle, structure_hash, topological_order
 from vidpipe_dagster.domain.naming import PipelineNames, resolve_names, schedule_name
 from vidpipe_dagster.domain.node_types import (
@@ -38,10 +41,7 @@ from vidpipe_dagster.domain.node_types import (
     referenced_uuids,
 )
 from vidpipe_dagster.domain.validation import EDITOR, validity
-from vidpipe_dagster.materialize import RESOURCE_KEY, execute_pipeline_selection
-from vidpipe_dagster.naming import node_asset_key
-from vidpipe_dagster.pipeline_plan import PipelinePlan
-from vidpipe_dagster.plans import SHAPE_METADATA, node_shape, step_pool
+from vidpipe_dagster.runs.plans import SHAPE_METADATA, node_shape, step_pool
 from vidpipe_dagster.settings import get_settings
 
 log = logging.getLogger(__name__)

@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from vidpipe_dagster.assets.provider_jobs import in_flight_count
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain import events
 from vidpipe_dagster.domain.waiting import (
@@ -45,7 +46,6 @@ from vidpipe_dagster.domain.waiting import (
     wait_of,
     waiting_stage,
 )
-from vidpipe_dagster.provider_jobs import in_flight_count
 from vidpipe_dagster.resources.providers.registry import jobs_limit
 
 log = logging.getLogger(__name__)

@@ -1,1 +1,0 @@
-"""Dagster components of vidpipe: the state-backed component compiling the pipeline tables."""
