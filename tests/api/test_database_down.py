@@ -58,6 +58,7 @@ class Traffic:
         self.client = client
         self.pipeline, self.node = pipeline, node
         self.responses: list[tuple[float, str, int, dict, dict | None]] = []
+        self.sent_at: dict[int, float] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._threads = [threading.Thread(target=self._loop, args=(i,)) for i in range(THREADS)]
@@ -79,6 +80,7 @@ class Traffic:
     def _loop(self, index: int) -> None:
         count = 0
         while not self._stop.is_set():
+            sent = time.monotonic()
             name, response = self._request(index, count)
             count += 1
             try:
@@ -89,6 +91,7 @@ class Traffic:
                 self.responses.append(
                     (time.monotonic(), name, response.status_code, dict(response.headers), body)
                 )
+                self.sent_at[id(self.responses[-1])] = sent
             time.sleep(0.005)
 
     def __enter__(self) -> Traffic:
