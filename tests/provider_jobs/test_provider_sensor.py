@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from datetime import timedelta
 
 import dagster as dg
@@ -18,6 +19,7 @@ from tests.provider_jobs.conftest import (
 )
 from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.assets.provider_jobs import find_job, finish_job
+from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.graph import downstream_selection
 from vidpipe_dagster.domain.lifecycle import Lifecycle
 from vidpipe_dagster.orchestration.provider_sensor import poll_provider_jobs
@@ -221,3 +223,37 @@ def test_a_job_submitted_by_a_cancelled_run_still_finishes(sessions, resource, f
     row = node_row(sessions, ids["talk"])
     assert row.status == "completed"
     assert len(fake_heygen.requests_to("/v3/videos", method="POST")) == 1
+
+
+def test_with_shards_only_the_pipelines_shard_reports_its_completion(
+    sessions, resource, pipeline, monkeypatch
+) -> None:
+    from vidpipe_dagster.db.snapshot import shard_of
+    from vidpipe_dagster.orchestration.provider_sensor import report_completions
+    from vidpipe_dagster.settings import get_settings
+
+    own = shard_of(pipeline["pipeline"], 2)
+    with dg.instance_for_test() as instance:
+        sensor_tick(sessions, resource, instance)  # finishes the job; reports it unsharded
+    with sessions() as session, session.begin():
+        row = session.get(Node, uuid.UUID(pipeline["talk"]))
+        row.metadata_ = {**row.metadata_, "dagster_reported": False}
+
+    monkeypatch.setenv("VIDPIPE_DAGSTER_SHARDS", "2")
+    monkeypatch.setenv("VIDPIPE_DAGSTER_SHARD", str(1 - own))
+    get_settings.cache_clear()
+    other = report_completions(resource)
+    assert other.asset_events == [] and other.run_requests == []
+    assert node_row(sessions, pipeline["talk"]).metadata_["dagster_reported"] is False
+
+    monkeypatch.setenv("VIDPIPE_DAGSTER_SHARD", str(own))
+    get_settings.cache_clear()
+    mine = report_completions(resource)
+    get_settings.cache_clear()
+    assert len(mine.asset_events) == 1
+    (request,) = mine.run_requests
+    assert request.asset_selection == [
+        key_of(sessions, pipeline_uuid=pipeline["pipeline"], node_uuid=pipeline[name])
+        for name in ("mix", "after")
+    ]
+    assert node_row(sessions, pipeline["talk"]).metadata_["dagster_reported"] is True

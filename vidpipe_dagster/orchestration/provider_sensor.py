@@ -47,6 +47,7 @@ from vidpipe_dagster.assets.provider_jobs import (
 from vidpipe_dagster.assets.provider_queue import grant_slots
 from vidpipe_dagster.assets.result_metadata import result_metadata
 from vidpipe_dagster.db.models import Node
+from vidpipe_dagster.db.snapshot import in_shard
 from vidpipe_dagster.domain.graph import downstream_selection
 from vidpipe_dagster.domain.naming import PipelineNames, names_of, run_tags
 from vidpipe_dagster.domain.waiting import WAITING_TAG
@@ -119,7 +120,17 @@ def report_completions(
 ) -> TickResult:
     """Claim and report every completion finished outside a run (see module docstring)."""
     result = result or TickResult()
-    claimed = claim_unreported(resource.lifecycle(), unreported_completions(resource.sessions()))
+    settings = resource.settings()
+    # with shards, each shard's sensor reports its own pipelines: one that claimed another
+    # shard's completion could not request the runs downstream of it
+    mine = [
+        done
+        for done in unreported_completions(resource.sessions())
+        if in_shard(
+            done.pipeline_uuid, shard=settings.dagster_shard, shards=settings.dagster_shards
+        )
+    ]
+    claimed = claim_unreported(resource.lifecycle(), mine)
     if not claimed:
         return result
     names = names_of(resource.sessions(), [done.pipeline_uuid for done in claimed])
