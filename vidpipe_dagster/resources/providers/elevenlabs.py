@@ -23,7 +23,6 @@ import httpx
 from vidpipe_dagster.domain.prices import CostEstimate, Rate, pick_rate
 from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
-    MissingApiKeyError,
     PermanentError,
     ProviderError,
 )
@@ -234,11 +233,7 @@ def estimate(
 
 def build_client(provider: ProviderSettings, settings: Any) -> ElevenLabsClient:
     """The process's ElevenLabs client; :class:`MissingApiKeyError` without a key."""
-    if provider.api_key is None:
-        raise MissingApiKeyError(ENV_VAR, provider=NAME)
-    return ElevenLabsClient(
-        api_key=provider.api_key, base_url=provider.base_url, http=provider.http
-    )
+    return ElevenLabsClient.for_provider(provider)
 
 
 UNIT = ProviderUnit(

@@ -39,7 +39,6 @@ from vidpipe_dagster.domain.prices import (
 )
 from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
-    MissingApiKeyError,
     ProviderError,
 )
 from vidpipe_dagster.resources.providers.heygen_wire import (
@@ -223,14 +222,7 @@ RATES: dict[str, Rate] = {
 
 def build_client(provider: ProviderSettings, settings: Any) -> HeyGenClient:
     """The process's HeyGen client; :class:`MissingApiKeyError` without a key."""
-    if provider.api_key is None:
-        raise MissingApiKeyError(ENV_VAR, provider=NAME)
-    return HeyGenClient(
-        api_key=provider.api_key,
-        base_url=provider.base_url,
-        api_version=settings.heygen_api_version,
-        http=provider.http,
-    )
+    return HeyGenClient.for_provider(provider, api_version=settings.heygen_api_version)
 
 
 def parse_webhook(event: dict[str, Any], headers: Mapping[str, str]) -> WebhookEvent:

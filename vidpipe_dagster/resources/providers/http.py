@@ -103,6 +103,17 @@ class HttpProvider:
             **extra,
         )
 
+    @classmethod
+    def for_provider(cls, provider: Any, **extra: Any) -> Self:
+        """The process's client from its unit's resolved ``ProviderSettings`` (key, base URL,
+        HTTP settings); :class:`MissingApiKeyError` without a key."""
+        return cls(
+            api_key=require_key(provider.api_key, env_var=cls.env_var, provider=cls.name),
+            base_url=provider.base_url,
+            http=provider.http,
+            **extra,
+        )
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r})"
 

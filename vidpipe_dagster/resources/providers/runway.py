@@ -23,7 +23,6 @@ import httpx
 from vidpipe_dagster.domain.prices import Rate, per_second_of_video
 from vidpipe_dagster.resources.providers.errors import (
     MalformedResponseError,
-    MissingApiKeyError,
     PermanentError,
     ProviderError,
 )
@@ -232,9 +231,7 @@ estimate = per_second_of_video(
 
 def build_client(provider: ProviderSettings, settings: Any) -> RunwayClient:
     """The process's Runway client; :class:`MissingApiKeyError` without a key."""
-    if provider.api_key is None:
-        raise MissingApiKeyError(ENV_VAR, provider=NAME)
-    return RunwayClient(api_key=provider.api_key, base_url=provider.base_url, http=provider.http)
+    return RunwayClient.for_provider(provider)
 
 
 UNIT = ProviderUnit(

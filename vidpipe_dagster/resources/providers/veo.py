@@ -24,7 +24,6 @@ from vidpipe_dagster.domain.prices import Rate, per_second_of_video
 from vidpipe_dagster.resources.providers.errors import (
     AuthError,
     MalformedResponseError,
-    MissingApiKeyError,
     PermanentError,
     ProviderError,
 )
@@ -215,9 +214,7 @@ estimate = per_second_of_video(
 
 def build_client(provider: ProviderSettings, settings: Any) -> VeoClient:
     """The process's Veo client; :class:`MissingApiKeyError` without a key."""
-    if provider.api_key is None:
-        raise MissingApiKeyError(ENV_VAR, provider=NAME)
-    return VeoClient(api_key=provider.api_key, base_url=provider.base_url, http=provider.http)
+    return VeoClient.for_provider(provider)
 
 
 UNIT = ProviderUnit(
