@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 from api.main import create_app
 from tests.api.conftest import BASE, make_token
-from tests.fixtures.webserver import asset_keys, free_port, running_webserver
+from tests.fixtures.webserver import asset_keys, vidpipe_webserver
 from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.orchestration.sensors import failed_run_backstop
@@ -35,13 +35,6 @@ from vidpipe_dagster.settings import Settings
 
 RUN_SECONDS = 120
 FINISHED = {"SUCCESS", "FAILURE", "CANCELED"}
-WORKSPACE = """\
-load_from:
-  - python_module:
-      module_name: vidpipe_dagster.definitions
-      attribute: defs
-      location_name: vidpipe
-"""
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -73,32 +66,9 @@ def graphql(url: str, query: str, variables: dict) -> dict:
 def dagster(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dagster]:
     """``dagster-webserver`` on a workspace of the vidpipe location over the test database."""
     root = tmp_path_factory.mktemp("execute_api")
-    home = root / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    (root / "workspace.yaml").write_text(WORKSPACE)
-    port = free_port()
-    settings = Settings(
-        dagster_url=f"http://127.0.0.1:{port}",
-        database_url=database_url,
-        home=root / "vidpipe",
-        storage_url=(root / "storage").as_uri(),
-        providers="local",
-    )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("VIDPIPE_DAGSTER_SHARD", "DAGSTER_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        VIDPIPE_HOME=str(settings.home),
-        VIDPIPE_DATABASE_URL=database_url,
-        VIDPIPE_STORAGE_URL=settings.resolved_storage_url,
-        VIDPIPE_PROVIDERS="local",
-    )
-    with running_webserver(
-        workspace=root / "workspace.yaml", port=port, env=env, log_path=root / "webserver.log"
+    with vidpipe_webserver(database_url=database_url, root=root, dagster_yaml=DAGSTER_YAML) as (
+        home,
+        settings,
     ):
         yield Dagster(url=settings.dagster_url, home=home, settings=settings)
 

@@ -7,7 +7,6 @@ a second run.
 
 from __future__ import annotations
 
-import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -20,19 +19,14 @@ from sqlalchemy import update
 
 from api.main import create_app
 from tests.api.conftest import BASE, make_token
-from tests.fixtures.webserver import free_port, running_webserver
+from tests.fixtures.webserver import (
+    vidpipe_webserver,
+)
 from vidpipe_dagster.db.models import Node
 from vidpipe_dagster.domain.waiting import Wait, row_structure
 from vidpipe_dagster.runs.launcher import DagsterLauncher
 from vidpipe_dagster.settings import Settings
 
-WORKSPACE = """\
-load_from:
-  - python_module:
-      module_name: vidpipe_dagster.definitions
-      attribute: defs
-      location_name: vidpipe
-"""
 DAGSTER_YAML = """\
 telemetry:
   enabled: false
@@ -46,32 +40,9 @@ RUNS = "query { runsOrError { ... on Runs { results { runId status } } } }"
 @pytest.fixture(scope="module")
 def dagster_settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     root = tmp_path_factory.mktemp("execute_conflict")
-    home = root / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    (root / "workspace.yaml").write_text(WORKSPACE)
-    port = free_port()
-    settings = Settings(
-        dagster_url=f"http://127.0.0.1:{port}",
-        database_url=database_url,
-        home=root / "vidpipe",
-        storage_url=(root / "storage").as_uri(),
-        providers="local",
-    )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("VIDPIPE_DAGSTER_SHARD", "DAGSTER_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        VIDPIPE_HOME=str(settings.home),
-        VIDPIPE_DATABASE_URL=database_url,
-        VIDPIPE_STORAGE_URL=settings.resolved_storage_url,
-        VIDPIPE_PROVIDERS="local",
-    )
-    with running_webserver(
-        workspace=root / "workspace.yaml", port=port, env=env, log_path=root / "webserver.log"
+    with vidpipe_webserver(database_url=database_url, root=root, dagster_yaml=DAGSTER_YAML) as (
+        _home,
+        settings,
     ):
         yield settings
 

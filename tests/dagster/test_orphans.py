@@ -27,13 +27,14 @@ from tests.api.conftest import BASE, make_token
 from tests.dagster.builders import NodeRow, add_pipeline
 from tests.dagster.test_execute_api import (
     DAGSTER_YAML,
-    WORKSPACE,
     create,
     node_row,
     wait_for_run,
     worker_pid,
 )
-from tests.fixtures.webserver import free_port, running_webserver
+from tests.fixtures.webserver import (
+    vidpipe_webserver,
+)
 from vidpipe_dagster.assets import heartbeat
 from vidpipe_dagster.db.models import Node, utcnow
 from vidpipe_dagster.domain.lifecycle import Lifecycle
@@ -94,34 +95,12 @@ def ffmpeg_processes(pid: int) -> list[int]:
 def dagster_home(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     """A webserver whose run workers beat every second."""
     root = tmp_path_factory.mktemp("orphans")
-    home = root / "dagster_home"
-    home.mkdir()
-    (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    (root / "workspace.yaml").write_text(WORKSPACE)
-    port = free_port()
-    settings = Settings(
-        dagster_url=f"http://127.0.0.1:{port}",
+    with vidpipe_webserver(
         database_url=database_url,
-        home=root / "vidpipe",
-        storage_url=(root / "storage").as_uri(),
-        providers="local",
-    )
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("VIDPIPE_DAGSTER_SHARD", "DAGSTER_"))
-    }
-    env.update(
-        DAGSTER_HOME=str(home),
-        VIDPIPE_HOME=str(settings.home),
-        VIDPIPE_DATABASE_URL=database_url,
-        VIDPIPE_STORAGE_URL=settings.resolved_storage_url,
-        VIDPIPE_PROVIDERS="local",
-        VIDPIPE_HEARTBEAT_INTERVAL_SECONDS="1",
-    )
-    with running_webserver(
-        workspace=root / "workspace.yaml", port=port, env=env, log_path=root / "webserver.log"
-    ):
+        root=root,
+        dagster_yaml=DAGSTER_YAML,
+        env={"VIDPIPE_HEARTBEAT_INTERVAL_SECONDS": "1"},
+    ) as (home, settings):
         yield {"home": home, "settings": settings}
 
 

@@ -24,13 +24,16 @@ from api.main import create_app
 from tests.api.conftest import BASE, make_token
 from tests.dagster.test_execute_api import (
     DAGSTER_YAML,
-    WORKSPACE,
     create,
     graphql,
     node_row,
 )
 from tests.fakes.elevenlabs import FakeElevenLabs
-from tests.fixtures.webserver import free_port, running_webserver
+from tests.fixtures.webserver import (
+    VIDPIPE_WORKSPACE,
+    free_port,
+    running_webserver,
+)
 from vidpipe_dagster.assets.asset_keys import key_of
 from vidpipe_dagster.db import migrate
 from vidpipe_dagster.db.session import make_engine, make_sessionmaker
@@ -72,7 +75,7 @@ def stack(request, database_url: str, tmp_path_factory: pytest.TempPathFactory) 
     home = root / "dagster_home"
     home.mkdir()
     (home / "dagster.yaml").write_text(DAGSTER_YAML)
-    (root / "workspace.yaml").write_text(WORKSPACE)
+    (root / "workspace.yaml").write_text(VIDPIPE_WORKSPACE)
     port = free_port()
     engine = make_engine(url)
     with FakeElevenLabs() as fake:
