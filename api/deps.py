@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import AsyncIterator, Callable
 from functools import cache, partial
 from typing import Annotated, Any, TypeVar
@@ -40,6 +41,7 @@ async def get_session(request: Request) -> AsyncIterator[Session]:
     holds no connection, else on a thread of its own limiter, since closing then rolls back
     and the handlers' threads may all be waiting for the connection it gives back.
     """
+    request.state.database_began = time.monotonic()
     session = request.app.state.sessions()
     try:
         yield session

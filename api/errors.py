@@ -10,6 +10,7 @@ The database unreachable (or a lock conflict that outlived its retries) is a 503
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -18,7 +19,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, SessionTransaction, sessionmaker
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from vidpipe_dagster.db.conflicts import is_conflict, is_unavailable
@@ -82,18 +85,31 @@ def _first_line(error: BaseException) -> str:
 class DatabaseOutage:
     """One log line when the database stops answering, one when it answers again.
 
-    :meth:`down` is called for every request refused for the outage, :meth:`up` whenever a
-    transaction gets a working connection (cheap when nothing is down).
+    :meth:`down` is called for every request refused for the outage; :meth:`up` whenever a
+    transaction gets a working connection (cheap when nothing is down), with
+    :meth:`stamp` marking when each transaction began.
+
+    Reports arrive later than what they report (a thread may wait for the interpreter
+    between getting its connection and saying so), so each is judged by when its request
+    or transaction *began*: a failure of a request that began before the last outage
+    ended belongs to that outage, and a connection got by a transaction that began before
+    the outage was reported does not end it. Neither makes the log flap.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._since: float | None = None
+        self._ended = -math.inf
         self._refused = 0
 
-    def down(self, error: BaseException) -> None:
-        """Count a refused request; log the outage when it is the first."""
+    def down(self, error: BaseException, *, began: float | None = None) -> None:
+        """Count a refused request; log the outage when it is the first.
+
+        ``began``: when the request started (``time.monotonic()``), None when unknown.
+        """
         with self._lock:
+            if self._since is None and began is not None and began < self._ended:
+                return
             self._refused += 1
             if self._since is not None:
                 return
@@ -103,14 +119,24 @@ class DatabaseOutage:
             _first_line(error),
         )
 
-    def up(self, *_args: object) -> None:
-        """Note a working connection; log the end of an outage if one was in progress."""
+    @staticmethod
+    def stamp(session: Session, transaction: SessionTransaction) -> None:
+        """Record when a session's outermost transaction began (``after_transaction_create``:
+        before it asks the pool for a connection)."""
+        if transaction.parent is None:
+            session.info[BEGAN] = time.monotonic()
+
+    def up(self, session: Session | None = None, *_args: object) -> None:
+        """Note a working connection (``after_begin``); log the end of an outage if one
+        was in progress and the transaction began after it was reported."""
         if self._since is None:
             return
+        began = session.info.get(BEGAN, math.inf) if session is not None else math.inf
         with self._lock:
-            if self._since is None:
+            if self._since is None or began <= self._since:
                 return
-            seconds, refused = time.monotonic() - self._since, self._refused
+            self._ended = time.monotonic()
+            seconds, refused = self._ended - self._since, self._refused
             self._since, self._refused = None, 0
         log.warning(
             "pipeline database answering again after %.1f s; %d request(s) answered 503",
@@ -118,16 +144,29 @@ class DatabaseOutage:
             refused,
         )
 
+    def watch(self, sessions: sessionmaker[Session]) -> None:
+        """Hook :meth:`stamp` and :meth:`up` to every session ``sessions`` makes."""
+        event.listen(sessions, "after_transaction_create", self.stamp)
+        event.listen(sessions, "after_begin", self.up)
 
-def database_error_response(error: SQLAlchemyError, outage: DatabaseOutage) -> JSONResponse | None:
-    """The 503 for an unreachable database or a lasting lock conflict; None for others."""
+
+BEGAN = "vidpipe.transaction_began"
+"""The ``Session.info`` key :meth:`DatabaseOutage.stamp` writes."""
+
+
+def database_error_response(
+    error: SQLAlchemyError, outage: DatabaseOutage, *, began: float | None = None
+) -> JSONResponse | None:
+    """The 503 for an unreachable database or a lasting lock conflict; None for others.
+
+    ``began``: when the request started (see :meth:`DatabaseOutage.down`)."""
     if is_conflict(error):
         log.warning("request refused after repeated lock conflicts: %s", _first_line(error))
         return error_response(
             503, "service_unavailable", DATABASE_BUSY, retry_after=CONFLICT_RETRY_AFTER_SECONDS
         )
     if is_unavailable(error):
-        outage.down(error)
+        outage.down(error, began=began)
         return error_response(
             503,
             "service_unavailable",
@@ -198,7 +237,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SQLAlchemyError)
     async def _database(request: Request, error: SQLAlchemyError) -> JSONResponse:
-        response = database_error_response(error, request.app.state.database_outage)
+        response = database_error_response(
+            error,
+            request.app.state.database_outage,
+            began=getattr(request.state, "database_began", None),
+        )
         if response is not None:
             return response
         log.error(

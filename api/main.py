@@ -10,7 +10,6 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
-from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.contract import Contract
@@ -61,7 +60,7 @@ def create_app(
     )
     app.router.add_event_handler("shutdown", app.state.read_cache.stop)
     app.state.database_outage = DatabaseOutage()
-    event.listen(app.state.sessions, "after_begin", app.state.database_outage.up)
+    app.state.database_outage.watch(app.state.sessions)
     app.state.notify_change = _never_raises(notify_change or _default_notify(settings))
     app.state.node_batches = NodeBatches(
         sessions=app.state.sessions,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
@@ -20,11 +22,12 @@ router = APIRouter(tags=["health"])
 )
 def healthz(request: Request) -> JSONResponse:
     """200 ``{"status": "ok"}`` when the database answers, else a 503 in the error shape."""
+    began = time.monotonic()
     try:
         with request.app.state.sessions() as session:
             session.execute(text("SELECT 1"))
     except SQLAlchemyError as error:
-        request.app.state.database_outage.down(error)
+        request.app.state.database_outage.down(error, began=began)
         return error_response(
             503,
             "service_unavailable",

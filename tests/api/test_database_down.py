@@ -12,7 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
+from api.errors import DatabaseOutage
 from api.main import create_app
 from tests.api.conftest import BASE, make_token
 from tests.fixtures.tcp_proxy import TcpProxy
@@ -171,3 +173,33 @@ def test_database_down_mid_traffic_answers_503_then_recovers(proxied, proxy, cap
     assert sum("pipeline database answering again" in m for m in messages) == 2, messages
     noisy = [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
     assert len(noisy) == 2, [(r.name, r.getMessage()[:120]) for r in noisy]
+
+
+def _began(outage: DatabaseOutage) -> Session:
+    """A session whose transaction begins now, as the sessionmaker's hook stamps it."""
+    session = Session()
+    outage.stamp(session, session.begin())
+    return session
+
+
+def test_late_reports_do_not_make_the_outage_log_flap(caplog) -> None:
+    """Reports reach the outage later than what they report. A connection refused just
+    before the database came back, reported after a success, is part of that outage; a
+    connection got just before the database went, reported after the first failure, does
+    not end it. A request that began after a recovery and fails is a new outage."""
+    caplog.set_level(logging.INFO, logger="api.errors")
+    outage = DatabaseOutage()
+    refused = ConnectionRefusedError("connection refused")
+    early = _began(outage)  # got its connection before the outage
+    began_during = time.monotonic()
+    outage.down(refused, began=began_during)
+    outage.up(early)  # ...and said so only now: no recovery
+    outage.up(_began(outage))  # a transaction that began after the failure: recovery
+    outage.down(refused, began=began_during)  # the straggler
+    outage.up(_began(outage))
+    outage.down(refused, began=time.monotonic())  # a new outage
+    outage.up(_began(outage))
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 2, messages
+    assert sum("answering again" in m for m in messages) == 2, messages
+    assert "1 request(s) answered 503" in messages[1], messages
