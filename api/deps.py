@@ -103,6 +103,15 @@ BEARER = HTTPBearer(
 """The security scheme in the OpenAPI document; :func:`require_admin` does the checking."""
 
 
+def bearer_token(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, None when absent or blank."""
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        return None
+    return token
+
+
 async def require_admin(
     request: Request,
     session: SessionDep,
@@ -113,12 +122,10 @@ async def require_admin(
     A verified token is kept by the read cache (:mod:`api.read_cache`) for up to
     ``VIDPIPE_TOKEN_CACHE_SECONDS``; a revocation drops it as soon as it commits.
     """
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request.headers.get("authorization", ""))
+    if token is None:
         raise ApiError(401, "Missing bearer token")
     cache = request.app.state.read_cache
-    token = token.strip()
     digest = hash_token(token)
     record = cache.token(digest)
     if record is None:

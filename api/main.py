@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from sqlalchemy.orm import Session, sessionmaker
 
+from api.cached_reads import CachedPipelineReads
 from api.contract import Contract
 from api.docs import install_docs
 from api.errors import DatabaseOutage, install_error_handlers
@@ -72,6 +73,7 @@ def create_app(
     app.state.providers = shared_clients(settings)
     app.router.add_event_handler("startup", freeze_startup_heap)
     app.router.add_event_handler("shutdown", app.state.providers.close)
+    app.add_middleware(CachedPipelineReads, prefix=pipelines.router.prefix)
     install_error_handlers(app)
     install_cors(app, settings)
     for module in (health, pipelines, nodes, execution, media, events, webhooks):

@@ -27,6 +27,7 @@ import uuid as uuid_lib
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, TypeVar
 
 import psycopg
@@ -76,6 +77,7 @@ class ReadCache:
         self._last_lookup = time.monotonic()
         self._flights: dict[str, tuple[Ticket, asyncio.Future]] = {}
         self._tasks: set[asyncio.Task] = set()
+        self._refreshing: set[str] = set()
 
     @property
     def live(self) -> bool:
@@ -153,11 +155,18 @@ class ReadCache:
         """Run :meth:`load` in the background unless a read of ``key`` is under way, so a
         hot entry is replaced before it expires and no request waits for it. ``read``
         must open its own session (the request's closes with the request)."""
-        if key in self._flights:
+        if key in self._flights or key in self._refreshing:
             return
+        # Marked at once: the task registers its flight only when it first runs, and every
+        # request served before then would start a read of its own (one per connection).
+        self._refreshing.add(key)
         task = asyncio.get_running_loop().create_task(self._refresh(key, watch, read))
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(partial(self._refreshed, key))
+
+    def _refreshed(self, key: str, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        self._refreshing.discard(key)
 
     async def _refresh(self, key: str, watch: str, read: Callable[[Ticket], Any]) -> None:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -220,3 +221,29 @@ def test_a_read_that_overlapped_a_change_is_not_kept(engine):
     finally:
         cache.stop()
     assert not cache.live
+
+
+def test_requests_past_half_life_start_one_background_read(engine):
+    """Every request served while an entry is past half its lifetime asks for its
+    successor; one read is made, however many ask before it begins."""
+    cache = ReadCache(engine=engine, body_seconds=5, token_seconds=5)
+    reads: list[object] = []
+
+    def read(ticket):
+        reads.append(ticket)
+        return b"next"
+
+    async def burst() -> None:
+        for _ in range(50):
+            cache.refresh("pipeline:p", watch="p", read=read)
+        while cache._tasks:
+            await asyncio.sleep(0.01)
+        cache.refresh("pipeline:p", watch="p", read=read)  # a later half-life: a new read
+        while cache._tasks:
+            await asyncio.sleep(0.01)
+
+    try:
+        asyncio.run(burst())
+    finally:
+        cache.stop()
+    assert len(reads) == 2
