@@ -25,3 +25,6 @@ _.build_defs_from_state
 
 # Set on a DB-API connection (sqlite3 reads it).
 _.isolation_level
+
+# Dagster's code server reads the multiprocessing context it starts run workers with.
+_._mp_ctx

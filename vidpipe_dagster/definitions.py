@@ -16,7 +16,7 @@ import dagster as dg
 
 from vidpipe_dagster.assets.materialize import RESOURCE_KEY
 from vidpipe_dagster.domain.naming import location_name
-from vidpipe_dagster.orchestration import code_server
+from vidpipe_dagster.orchestration import code_server, run_workers
 from vidpipe_dagster.orchestration.compiler import compile_snapshot
 from vidpipe_dagster.orchestration.components import PipelinesComponent
 from vidpipe_dagster.orchestration.provider_sensor import build_provider_sensor
@@ -70,6 +70,8 @@ def defs() -> dg.Definitions:
     """The code location Dagster loads (the shard named by the settings, if any)."""
     settings = get_settings()
     code_server.prepare_process(memo=settings.code_server_memo)
+    if settings.run_worker_forkserver:
+        run_workers.install()
     verify_shared_storage(settings, VidpipeResource().sessions())
     return build_definitions(
         shard=settings.dagster_shard,
