@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 import uuid
 
 import dagster as dg
@@ -62,6 +64,31 @@ def test_created_rows_record_unique_names(sessions) -> None:
         ["product_launch", "product_launch_2"],
         ["voiceover", "voiceover_2", "talking_head"],
     )
+
+
+def test_pipelines_created_at_once_with_one_title_record_different_names(sessions) -> None:
+    """Eight transactions create "Intro" together, each flushing before any commits (as
+    concurrent API creations do): each must record its own name, or the location holding
+    them would not load."""
+    count = 8
+    overlap = threading.Barrier(count)
+    names: list[str] = []
+
+    def create() -> None:
+        with sessions() as session:
+            pipeline = create_pipeline(session, title="Intro")
+            session.flush()
+            with contextlib.suppress(threading.BrokenBarrierError):
+                overlap.wait(timeout=1)  # without the naming lock, all flush before any commit
+            session.commit()
+            names.append(pipeline.dagster_name)
+
+    threads = [threading.Thread(target=create) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(names) == sorted(["intro", *(f"intro_{n}" for n in range(2, count + 1))])
 
 
 def test_a_rename_keeps_the_key_and_the_materialization_history(sessions, resource) -> None:

@@ -14,7 +14,7 @@ import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import event, select, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.orm import Session
 
 from vidpipe_dagster.db.models import Node, Pipeline
@@ -88,6 +88,22 @@ def _taken_node_names(session: Session, pipeline_id: Any) -> set[str]:
     return {name for (name,) in rows if name}
 
 
+_NAMING_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('vidpipe:pipeline_names'))"
+
+
+def lock_pipeline_naming(session: Session) -> None:
+    """Let one transaction at a time name new pipelines, until it commits (PostgreSQL; SQLite
+    has one writer at a time anyway).
+
+    Otherwise two pipelines created at once with the same title each found the name free and
+    recorded it, and the location holding both failed to load (two groups, ops and schedules
+    of one name). Nodes need no such lock: every writer creating them holds their pipeline's
+    row lock (:mod:`~vidpipe_dagster.domain.nodes`).
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text(_NAMING_LOCK_SQL))
+
+
 def assign_new_names(session: Session) -> None:
     """Record the name of every pipeline and node about to be inserted without one (called
     before every ORM flush, ``db.models``)."""
@@ -97,6 +113,8 @@ def assign_new_names(session: Session) -> None:
     new_pipelines: set[str] = set()
     new_nodes: dict[Any, set[str]] = {}
     with session.no_autoflush:
+        if any(isinstance(row, Pipeline) for row in pending):
+            lock_pipeline_naming(session)
         for row in pending:
             if isinstance(row, Pipeline):
                 base = safe_name(row.title, fallback="pipeline")

@@ -14,6 +14,9 @@ Every writer of the pipeline tables (API edits and deletes, an execute's launch 
 queue, the progress refresh, webhooks, schedules, the code location's
 compile-error notes) takes its row locks in this one order, and never goes back up it:
 
+0. the pipeline-names lock (``pg_advisory_xact_lock``), taken by the flush that inserts a
+   pipeline (:func:`~vidpipe_dagster.db.names.lock_pipeline_naming`); only the API's create
+   and the demo insert pipelines, each before it locks any row;
 1. pipeline rows (``video_production_pipelines``), by id when there are several;
 2. node rows (``video_production_nodes``), by id when there are several;
 3. the per-provider admission lock (``pg_advisory_xact_lock`` in
