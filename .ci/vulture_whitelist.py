@@ -28,3 +28,6 @@ _.isolation_level
 
 # Dagster's code server reads the multiprocessing context it starts run workers with.
 _._mp_ctx
+
+# Dagster builds its storages through these (ConfigurableClass).
+_.from_config_value

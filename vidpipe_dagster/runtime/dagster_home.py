@@ -22,9 +22,37 @@ run_monitoring:
 sensors:
   use_threads: true
   num_workers: 4
+# Dagster's SQLite run and schedule storage, in their usual places, waiting up to 30 s for a
+# lock as its event log does (vidpipe_dagster/runtime/dagster_sqlite.py).
+run_storage:
+  module: vidpipe_dagster.runtime.dagster_sqlite
+  class: PatientSqliteRunStorage
+  config:
+    base_dir: history
+schedule_storage:
+  module: vidpipe_dagster.runtime.dagster_sqlite
+  class: PatientSqliteScheduleStorage
+  config:
+    base_dir: schedules
 """
 
 PREVIOUS_DAGSTER_YAMLS = (
+    """\
+# Embedded Dagster instance for vidpipe: SQLite storage under this directory.
+telemetry:
+  enabled: false
+# The daemon takes queued runs off the queue every second (Dagster's default is 5 s), so a
+# run starts about a second after the editor's execute.
+run_queue:
+  max_concurrent_runs: 4
+  dequeue_interval_seconds: 1
+run_monitoring:
+  enabled: true
+  poll_interval_seconds: 5
+sensors:
+  use_threads: true
+  num_workers: 4
+""",
     """\
 # Embedded Dagster instance for vidpipe: SQLite storage under this directory.
 telemetry:
