@@ -142,7 +142,10 @@ def test_database_down_mid_traffic_answers_503_then_recovers(proxied, proxy, cap
                 lambda b=back: any(r[2] == 200 for r in traffic.since(b)), seconds=20
             ), "no request succeeded after the database came back"
             recovered = next(r[0] for r in traffic.since(back) if r[2] == 200)
-            time.sleep(0.5)
+            # some answers after the recovery settled (slow on a loaded machine)
+            assert wait_for(lambda r=recovered: len(traffic.since(r + 0.2)) >= 10, seconds=20), (
+                "too few answers after the database came back"
+            )
             while_up = traffic.since(up)
             # sent while the database was up (a request sent during the previous outage may
             # be answered 503 after it ended)
