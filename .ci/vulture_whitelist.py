@@ -31,3 +31,7 @@ _._mp_ctx
 
 # Dagster builds its storages through these (ConfigurableClass).
 _.from_config_value
+
+# Named by the embedded dagster.yaml (runtime/dagster_home.py), built by Dagster.
+_.PatientSqliteRunStorage
+_.PatientSqliteScheduleStorage

@@ -14,11 +14,14 @@ Installed inside the error and CORS middlewares, so its answers carry the same C
 
 from __future__ import annotations
 
-import uuid as uuid_lib
 from typing import Any
+
+from starlette.datastructures import Headers
 
 from api.deps import bearer_token
 from api.read_cache import ReadCache
+from vidpipe_dagster.domain.errors import NotFoundError
+from vidpipe_dagster.domain.pipelines import parse_uuid
 from vidpipe_dagster.domain.tokens import hash_token, use_due
 
 JSON_HEADERS = (b"content-type", b"application/json")
@@ -57,7 +60,7 @@ class CachedPipelineReads:
         if not tail or "/" in tail:
             return None
         cache: ReadCache = scope["app"].state.read_cache
-        token = bearer_token(_header(scope, b"authorization"))
+        token = bearer_token(Headers(scope=scope).get("authorization", ""))
         if token is None:
             return None
         digest = hash_token(token)
@@ -67,16 +70,9 @@ class CachedPipelineReads:
         if cache.ageing(digest, token=True):
             return None
         try:
-            key = str(uuid_lib.UUID(tail))
-        except ValueError:
+            key = str(parse_uuid(tail, what="Pipeline"))  # the route's key
+        except NotFoundError:
             return None
         if cache.ageing(key):
             return None
         return cache.body(key)
-
-
-def _header(scope: Any, name: bytes) -> str:
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return ""

@@ -126,12 +126,12 @@ class DatabaseOutage:
         if transaction.parent is None:
             session.info[BEGAN] = time.monotonic()
 
-    def up(self, session: Session | None = None, *_args: object) -> None:
+    def up(self, session: Session, *_args: object) -> None:
         """Note a working connection (``after_begin``); log the end of an outage if one
         was in progress and the transaction began after it was reported."""
         if self._since is None:
             return
-        began = session.info.get(BEGAN, math.inf) if session is not None else math.inf
+        began = session.info.get(BEGAN, math.inf)
         with self._lock:
             if self._since is None or began <= self._since:
                 return

@@ -101,19 +101,24 @@ def _is_repository_snap(serialized: str) -> bool:
     return serialized.startswith('{"__class__": "ExternalRepositoryData"')
 
 
+def on_tested_dagster(refused: str) -> bool:
+    """Whether the installed Dagster is ``TESTED_DAGSTER``, the version a wrap of its private
+    server methods was written against; if not, log ``refused`` (what is left undone)."""
+    import dagster
+
+    if dagster.__version__ == TESTED_DAGSTER:
+        return True
+    log.info("%s: written for dagster %s, found %s", refused, TESTED_DAGSTER, dagster.__version__)
+    return False
+
+
 def install() -> bool:
     """Memoize the code server's snapshot answers; True when the wrap is in place."""
-    import dagster
     from dagster._grpc.server import DagsterApiServer
 
     if getattr(DagsterApiServer, _MARK, False):
         return True
-    if dagster.__version__ != TESTED_DAGSTER:
-        log.info(
-            "Code server snapshot memo not installed: written for dagster %s, found %s",
-            TESTED_DAGSTER,
-            dagster.__version__,
-        )
+    if not on_tested_dagster("Code server snapshot memo not installed"):
         return False
     repository_data = DagsterApiServer._get_serialized_external_repository_data
     external_job = DagsterApiServer.ExternalJob

@@ -22,16 +22,13 @@ imports (about 100 MB) per code server, and exits with it.
 from __future__ import annotations
 
 import functools
-import logging
 import multiprocessing
 import multiprocessing.forkserver
 import threading
 from multiprocessing.context import BaseContext
 from typing import Any
 
-from vidpipe_dagster.orchestration.code_server import TESTED_DAGSTER
-
-log = logging.getLogger(__name__)
+from vidpipe_dagster.orchestration.code_server import on_tested_dagster
 
 PRELOAD = [
     "dagster",
@@ -66,17 +63,11 @@ def warm() -> threading.Thread:
 
 def install() -> bool:
     """Start run workers from the fork server; True when the change is in place."""
-    import dagster
     from dagster._grpc.server import DagsterApiServer
 
     if getattr(DagsterApiServer, _MARK, False):
         return True
-    if dagster.__version__ != TESTED_DAGSTER:
-        log.info(
-            "Run workers are spawned as Dagster does: written for dagster %s, found %s",
-            TESTED_DAGSTER,
-            dagster.__version__,
-        )
+    if not on_tested_dagster("Run workers are spawned as Dagster does"):
         return False
     start_run = DagsterApiServer.StartRun
     list_repositories = DagsterApiServer.ListRepositories

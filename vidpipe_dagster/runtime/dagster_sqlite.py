@@ -36,38 +36,31 @@ def under_home(base_dir: str) -> str:
     return os.path.join(home, base_dir)
 
 
-@contextmanager
-def _patient_connection(conn_string: str) -> Iterator[Connection]:
-    engine = create_engine(
-        conn_string, poolclass=NullPool, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS}
-    )
-    with engine.connect() as connection, connection.begin():
-        yield connection
+class _PatientSqlite:
+    """What both storages change: where ``base_dir`` is, and the busy timeout of every
+    connection. Mixed in before the Dagster class it changes."""
+
+    _conn_string: str
+
+    @classmethod
+    def from_config_value(cls, inst_data: Any, config_value: Any) -> Any:
+        base_dir = under_home(config_value["base_dir"])
+        return cls.from_local(inst_data=inst_data, base_dir=base_dir)  # type: ignore[attr-defined]
+
+    @contextmanager
+    def connect(self) -> Iterator[Connection]:
+        engine = create_engine(
+            self._conn_string,
+            poolclass=NullPool,
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+        )
+        with engine.connect() as connection, connection.begin():
+            yield connection
 
 
-class PatientSqliteRunStorage(SqliteRunStorage):
+class PatientSqliteRunStorage(_PatientSqlite, SqliteRunStorage):
     """``SqliteRunStorage`` whose connections wait up to 30 s for a lock."""
 
-    @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> PatientSqliteRunStorage:
-        return cls.from_local(inst_data=inst_data, base_dir=under_home(config_value["base_dir"]))
 
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with _patient_connection(self._conn_string) as connection:
-            yield connection
-
-
-class PatientSqliteScheduleStorage(SqliteScheduleStorage):
+class PatientSqliteScheduleStorage(_PatientSqlite, SqliteScheduleStorage):
     """``SqliteScheduleStorage`` whose connections wait up to 30 s for a lock."""
-
-    @classmethod
-    def from_config_value(cls, inst_data: Any, config_value: Any) -> PatientSqliteScheduleStorage:
-        storage = cls.from_local(inst_data=inst_data, base_dir=under_home(config_value["base_dir"]))
-        assert isinstance(storage, cls)
-        return storage
-
-    @contextmanager
-    def connect(self) -> Iterator[Connection]:
-        with _patient_connection(self._conn_string) as connection:
-            yield connection
